@@ -1,0 +1,187 @@
+"""Layers and models composed from registry ops (STYLE principle 4), keyed by slash paths.
+
+The same builder runs on sympy symbols (formulas) or on integers (exact evaluation of one config).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from costmodel.errors import CoreplanError
+from costmodel.registry import REGISTRY, OpCost, op_cost
+from costmodel.spec import ModelSpec
+
+SCOPES = ("model", "layer", "attention", "attention-core")
+CORE_IMPLS = ("split", "masked", "flex")
+DENSE_IMPLS = ("dense",)
+IMPLS = CORE_IMPLS + DENSE_IMPLS
+
+_LAYER = frozenset({"model", "layer"})
+_ATTN = _LAYER | {"attention"}
+_CORE = _ATTN | {"attention-core"}
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Sizes of one configuration, as sympy symbols or integers.
+
+    batch (B), patch_tokens (N), core_tokens (C), extra_tokens (E), embed_dim (D), num_heads (H),
+    mlp_hidden_dim (F), depth (L), patch_size (P), elem_bytes (W), pos_table_numel (G: rows of a learned
+    position table times nothing else; 0 when no interpolation runs).
+    """
+
+    batch: object
+    patch_tokens: object
+    core_tokens: object
+    extra_tokens: object
+    embed_dim: object
+    num_heads: object
+    mlp_hidden_dim: object
+    depth: object
+    patch_size: object
+    elem_bytes: object
+    pos_table_rows: object = 0
+    interpolate: object = 0
+
+    @property
+    def seq_len(self):
+        """Tokens every layer processes: S = C + N (core) or N + E (dense)."""
+        return self.core_tokens + self.patch_tokens + self.extra_tokens
+
+    @property
+    def head_dim(self):
+        return self.embed_dim / self.num_heads
+
+
+SYMBOLS = Dims(*sp.symbols("B N C E D H F L P W", positive=True, integer=True),
+               *sp.symbols("G I", nonnegative=True, integer=True))
+
+
+@dataclass(frozen=True)
+class OpNode:
+    """One op in the graph: `repeat` copies in the whole model, one copy in the smaller scopes."""
+
+    path: str
+    op: str
+    shape: dict = field(hash=False)
+    scopes: frozenset = frozenset({"model"})
+    repeat: object = 1
+
+    def cost(self) -> OpCost:
+        return op_cost(self.op, **self.shape)
+
+    @property
+    def op_class(self) -> str:
+        return REGISTRY[self.op].op_class
+
+
+def check_impl(spec: ModelSpec, impl: str | None) -> str:
+    """Resolve the attention implementation for a model (default: split for core, dense for dense)."""
+    allowed = CORE_IMPLS if spec.is_core else DENSE_IMPLS
+    if impl is None:
+        return allowed[0]
+    if impl not in IMPLS:
+        raise CoreplanError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
+    if impl not in allowed:
+        raise CoreplanError(f"impl {impl!r} does not apply to {spec.kind} model {spec.name!r}; "
+                            f"choose one of {', '.join(allowed)}")
+    return impl
+
+
+def build_graph(spec: ModelSpec, dims: Dims, impl: str) -> list[OpNode]:
+    """Every op of a forward pass of `spec` at `dims` with attention implementation `impl`."""
+    nodes = _stem(spec, dims)
+    nodes += _attention_block(spec, dims, impl)
+    nodes += _mlp_block(spec, dims)
+    tokens = dims.batch * dims.seq_len
+    nodes.append(OpNode("final_norm", "layer_norm",
+                        dict(numel=tokens * dims.embed_dim, affine=True, elem_bytes=dims.elem_bytes)))
+    return nodes
+
+
+def _stem(spec: ModelSpec, d: Dims) -> list[OpNode]:
+    W = d.elem_bytes
+    nodes = [OpNode("patch_embed", "conv2d", dict(
+        batch=d.batch, in_chans=spec.in_chans, out_chans=d.embed_dim, kernel=d.patch_size,
+        out_pixels=d.patch_tokens, bias=True, elem_bytes=W))]
+    if spec.pos_embed == "learned":
+        rows = d.patch_tokens + spec.cls_tokens  # the table covers cls + patches; registers come after
+        nodes.append(OpNode("pos_embed/interp", "interp_bicubic", dict(
+            out_numel=d.patch_tokens * d.embed_dim, in_numel=d.pos_table_rows * d.embed_dim,
+            elem_bytes=W), repeat=d.interpolate))
+        nodes.append(OpNode("pos_embed/add", "add", dict(numel=d.batch * rows * d.embed_dim,
+                                                         elem_bytes=W)))
+    if spec.core_coord_head:
+        # Linear(D, 2) on the C core tokens, before layers 1..L-1
+        nodes.append(OpNode("core_head", "linear", dict(
+            tokens=d.batch * d.core_tokens, in_features=d.embed_dim, out_features=2, bias=True,
+            elem_bytes=W), repeat=d.depth - 1))
+    return nodes
+
+
+def _layer(path: str, op: str, d: Dims, scopes=_LAYER, **shape) -> OpNode:
+    return OpNode(path, op, dict(shape, elem_bytes=d.elem_bytes), scopes, d.depth)
+
+
+def _attention_block(spec: ModelSpec, d: Dims, impl: str) -> list[OpNode]:
+    tokens, D = d.batch * d.seq_len, d.embed_dim
+    nodes = [_layer("layer/norm1", "layer_norm", d, numel=tokens * D, affine=True)]
+    if spec.fused_qkv:
+        # NB: DINOv3 zeroes the key third of the qkv bias with a mask but still adds all 3D biases.
+        nodes.append(_layer("layer/attn/qkv", "linear", d, _ATTN, tokens=tokens, in_features=D,
+                            out_features=3 * D, bias=spec.qkv_bias))
+    else:
+        for name in ("q", "k", "v"):
+            bias = spec.qkv_bias and (spec.key_bias or name != "k")
+            nodes.append(_layer(f"layer/attn/{name}", "linear", d, _ATTN, tokens=tokens,
+                                in_features=D, out_features=D, bias=bias))
+    if spec.pos_embed == "rope":
+        rotated = d.batch * (d.seq_len if spec.is_core else d.patch_tokens) * D
+        nodes += [_layer(f"layer/attn/rope_{t}", "rope", d, _ATTN, numel=rotated) for t in "qk"]
+    nodes += _attention_core(d, impl)
+    nodes.append(_layer("layer/attn/out", "linear", d, _ATTN, tokens=tokens, in_features=D,
+                        out_features=D, bias=True))
+    return nodes + _residual("attn", spec, d)
+
+
+def _attention_core(d: Dims, impl: str) -> list[OpNode]:
+    common = dict(batch=d.batch, heads=d.num_heads, head_dim=d.head_dim)
+    C, N, S = d.core_tokens, d.patch_tokens, d.seq_len
+    if impl == "split":
+        return [_layer("layer/attn/sdpa_cores", "sdpa", d, _CORE, q_len=C, kv_len=S, **common),
+                _layer("layer/attn/sdpa_patches", "sdpa", d, _CORE, q_len=N, kv_len=C, **common)]
+    if impl == "masked":
+        return [_layer("layer/attn/sdpa_masked", "sdpa", d, _CORE, q_len=S, kv_len=S, masked=True,
+                       **common)]
+    if impl == "flex":
+        return [_layer("layer/attn/flex", "flex_attention", d, _CORE, seq_len=S, core_len=C, **common)]
+    return [_layer("layer/attn/sdpa", "sdpa", d, _CORE, q_len=S, kv_len=S, **common)]
+
+
+def _residual(block: str, spec: ModelSpec, d: Dims) -> list[OpNode]:
+    numel = d.batch * d.seq_len * d.embed_dim
+    nodes = []
+    if spec.layer_scale:
+        nodes.append(_layer(f"layer/{block}/layer_scale", "mul", d, numel=numel))
+    nodes.append(_layer(f"layer/{block}/residual", "add", d, numel=numel))
+    return nodes
+
+
+def _mlp_block(spec: ModelSpec, d: Dims) -> list[OpNode]:
+    tokens, D, F = d.batch * d.seq_len, d.embed_dim, d.mlp_hidden_dim
+    nodes = [_layer("layer/norm2", "layer_norm", d, numel=tokens * D, affine=True)]
+    if spec.mlp == "swiglu":
+        nodes += [
+            _layer("layer/mlp/fc1", "linear", d, tokens=tokens, in_features=D, out_features=2 * F,
+                   bias=True),
+            _layer("layer/mlp/silu", "silu", d, numel=tokens * F),
+            _layer("layer/mlp/gate", "mul", d, numel=tokens * F)]
+    else:
+        nodes += [
+            _layer("layer/mlp/fc1", "linear", d, tokens=tokens, in_features=D, out_features=F, bias=True),
+            _layer("layer/mlp/gelu", "gelu", d, numel=tokens * F)]
+    nodes.append(_layer("layer/mlp/fc2", "linear", d, tokens=tokens, in_features=F, out_features=D,
+                        bias=True))
+    return nodes + _residual("mlp", spec, d)

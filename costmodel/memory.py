@@ -1,0 +1,123 @@
+"""Memory model: weights, inference activation peak, and training memory, every term separately.
+
+Units: bytes. X = B*S*D*W is one residual-stream tensor (S tokens per layer, W bytes per element);
+Fx = B*S*F*W one MLP-hidden tensor. The live sets below are enumerated from the reference forward
+(`reference/models.py`) and checked against a live-tensor tracker in the tests:
+
+- Inside a block the caller still holds the block's input, so a block's base is 3X (block input,
+  current x, normalised h) plus the RoPE cos/sin tables (2*B*S_rope*d*W).
+- Attention: q, k, v (3X); RoPE on all tokens peaks while rotating k (k*cos, rotate_half(k),
+  rotate_half(k)*sin: +3X); RoPE on patches only (DINOv3) also keeps the fused qkv (3X) and the cat
+  of the rotated q (X). SDPA stage: output X + logsumexp (fp32, B*H*S) and, for the masked impl, the
+  boolean mask (S^2 bytes) and the float mask SDPA derives from it (S^2 * W).
+  NB: fused CPU/CUDA SDPA writes its output in (B, S, H, d) order, so merging heads is a view.
+- MLP: SwiGLU keeps fc1's output (2 Fx), silu(u) (Fx) and the gated product (Fx); GELU keeps fc1's
+  output and its activation (2 Fx).
+NB: the allocator's rounding and kernels' internal workspaces are not modelled (see README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from costmodel.cost import Config
+from costmodel.params import parameter_count
+
+LOGSUMEXP_BYTES = 4  # SDPA keeps its logsumexp in fp32 whatever the dtype
+NORM_STATS_BYTES = 4  # LayerNorm keeps mean and rstd in fp32 for backward
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    weights_bytes: int
+    activation_peak_bytes: int
+    total_bytes: int
+    terms: dict[str, int]
+    peak_stage: str
+
+
+def _units(c: Config) -> dict[str, int]:
+    s, W = c.spec, c.elem_bytes
+    B, S, D, F = c.batch, c.seq_len, s.embed_dim, s.mlp_hidden_dim
+    rope_tokens = S if s.is_core else c.patch_tokens
+    return dict(X=B * S * D * W, Fx=B * S * F * W,
+                tables=2 * B * rope_tokens * s.head_dim * W if s.pos_embed == "rope" else 0,
+                lse=LOGSUMEXP_BYTES * B * s.num_heads * S,
+                mask=S * S * (1 + W) if c.impl == "masked" else 0)
+
+
+def inference_stages(c: Config) -> dict[str, int]:
+    """Live activation bytes at each candidate peak of one forward (no_grad)."""
+    u, s = _units(c), c.spec
+    X, Fx = u["X"], u["Fx"]
+    base = 3 * X + u["tables"]
+    if s.pos_embed != "rope":
+        rope = 0
+    elif s.is_core:
+        rope = 3 * X
+    else:
+        rope = 4 * X  # qkv kept whole + rotated q + k temporaries
+    mlp = 4 * Fx if s.mlp == "swiglu" else 2 * Fx
+    stem = c.batch * c.patch_tokens * s.embed_dim * c.elem_bytes + (3 if s.extra_tokens else 1) * X
+    return {
+        "stem": stem,
+        "attention/projections": base + 3 * X + rope,
+        "attention/sdpa": base + 3 * X + X + u["lse"] + u["mask"],
+        "mlp": base + mlp,
+        "final_norm": 2 * X,
+    }
+
+
+def weights_bytes(c: Config) -> int:
+    return parameter_count(c.spec) * c.elem_bytes
+
+
+def inference_memory(c: Config) -> MemoryResult:
+    """Weights plus the activation peak of one inference forward."""
+    stages = inference_stages(c)
+    stage = max(stages, key=stages.get)
+    weights = weights_bytes(c)
+    terms = {"weights": weights, **{f"activation/{k}": v for k, v in stages.items()}}
+    return MemoryResult(weights, stages[stage], weights + stages[stage], terms, stage)
+
+
+def saved_per_layer(c: Config) -> dict[str, int]:
+    """Bytes one layer keeps for backward, by what keeps it."""
+    u, s, W = _units(c), c.spec, c.elem_bytes
+    X = u["X"]
+    terms = {"norms": 2 * X + 2 * 2 * NORM_STATS_BYTES * c.batch * c.seq_len,
+             "qkv_input": X, "mlp_input": X}
+    learned_positions = s.is_core  # core coordinates are learned: RoPE saves its inputs too
+    if s.pos_embed == "rope":
+        terms["rope"] = (4 * X + 3 * u["tables"] // 2) if learned_positions else u["tables"]
+    terms["sdpa_inputs"] = 3 * X + (2 * X if s.pos_embed == "rope" and not s.is_core else 0)
+    terms["sdpa_outputs"] = (2 * X if c.impl == "split" else X) + u["lse"]
+    if c.impl == "masked":
+        terms["mask"] = c.seq_len ** 2 * (1 + W)  # boolean mask and the float mask derived from it
+    if s.layer_scale:
+        terms["layer_scale"] = 2 * X
+    terms["mlp_hidden"] = (4 if s.mlp == "swiglu" else 2) * u["Fx"]
+    if s.core_coord_head:
+        terms["core_head_input"] = c.batch * c.core_tokens * s.embed_dim * W
+    return terms
+
+
+def training_memory(c: Config, optimizer_states: int = 2) -> MemoryResult:
+    """Weights, gradients, AdamW states (2 per parameter, in the parameters' dtype) and the
+    activations kept for backward over all layers; the peak adds one MLP's temporaries."""
+    weights = weights_bytes(c)
+    per_layer = saved_per_layer(c)
+    saved = sum(per_layer.values()) * c.spec.depth
+    transient = inference_stages(c)["mlp"]
+    terms = {"weights": weights, "gradients": weights, "optimizer": optimizer_states * weights,
+             "saved_activations": saved, "transient": transient,
+             **{f"saved_per_layer/{k}": v for k, v in per_layer.items()}}
+    activation = saved + transient
+    total = (2 + optimizer_states) * weights + activation
+    return MemoryResult(weights, activation, total, terms, "backward")
+
+
+def memory(c: Config, mode: str = "inference") -> MemoryResult:
+    if mode == "training":
+        return training_memory(c)
+    return inference_memory(c)

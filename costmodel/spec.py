@@ -1,0 +1,187 @@
+"""ModelSpec: the one description of a model's shape, loaded from TOML (catalog or user file)."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+
+from costmodel.errors import CoreplanError
+
+CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+
+KINDS = ("core", "dense")
+MLP_KINDS = ("gelu", "swiglu")
+POS_EMBEDS = ("learned", "rope")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A ViT encoder's shape. Dimensions are integers; structure is a handful of flags.
+
+    Core models (kind="core") prepend `core_tokens` learned cores (a prefix of a bank of
+    `max_cores`) and run core-periphery attention; dense models prepend `cls_tokens` +
+    `register_tokens` extra tokens and run dense attention.
+    """
+
+    name: str
+    family: str
+    kind: str
+    patch_size: int
+    embed_dim: int
+    num_heads: int
+    depth: int
+    mlp: str
+    mlp_hidden_dim: int
+    pos_embed: str
+    fused_qkv: bool
+    qkv_bias: bool
+    key_bias: bool
+    layer_scale: bool
+    cls_tokens: int = 0
+    register_tokens: int = 0
+    pos_embed_grid: int = 0
+    max_cores: int = 0
+    core_chunk: int = 0
+    budget_weights: tuple[int, ...] = ()
+    core_coord_head: bool = False
+    in_chans: int = 3
+    description: str = ""
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    @property
+    def extra_tokens(self) -> int:
+        """Tokens besides patches and cores: cls + registers (0 for core models)."""
+        return self.cls_tokens + self.register_tokens
+
+    @property
+    def is_core(self) -> bool:
+        return self.kind == "core"
+
+    @property
+    def budgets(self) -> tuple[int, ...]:
+        """Nested core budgets C = chunk, 2*chunk, ..., max_cores (empty for dense models)."""
+        if not self.is_core:
+            return ()
+        return tuple(range(self.core_chunk, self.max_cores + 1, self.core_chunk))
+
+    def structure_key(self) -> tuple:
+        """The structural flags: models with the same key share one symbolic graph."""
+        return (self.kind, self.mlp, self.pos_embed, self.fused_qkv, self.qkv_bias, self.key_bias,
+                self.layer_scale, self.core_coord_head, self.cls_tokens > 0 or self.register_tokens > 0)
+
+
+_REQUIRED = ("family", "kind", "patch_size", "embed_dim", "num_heads", "depth", "mlp", "pos_embed",
+             "fused_qkv", "qkv_bias", "key_bias", "layer_scale")
+_INT_FIELDS = ("patch_size", "embed_dim", "num_heads", "depth", "mlp_hidden_dim", "cls_tokens",
+               "register_tokens", "pos_embed_grid", "max_cores", "core_chunk", "in_chans")
+_BOOL_FIELDS = ("fused_qkv", "qkv_bias", "key_bias", "layer_scale", "core_coord_head")
+
+
+def _check_types(name: str, table: dict) -> None:
+    known = {f.name for f in fields(ModelSpec)} | {"mlp_ratio"}
+    for key, value in table.items():
+        if key not in known:
+            raise CoreplanError(f"model {name!r}: unknown field {key!r}")
+        if key in _INT_FIELDS and (not isinstance(value, int) or isinstance(value, bool)):
+            raise CoreplanError(f"model {name!r}: field {key!r} must be an integer, got {value!r}")
+        if key in _BOOL_FIELDS and not isinstance(value, bool):
+            raise CoreplanError(f"model {name!r}: field {key!r} must be true or false, got {value!r}")
+
+
+def _hidden_dim(name: str, table: dict) -> int:
+    if "mlp_hidden_dim" in table:
+        return table["mlp_hidden_dim"]
+    ratio = table.get("mlp_ratio")
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
+        raise CoreplanError(f"model {name!r}: missing field 'mlp_hidden_dim' (or 'mlp_ratio')")
+    return int(table["embed_dim"] * ratio)
+
+
+def spec_from_table(name: str, table: dict) -> ModelSpec:
+    """Build and validate a ModelSpec from one TOML table; errors name the field."""
+    if not isinstance(table, dict):
+        raise CoreplanError(f"model {name!r}: expected a table of fields")
+    for key in _REQUIRED:
+        if key not in table:
+            raise CoreplanError(f"model {name!r}: missing field {key!r}")
+    _check_types(name, table)
+    values = {k: v for k, v in table.items() if k != "mlp_ratio"}
+    values["mlp_hidden_dim"] = _hidden_dim(name, table)
+    values["budget_weights"] = tuple(table.get("budget_weights", ()))
+    spec = ModelSpec(name=name, **values)
+    _validate(spec)
+    return spec
+
+
+def _validate(s: ModelSpec) -> None:
+    def bad(field: str, why: str) -> CoreplanError:
+        return CoreplanError(f"model {s.name!r}: field {field!r} {why}")
+
+    for choice, allowed in (("kind", KINDS), ("mlp", MLP_KINDS), ("pos_embed", POS_EMBEDS)):
+        if getattr(s, choice) not in allowed:
+            raise bad(choice, f"must be one of {', '.join(allowed)}, got {getattr(s, choice)!r}")
+    for f in ("patch_size", "embed_dim", "num_heads", "depth", "mlp_hidden_dim", "in_chans"):
+        if getattr(s, f) <= 0:
+            raise bad(f, "must be positive")
+    if s.embed_dim % s.num_heads:
+        raise bad("num_heads", f"must divide embed_dim {s.embed_dim}")
+    if s.pos_embed == "rope" and s.head_dim % 4:
+        raise bad("num_heads", "must leave a head dim divisible by 4 for 2D RoPE")
+    if s.pos_embed == "learned" and not s.is_core and s.pos_embed_grid <= 0:
+        raise bad("pos_embed_grid", "must be positive for learned position embeddings")
+    if s.is_core:
+        _validate_core(s, bad)
+    elif s.max_cores or s.core_coord_head:
+        raise bad("max_cores", "is only for core models (kind = \"core\")")
+
+
+def _validate_core(s: ModelSpec, bad) -> None:
+    if s.core_chunk <= 0 or s.max_cores <= 0 or s.max_cores % s.core_chunk:
+        raise bad("max_cores", "must be a positive multiple of a positive core_chunk")
+    if s.extra_tokens:
+        raise bad("cls_tokens", "must be 0 for core models (the first core is the class token)")
+    if s.pos_embed != "rope":
+        raise bad("pos_embed", "must be 'rope' for core models (cores carry learned coordinates)")
+    if s.budget_weights and len(s.budget_weights) != len(s.budgets):
+        raise bad("budget_weights", f"needs one weight per budget ({len(s.budgets)})")
+    if any(not isinstance(w, (int, float)) or w < 0 for w in s.budget_weights):
+        raise bad("budget_weights", "must be non-negative numbers")
+
+
+def load_models(path: str | Path) -> dict[str, ModelSpec]:
+    """Load every `[models.NAME]` table of a TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise CoreplanError(f"model file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise CoreplanError(f"model file {path}: malformed TOML: {err}") from None
+    models = data.get("models")
+    if not isinstance(models, dict) or not models:
+        raise CoreplanError(f"model file {path}: no [models.NAME] tables")
+    return {name: spec_from_table(name, table) for name, table in models.items()}
+
+
+@lru_cache(maxsize=1)
+def catalog() -> dict[str, ModelSpec]:
+    """The built-in catalog (costmodel/catalog.toml)."""
+    return load_models(CATALOG_PATH)
+
+
+def get_model(name: str, model_file: str | Path | None = None) -> ModelSpec:
+    """Look a model up in a user file (first) and the catalog; unknown names list close matches."""
+    models = dict(catalog())
+    if model_file is not None:
+        models.update(load_models(model_file))
+    if name in models:
+        return models[name]
+    close = difflib.get_close_matches(name, models, n=4, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(models)}"
+    raise CoreplanError(f"unknown model {name!r}{hint}")
