@@ -9,14 +9,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from costmodel.errors import CoreplanError
+import costmodel.ops  # noqa: F401  (registers the formulas)
 from costmodel.registry import REGISTRY, OpCost, op_cost
 from costmodel.spec import ModelSpec
 
 SCOPES = ("model", "layer", "attention", "attention-core")
-CORE_IMPLS = ("split", "masked", "flex")
-DENSE_IMPLS = ("dense",)
-IMPLS = CORE_IMPLS + DENSE_IMPLS
 
 _LAYER = frozenset({"model", "layer"})
 _ATTN = _LAYER | {"attention"}
@@ -75,19 +72,6 @@ class OpNode:
     @property
     def op_class(self) -> str:
         return REGISTRY[self.op].op_class
-
-
-def check_impl(spec: ModelSpec, impl: str | None) -> str:
-    """Resolve the attention implementation for a model (default: split for core, dense for dense)."""
-    allowed = CORE_IMPLS if spec.is_core else DENSE_IMPLS
-    if impl is None:
-        return allowed[0]
-    if impl not in IMPLS:
-        raise CoreplanError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
-    if impl not in allowed:
-        raise CoreplanError(f"impl {impl!r} does not apply to {spec.kind} model {spec.name!r}; "
-                            f"choose one of {', '.join(allowed)}")
-    return impl
 
 
 def build_graph(spec: ModelSpec, dims: Dims, impl: str) -> list[OpNode]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from costmodel.cost import Config
+from costmodel.config import Config
 from costmodel.params import parameter_count
 
 LOGSUMEXP_BYTES = 4  # SDPA keeps its logsumexp in fp32 whatever the dtype

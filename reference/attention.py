@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from costmodel.graph import CORE_IMPLS
+from costmodel.config import CORE_IMPLS
 from costmodel.ops import FLEX_BLOCK
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
-from costmodel.cost import Config
+from costmodel.config import Config
 from costmodel.registry import REGISTRY
 from reference.models import build_model, forward_kwargs
 

@@ -1,0 +1,1 @@
+"""Commands added to the CLI by later packages (validate, plan, calibrate, ...)."""

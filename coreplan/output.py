@@ -1,0 +1,53 @@
+"""Rendering for the CLI: a rich table, JSON or CSV of the same rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+
+FORMATS = ("table", "json", "csv")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return "x".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def table(rows: list[dict], title: str | None = None, caption: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, caption=caption, caption_justify="left")
+    columns = list(rows[0]) if rows else []
+    for col in columns:
+        t.add_column(col, justify="left" if isinstance(rows[0][col], str) else "right")
+    for row in rows:
+        t.add_row(*(_cell(row.get(c)) for c in columns))
+    Console(width=max(100, min(200, 12 * len(columns) + 20))).print(t)
+
+
+def csv_rows(rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+    sys.stdout.write(buffer.getvalue())
+
+
+def emit(fmt: str, *, document, rows: list[dict], title: str | None = None,
+         caption: str | None = None) -> None:
+    """JSON prints `document`; table and CSV print `rows`."""
+    if fmt == "json":
+        print(json.dumps(document, indent=2, default=str))
+    elif fmt == "csv":
+        csv_rows(rows)
+    else:
+        table(rows, title, caption)
