@@ -8,7 +8,7 @@ import sympy as sp
 
 from costmodel.config import check_cores, configure
 from costmodel.cost import count, symbolic_dims, symbolic_total
-from costmodel.graph import SYMBOLS
+from costmodel.graph import symbols
 from costmodel.spec import ModelSpec
 
 MAX_RESOLUTION = 8192
@@ -35,6 +35,7 @@ class Crossover:
 
 
 def _concrete(spec: ModelSpec, scope: str, convention: str, impl: str, cores: int) -> sp.Expr:
+    SYMBOLS = symbols()
     expr = symbolic_total(spec, scope, convention, impl)
     values = {SYMBOLS.batch: 1, SYMBOLS.embed_dim: spec.embed_dim, SYMBOLS.num_heads: spec.num_heads,
               SYMBOLS.mlp_hidden_dim: spec.mlp_hidden_dim, SYMBOLS.depth: spec.depth,
@@ -48,7 +49,7 @@ def crossover(core: ModelSpec, dense: ModelSpec, *, cores: int | None = None, sc
               convention: str = "flop") -> Crossover:
     """Closed form and integer crossover; batch cancels (both sides are linear in B)."""
     cores = check_cores(core, cores)
-    n = SYMBOLS.patch_tokens
+    n = symbols().patch_tokens
     core_expr = _concrete(core, scope, convention, core_impl := "split", cores)
     dense_expr = _concrete(dense, scope, convention, "dense", 0)
     real_n = sp.Symbol("N", positive=True)  # solve over the reals, then round up
@@ -88,7 +89,7 @@ def formula(spec: ModelSpec, scope: str, convention: str = "flop", impl: str | N
     """A scope's total as a formula of B, N, C (core) or E (dense), D, H, F, L, P."""
     impl = impl or ("split" if spec.is_core else "dense")
     expr = symbolic_total(spec, scope, convention, impl)
-    return sp.factor_terms(sp.collect(expr, [SYMBOLS.batch, SYMBOLS.depth]))
+    return sp.factor_terms(sp.collect(expr, [symbols().batch, symbols().depth]))
 
 
 def latex(expr: sp.Expr) -> str:

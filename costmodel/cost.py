@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-import sympy as sp
-
 from costmodel.config import Config, check_choice
 from costmodel.conventions import CONVENTIONS
-from costmodel.graph import SCOPES, SYMBOLS, Dims, OpNode, build_graph
+from costmodel.graph import SCOPES, Dims, OpNode, build_graph, symbols
 from costmodel.spec import ModelSpec
 
 def graph(config: Config) -> list[OpNode]:
@@ -46,14 +44,16 @@ def bytes_moved(config: Config, scope: str = "model") -> int:
 def symbolic_dims(kind: str) -> Dims:
     """Symbols for a model kind: dense models have no cores, core models no extra tokens."""
     if kind == "core":
-        return replace(SYMBOLS, extra_tokens=0, pos_table_rows=0, interpolate=0)
-    return replace(SYMBOLS, core_tokens=0)
+        return replace(symbols(), extra_tokens=0, pos_table_rows=0, interpolate=0)
+    return replace(symbols(), core_tokens=0)
 
 
 @lru_cache(maxsize=256)
 def symbolic_total(spec: ModelSpec, scope: str, convention: str, impl: str,
-                   quantity: str = "flops") -> sp.Expr:
+                   quantity: str = "flops"):
     """The scope's total as a sympy expression in B, N, C, E, D, H, F, L, P, W, G, I."""
+    import sympy as sp
+
     check_choice("convention", convention, CONVENTIONS)
     nodes = build_graph(spec, symbolic_dims(spec.kind), impl)
     terms = in_scope(nodes, scope)
@@ -64,6 +64,8 @@ def symbolic_total(spec: ModelSpec, scope: str, convention: str, impl: str,
 
 def substitutions(config: Config) -> dict:
     """Symbol -> value for one configuration (the inverse view of Config.dims())."""
-    values = config.dim_values()
-    return {getattr(SYMBOLS, f): values[f] for f in Dims.__dataclass_fields__
-            if isinstance(getattr(SYMBOLS, f), sp.Symbol)}
+    import sympy as sp
+
+    values, syms = config.dim_values(), symbols()
+    return {getattr(syms, f): values[f] for f in Dims.__dataclass_fields__
+            if isinstance(getattr(syms, f), sp.Symbol)}

@@ -6,8 +6,7 @@ The same builder runs on sympy symbols (formulas) or on integers (exact evaluati
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import sympy as sp
+from functools import lru_cache
 
 import costmodel.ops  # noqa: F401  (registers the formulas)
 from costmodel.registry import REGISTRY, OpCost, op_cost
@@ -49,11 +48,18 @@ class Dims:
 
     @property
     def head_dim(self):
+        if isinstance(self.embed_dim, int) and isinstance(self.num_heads, int):
+            return self.embed_dim // self.num_heads  # heads divide D (checked by ModelSpec)
         return self.embed_dim / self.num_heads
 
 
-SYMBOLS = Dims(*sp.symbols("B N C E D H F L P W", positive=True, integer=True),
-               *sp.symbols("G I", nonnegative=True, integer=True))
+@lru_cache(maxsize=1)
+def symbols() -> Dims:
+    """The sympy symbols of every dimension (imports sympy on first use)."""
+    import sympy as sp
+
+    return Dims(*sp.symbols("B N C E D H F L P W", positive=True, integer=True),
+                *sp.symbols("G I", nonnegative=True, integer=True))
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,9 @@ def _node_expressions(spec: ModelSpec, impl: str):
 
 
 def _symbols():
-    from costmodel.graph import SYMBOLS
+    from costmodel.graph import symbols
 
-    return [getattr(SYMBOLS, name) for name in ARGS]
+    return [getattr(symbols(), name) for name in ARGS]
 
 
 def _lambdify_ops(spec: ModelSpec, impl: str) -> list[NumericOp]:

@@ -6,18 +6,20 @@ once at `elem_bytes` per element (NB: caches and fusion can only lower real traf
 
 from __future__ import annotations
 
-import sympy as sp
-
 from costmodel.conventions import FULL_COST_PER_ELEMENT as PER_ELEMENT
 from costmodel.conventions import FVCORE_LAYER_NORM_MACS
 from costmodel.registry import OpCost, op_cost, register_op
 
-ZERO = sp.Integer(0)
+ZERO = 0
 FLEX_BLOCK = 128  # FlexAttention's default BlockMask tile (q and kv)
 
 
 def ceil_div(a, b):
-    """Ceiling division that stays exact for symbols and integers."""
+    """Ceiling division, exact for integers (plain Python) and for sympy expressions."""
+    if isinstance(a, int) and isinstance(b, int):
+        return -(-a // b)
+    import sympy as sp
+
     return sp.ceiling(sp.Rational(1, 1) * a / b)
 
 
@@ -189,6 +191,8 @@ def sdpa(*, batch, heads, q_len, kv_len, head_dim, elem_bytes, masked: bool = Fa
 def sdpa_backward(*, batch, heads, q_len, kv_len, head_dim, elem_bytes) -> OpCost:
     """Flash-style SDPA backward: recompute scores, then dP, dV, dQ, dK: five bmm (2.5x forward).
 
+    NB: bytes are those of five separate bmm, an upper bound for a fused backward kernel.
+
     Args: as `sdpa`.
     """
     bh = batch * heads
@@ -201,7 +205,7 @@ def sdpa_backward(*, batch, heads, q_len, kv_len, head_dim, elem_bytes) -> OpCos
     scores = bh * q_len * kv_len
     # NB: softmax backward ~ 3 ops per score (dP*P, row sum, subtract) counted in `full` only.
     return OpCost(flop=total.flop, mac=total.mac, full=total.full + (PER_ELEMENT["scale"] + 3) * scores,
-                  bytes_read=2 * total.bytes_read / 5, bytes_written=2 * total.bytes_written / 5)
+                  bytes_read=total.bytes_read, bytes_written=total.bytes_written)
 
 
 def flex_tiles(*, seq_len, core_len, block: int = FLEX_BLOCK):

@@ -7,16 +7,20 @@ model, the fvcore handles and the FlopCounterMode mappings are all built from th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import sympy as sp
+if TYPE_CHECKING:
+    import sympy as sp
 
 OP_CLASSES = ("gemm", "attention", "elementwise")
 
 
 @dataclass(frozen=True)
 class OpCost:
-    """Cost of one op. FLOPs under the three conventions; bytes read and written."""
+    """Cost of one op. FLOPs under the three conventions; bytes read and written.
+
+    Fields are sympy expressions for symbolic shapes and exact Python ints for integer shapes.
+    """
 
     flop: sp.Expr
     mac: sp.Expr

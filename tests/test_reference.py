@@ -1,0 +1,125 @@
+"""Reference kernels and models: numerical agreement, prefix property, exact counts, memory."""
+
+import pytest
+import torch
+
+from costmodel.config import configure
+from costmodel.cost import count
+from costmodel.memory import inference_memory
+from costmodel.spec import catalog, get_model
+from reference.attention import CorePeripheryAttention, DenseAttention, attention_reference, \
+    core_periphery_mask
+from reference.counting import count_forward, count_training_step
+from reference.memory import measure_forward_cpu
+from reference.models import build_model, forward_kwargs
+
+
+@pytest.mark.parametrize("batch,heads,patches,cores", [(1, 1, 16, 8), (2, 3, 40, 16), (3, 2, 130, 64)])
+@pytest.mark.parametrize("impl", ["split", "masked", "flex"])
+def test_core_periphery_kernels_match_einsum_reference(batch, heads, patches, cores, impl):
+    torch.manual_seed(0)
+    seq = cores + patches
+    q, k, v = (torch.randn(batch, heads, seq, 16) for _ in range(3))
+    want = attention_reference(q, k, v, core_periphery_mask(seq, cores))
+    got = CorePeripheryAttention(impl=impl)(q, k, v, core_tokens=cores)
+    assert (got - want).abs().max().item() <= 1e-5
+
+
+def test_dense_kernel_matches_reference():
+    q, k, v = (torch.randn(2, 4, 50, 8) for _ in range(3))
+    assert (DenseAttention()(q, k, v) - attention_reference(q, k, v)).abs().max().item() <= 1e-5
+
+
+def test_prefix_property_outputs_ignore_cores_beyond_c():
+    torch.manual_seed(0)
+    spec = get_model("veca-small")
+    model = build_model(spec).eval()
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model(images, core_tokens=16)
+        model.cores[16:].add_(torch.randn_like(model.cores[16:]))
+        model.core_coords[16:].add_(1.0)
+        after = model(images, core_tokens=16)
+        changed = model(images, core_tokens=24)
+    assert torch.equal(before, after)
+    assert not torch.allclose(before, changed[:, 8:][:, :before.shape[1]])
+
+
+def _reduced_matrix():
+    """Every catalog family at a small resolution, both impls and batch sizes (fast on meta)."""
+    for spec in catalog().values():
+        res = 224 if spec.patch_size == 14 else 256
+        if spec.is_core:
+            for cores, impl, batch in ((8, "split", 1), (64, "masked", 4)):
+                yield spec.name, res, cores, impl, batch
+        else:
+            yield spec.name, res, None, None, 4
+
+
+@pytest.mark.parametrize("name,res,cores,impl,batch", list(_reduced_matrix()))
+def test_predicted_equals_counted_forward(name, res, cores, impl, batch):
+    c = configure(get_model(name), res, cores=cores, impl=impl, batch=batch)
+    counted = count_forward(c)
+    assert counted["fvcore_unsupported"] == {}
+    assert counted["flops"] == count(c, "model", "flop").total
+    assert counted["macs"] == count(c, "model", "mac").total
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("res_small", [True, False])
+@pytest.mark.parametrize("family", sorted({s.family + ("-" + s.name.split("-")[1]) for s in
+                                           catalog().values()}))
+def test_predicted_equals_counted_full_matrix(family, res_small):
+    names = [n for n in catalog() if n.startswith(family)]
+    for name in names:
+        spec = get_model(name)
+        for res in ((224 if spec.patch_size == 14 else 256, 512) if res_small else (1022 if spec.patch_size == 14 else 1024,)):
+            res = res // spec.patch_size * spec.patch_size
+            for cores, impl in ((8, "split"), (64, "split"), (8, "masked"), (64, "masked")) if spec.is_core else ((None, None),):
+                for batch in (1, 4):
+                    c = configure(spec, res, cores=cores, impl=impl, batch=batch)
+                    counted = count_forward(c)
+                    assert counted["flops"] == count(c, "model", "flop").total
+                    assert counted["macs"] == count(c, "model", "mac").total
+
+
+def training_flops_by_hand(c, attention_backward: float) -> int:
+    """forward + backward: linears 3x forward, the patch conv 2x (its input needs no gradient),
+    attention 1 + backward factor (flash 2.5, math 2.0)."""
+    by_op = count(c, "model", "flop").by_op
+    attention = sum(v for k, v in by_op.items() if "sdpa" in k)
+    conv = by_op["patch_embed"]
+    gemm = sum(by_op.values()) - attention - conv
+    return int(3 * gemm + 2 * conv + (1 + attention_backward) * attention)
+
+
+def test_training_step_counts_math_backward_on_meta():
+    c = configure(get_model("veca-small"), 256, cores=64, batch=2)
+    assert count_training_step(c) == training_flops_by_hand(c, 2.0)
+
+
+def test_training_step_counts_flash_backward_on_cpu():
+    c = configure(get_model("dinov3-small"), 64, batch=2)
+    model = build_model(c.spec).train()
+    assert count_training_step(c, model=model, device="cpu") == training_flops_by_hand(c, 2.5)
+
+
+def test_flex_cannot_be_counted_and_says_so():
+    from reference.counting import UncountableError
+    c = configure(get_model("veca-small"), 256, impl="flex")
+    with pytest.raises(UncountableError, match="cannot be counted"):
+        count_forward(c)
+
+
+@pytest.mark.parametrize("name,res,cores,impl,batch", [
+    ("veca-small", 256, 64, "split", 2), ("veca-small", 384, 8, "masked", 1),
+    ("dinov2-small", 224, None, None, 2), ("dinov3-small", 256, None, None, 1),
+    ("dinov2-small-reg", 448, None, None, 1)])
+def test_predicted_activation_peak_within_10pct(name, res, cores, impl, batch):
+    torch.manual_seed(0)
+    c = configure(get_model(name), res, cores=cores, impl=impl, batch=batch)
+    model = build_model(c.spec, impl=c.impl).eval()
+    measured = measure_forward_cpu(model, torch.randn(batch, 3, res, res), **forward_kwargs(c.spec, c.core_tokens))
+    predicted = inference_memory(c)
+    assert measured.weights_bytes == predicted.weights_bytes
+    assert abs(predicted.activation_peak_bytes / measured.activation_peak_bytes - 1) <= 0.10
