@@ -97,3 +97,34 @@ def test_scopes_nest():
     D, S = 768, 32 + 1024
     assert attention == core + 2 * 2 * S * D * D * 4       # 4 projections, B=2
     assert layer > attention > core > 0 and model > 12 * layer
+
+
+def test_dinov3_base_full_convention():
+    B, N, E, D, F, L, H = 4, 1024, 5, 768, 3072, 12, 12
+    S = N + E
+    flop = totals("dinov3-base", 512, batch=4)
+    extra = B * (N * D                                   # patch-embed bias
+                 + L * (2 * 7 * S * D                    # norms
+                        + 3 * S * D + S * D              # qkv bias (key third masked to 0) + out bias
+                        + 2 * 3 * N * D                  # RoPE on patch tokens of q and k
+                        + 6 * H * S * S                  # scale + softmax
+                        + 2 * S * D + 2 * S * D          # LayerScale x2, residual x2
+                        + S * F + 8 * S * F + S * D)     # fc1 bias, gelu, fc2 bias
+                 + 7 * S * D)                            # final norm
+    assert flop["full"] == flop["flop"] + extra
+
+
+def test_training_flops_and_expected_step():
+    from costmodel.training import expected_training_flops, training_flops
+    c = configure(get_model("veca-small"), 64, cores=8, batch=2)
+    # by hand for this config (see tests/test_reference.py for the counter check):
+    # conv K = 2*2*16*384*768, attention A = 4*2*384*(2*16*8 + 64)*12, rest G = forward - K - A
+    K, A = 2 * 2 * 16 * 384 * 768, 4 * 2 * 384 * (2 * 16 * 8 + 64) * 12
+    forward = count(c, "model", "flop").total
+    G = forward - K - A
+    assert training_flops(c)["total"] == 3 * G + 2 * K + 7 * A // 2 == 6_195_142_656
+    assert training_flops(c, "math")["total"] == 3 * G + 2 * K + 3 * A == 6_189_244_416
+    steps = [training_flops(configure(get_model("veca-small"), 64, cores=k, batch=2))["total"]
+             for k in range(8, 65, 8)]
+    weights = [1, 1, 2, 2, 3, 3, 4, 4]
+    assert expected_training_flops(c) == sum(w * s for w, s in zip(weights, steps)) / 20

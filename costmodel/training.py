@@ -1,0 +1,53 @@
+"""Training FLOPs (forward + backward), per step and expected under nested-budget sampling.
+
+Backward rules, as torch FlopCounterMode counts them (`flop` convention):
+- linear and core head: 2x forward (gradient of the input and of the weight);
+- patch-embedding conv: 1x forward (the image needs no gradient: weight gradient only);
+- SDPA: flash-style backward = registry `sdpa_backward` (5 bmm, 2.5x forward); math backend 2x;
+- flex: as flash (NB: FlexAttention's backward is not counted by any counter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from costmodel.config import Config
+from costmodel.cost import graph, in_scope
+from costmodel.registry import op_cost
+
+BACKWARDS = ("flash", "math")
+
+
+def _backward(node, attention_backward: str) -> int:
+    forward = node.cost().flop
+    if node.op == "conv2d":
+        return forward
+    if node.op in ("sdpa", "flex_attention"):
+        if attention_backward == "math":
+            return 2 * forward
+        if node.op == "flex_attention":
+            return 5 * forward // 2
+        shape = {k: node.shape[k] for k in ("batch", "heads", "q_len", "kv_len", "head_dim",
+                                            "elem_bytes")}
+        return op_cost("sdpa_backward", **shape).flop
+    return 2 * forward
+
+
+def training_flops(c: Config, attention_backward: str = "flash") -> dict[str, int]:
+    """{'forward', 'backward', 'total'} FLOPs of one training step at the config's C."""
+    if attention_backward not in BACKWARDS:
+        raise ValueError(f"attention_backward must be one of {BACKWARDS}")
+    forward = backward = 0
+    for node, times in in_scope(graph(c), "model"):
+        forward += int(times * node.cost().flop)
+        backward += int(times * _backward(node, attention_backward))
+    return {"forward": forward, "backward": backward, "total": forward + backward}
+
+
+def expected_training_flops(c: Config, attention_backward: str = "flash") -> float:
+    """Expected FLOPs per step when C is drawn from the model's nested budgets with its weights."""
+    spec = c.spec
+    weights = spec.budget_weights or (1,) * len(spec.budgets)
+    steps = [training_flops(replace(c, core_tokens=budget), attention_backward)["total"]
+             for budget in spec.budgets]
+    return sum(w * s for w, s in zip(weights, steps)) / sum(weights)
