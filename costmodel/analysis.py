@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from costmodel.config import check_cores, configure
-from costmodel.cost import count, symbolic_dims, symbolic_total
+from costmodel.cost import count, symbolic_total
 from costmodel.graph import symbols
 from costmodel.spec import ModelSpec
 
@@ -96,4 +96,4 @@ def latex(expr: sp.Expr) -> str:
     return sp.latex(expr)
 
 
-__all__ = ["Crossover", "crossover", "formula", "latex", "symbolic_dims"]
+__all__ = ["Crossover", "crossover", "formula", "latex"]

@@ -93,7 +93,7 @@ def saved_per_layer(c: Config) -> dict[str, int]:
     terms["sdpa_inputs"] = 3 * X + (2 * X if s.pos_embed == "rope" and not s.is_core else 0)
     terms["sdpa_outputs"] = (2 * X if c.impl == "split" else X) + u["lse"]
     if c.impl == "masked":
-        terms["mask"] = c.seq_len ** 2 * (1 + W)  # boolean mask and the float mask derived from it
+        terms["mask"] = u["mask"]  # boolean mask and the float mask derived from it
     if s.layer_scale:
         terms["layer_scale"] = 2 * X
     terms["mlp_hidden"] = (4 if s.mlp == "swiglu" else 2) * u["Fx"]

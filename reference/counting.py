@@ -157,8 +157,7 @@ def counting_model(config: Config) -> torch.nn.Module:
 
 def count_forward(config: Config) -> dict:
     """{'flops': FlopCounterMode total, 'macs': fvcore total, 'fvcore_unsupported': {...}}."""
-    if not REGISTRY["flex_attention"].counted_by_torch and config.impl == "flex":
-        raise UncountableError("FlexAttention cannot be counted by FlopCounterMode or fvcore")
+    check_countable(config)
     kwargs = forward_kwargs(config.spec, config.core_tokens)
     with torch.no_grad(), flop_counter_mode() as counter:
         meta_model(config)(make_inputs(config, "meta"), **kwargs)
@@ -170,8 +169,7 @@ def count_forward(config: Config) -> dict:
 def count_training_step(config: Config, model: torch.nn.Module | None = None,
                         device="meta") -> int:
     """FlopCounterMode total of forward + backward of a synthetic-target training step."""
-    if config.impl == "flex":
-        raise UncountableError("FlexAttention cannot be counted by FlopCounterMode or fvcore")
+    check_countable(config)
     model = model if model is not None else meta_model(config).train()
     images = make_inputs(config, device, next(model.parameters()).dtype)
     with flop_counter_mode() as counter:
@@ -182,3 +180,12 @@ def count_training_step(config: Config, model: torch.nn.Module | None = None,
 
 class UncountableError(RuntimeError):
     """The configuration's ops cannot be counted by the framework counters."""
+
+
+def check_countable(config: Config) -> None:
+    """Raise if any op of the configuration is one the counters cannot see (registry flag)."""
+    from costmodel.cost import graph
+
+    blind = sorted({n.op for n in graph(config) if not REGISTRY[n.op].counted_by_torch})
+    if blind:
+        raise UncountableError(f"{', '.join(blind)} cannot be counted by FlopCounterMode or fvcore")
