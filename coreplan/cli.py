@@ -173,14 +173,14 @@ def formula(scope: str = Scope, kind: str = typer.Option(..., "--kind", help="de
 
 def _register_more() -> None:
     """Commands from the other packages (imported lazily by their own modules)."""
-    from coreplan import commands  # noqa: F401
+    from coreplan import chart_commands, commands  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit status 2."""
     _register_more()
     try:
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
     except CoreplanError as err:
         print(f"coreplan: error: {err}", file=sys.stderr)
         return 2
@@ -195,11 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run through the importable module, so commands registered on `coreplan.cli.app` are found
+    from coreplan.cli import main as _main
+
+    sys.exit(_main())
 
 
 def run() -> None:

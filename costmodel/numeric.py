@@ -109,7 +109,10 @@ def dim_arrays(spec: ModelSpec, *, batch, patch_tokens, core_tokens, elem_bytes,
 
 
 def evaluate(spec: ModelSpec, impl: str, scope: str = "model", **dims) -> dict[str, dict]:
-    """{path: {quantity: array}} for every op of the scope (repeat applied at model scope)."""
+    """{path: {quantity: array}} for every op of the scope (repeat applied at model scope).
+
+    Quantities: flop, mac, full, bytes, launches (how many times the op runs) and op_class.
+    """
     values = dim_arrays(spec, **dims)
     args = [np.asarray(values[name], dtype=np.float64) for name in ARGS]
     out = {}
@@ -119,9 +122,10 @@ def evaluate(spec: ModelSpec, impl: str, scope: str = "model", **dims) -> dict[s
         repeat, *rest = op.fn(*args)
         times = repeat if scope == "model" else 1
         entry = dict(zip(QUANTITIES[1:], (times * np.asarray(v, dtype=np.float64) for v in rest)))
+        entry["launches"] = np.asarray(times, dtype=np.float64)  # executions of the op
         entry["op_class"] = op.op_class
         if op.path in out:
-            for q in QUANTITIES[1:]:
+            for q in QUANTITIES[1:] + ("launches",):
                 out[op.path][q] = out[op.path][q] + entry[q]
         else:
             out[op.path] = entry

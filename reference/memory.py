@@ -54,7 +54,7 @@ class LiveTensorTracker(TorchDispatchMode):
 @dataclass
 class MemoryMeasurement:
     weights_bytes: int
-    activation_peak_bytes: int
+    activation_peak_bytes: int | None
     peak_op: str = ""
     notes: list[str] = field(default_factory=list)
 

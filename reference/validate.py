@@ -1,0 +1,356 @@
+"""The measured-vs-predicted sweep behind `coreplan validate`.
+
+Each configuration becomes one CSV row, appended and flushed as soon as it finishes, so an
+interrupted sweep loses nothing finished and `resume=True` skips what is already in the file.
+Counting (meta device, shapes only) and timing (real tensors) are separate steps of one row.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from costmodel.config import CORE_IMPLS, Config, configure
+from costmodel.errors import CoreplanError
+from costmodel.spec import ModelSpec
+
+COLUMNS = ("model", "family", "resolution", "patch_tokens", "core_tokens", "impl", "batch", "dtype",
+           "device", "device_name", "torch_version", "threads", "flops_predicted",
+           "flops_flopcounter", "macs_predicted", "macs_fvcore", "flops_match", "time_ms_median",
+           "time_ms_iqr", "time_ms_min", "repeats", "mem_weights_bytes",
+           "mem_activation_peak_bytes_measured", "mem_activation_peak_bytes_predicted", "status",
+           "note")
+KEY = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "device")
+QUICK = dict(models=("veca-small", "dinov2-small", "dinov2-small-reg", "dinov3-small"),
+             resolutions=(64,), cores=(8, 64), impls=CORE_IMPLS, batches=(1, 2), dtypes=("fp32",))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration of the sweep (resolution already a multiple of the model's patch)."""
+
+    spec: ModelSpec
+    resolution: int
+    core_tokens: int
+    impl: str
+    batch: int
+    dtype: str
+    device: str
+
+    def key(self) -> tuple[str, ...]:
+        return (self.spec.name, str(self.resolution), str(self.core_tokens), self.impl,
+                str(self.batch), self.dtype, self.device)
+
+    def config(self) -> Config:
+        return configure(self.spec, self.resolution, cores=self.core_tokens or None,
+                         batch=self.batch, impl=self.impl, dtype=self.dtype)
+
+    def label(self) -> str:
+        cores = f" C={self.core_tokens}" if self.core_tokens else ""
+        return f"{self.spec.name} {self.resolution}px{cores} {self.impl} B={self.batch} {self.dtype}"
+
+
+def plan_cases(specs, resolutions, cores, impls, batches, dtypes, device) -> list[Case]:
+    """The sweep's cases: dense models take impl `dense` and no cores; each resolution is rounded
+    down to the model's patch multiple (224 stays 224 at patch 14, 256 becomes 252)."""
+    cases = []
+    for spec in specs:
+        res_list = sorted({max(spec.patch_size, r // spec.patch_size * spec.patch_size)
+                           for r in resolutions})
+        for res in res_list:
+            pairs = [(c, i) for c in cores for i in impls] if spec.is_core else [(0, "dense")]
+            for core_tokens, impl in pairs:
+                for batch in batches:
+                    for dtype in dtypes:
+                        cases.append(Case(spec, res, core_tokens, impl, batch, dtype, device))
+    for case in cases:
+        case.config()  # validate every case before the sweep starts
+    return cases
+
+
+# --------------------------------------------------------------------------- the CSV file
+class ResultsFile:
+    """Append-only CSV of results; each row is flushed and fsynced when written."""
+
+    def __init__(self, path: str | Path, resume: bool) -> None:
+        self.path = Path(path)
+        self.done: set[tuple[str, ...]] = set()
+        self.rows: list[dict] = []
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if exists and not resume:
+            raise CoreplanError(f"{self.path} exists: pass --resume to continue it, or choose "
+                                f"another --out")
+        if exists:
+            self.rows = read_results(self.path)
+            self.done = {tuple(row[k] for k in KEY) for row in self.rows}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "a", newline="")
+        except OSError as err:
+            raise CoreplanError(f"cannot write {self.path}: {err.strerror}") from None
+        self._writer = csv.DictWriter(self._handle, fieldnames=COLUMNS, lineterminator="\n")
+        if not exists:
+            self._writer.writeheader()
+            self._flush()
+
+    def write(self, row: dict) -> None:
+        self._writer.writerow({k: row.get(k, "") for k in COLUMNS})
+        self._flush()
+        self.rows.append({k: str(row.get(k, "")) for k in COLUMNS})
+
+    def _flush(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """Rows of a validate CSV as dicts of strings; a malformed file is one clear error."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in KEY + ("status",) if c not in (reader.fieldnames or ())]
+            if missing:
+                raise CoreplanError(f"{path}: not a validate CSV (missing columns: "
+                                    f"{', '.join(missing)})")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                if None in row or any(v is None for v in row.values()):
+                    raise CoreplanError(f"{path}:{line}: wrong number of fields")
+                rows.append(row)
+            return rows
+    except FileNotFoundError:
+        raise CoreplanError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise CoreplanError(f"{path}: not a text CSV file") from None
+
+
+def machine_name(device: str) -> str:
+    """The CPU model (from /proc/cpuinfo) or the CUDA device's name."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+# --------------------------------------------------------------------------- one row
+@dataclass(frozen=True)
+class Options:
+    """How each case is measured.
+
+    Args:
+        time_it: run and time real forwards (False: count and predict only).
+        min_run_time_s: per-case timing budget for torch.utils.benchmark.
+        min_repeats: at least this many timed forwards.
+        threads: CPU intra-op threads (recorded in the row).
+        compile_flex: torch.compile the flex kernel.
+        memory_headroom: skip a case (status oom) when predicted memory x this exceeds free memory.
+    """
+
+    time_it: bool = True
+    min_run_time_s: float = 1.0
+    min_repeats: int = 3
+    threads: int | None = None
+    compile_flex: bool = False
+    memory_headroom: float = 1.5
+
+
+def _base_row(case: Case, c: Config, threads: int) -> dict:
+    import torch
+
+    from costmodel.cost import count
+    from costmodel.memory import inference_memory
+
+    mem = inference_memory(c)
+    return dict(model=case.spec.name, family=case.spec.family, resolution=case.resolution,
+                patch_tokens=c.patch_tokens, core_tokens=c.core_tokens, impl=c.impl,
+                batch=c.batch, dtype=c.dtype, device=case.device,
+                device_name=machine_name(case.device), torch_version=torch.__version__,
+                threads=threads if case.device == "cpu" else "",
+                flops_predicted=count(c, "model", "flop").total,
+                macs_predicted=count(c, "model", "mac").total,
+                mem_activation_peak_bytes_predicted=mem.activation_peak_bytes)
+
+
+def _count(row: dict, c: Config, notes: list[str]) -> None:
+    from reference.counting import UncountableError, count_forward
+
+    try:
+        counted = count_forward(c)
+    except UncountableError as err:
+        row["flops_match"] = "uncountable"
+        notes.append(str(err))
+        return
+    row["flops_flopcounter"], row["macs_fvcore"] = counted["flops"], counted["macs"]
+    exact = (counted["flops"] == row["flops_predicted"] and counted["macs"] == row["macs_predicted"]
+             and not counted["fvcore_unsupported"])
+    row["flops_match"] = "exact" if exact else "MISMATCH"
+    if counted["fvcore_unsupported"]:
+        notes.append("fvcore unsupported: " + ", ".join(counted["fvcore_unsupported"]))
+
+
+def free_memory_bytes(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.mem_get_info()[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str]) -> None:
+    import torch
+
+    from reference.counting import DTYPES, make_inputs
+    from reference.memory import MemoryMeasurement, measure_forward_cpu, measure_forward_cuda, \
+        weights_bytes
+    from reference.models import build_model, forward_kwargs
+    from reference.timing import time_call
+
+    torch.manual_seed(0)
+    model = build_model(c.spec, impl=c.impl, compile_flex=options.compile_flex)
+    model = model.to(device=case.device, dtype=DTYPES[c.dtype]).eval()
+    images = make_inputs(c, case.device)
+    kwargs = forward_kwargs(c.spec, c.core_tokens)
+    if c.impl == "flex" and not options.compile_flex:
+        notes.append("flex eager: unfused, materializes the scores (use --compile-flex)")
+    if case.device == "cuda":
+        mem = measure_forward_cuda(model, images, **kwargs)
+    elif c.impl == "flex":  # NB: a TorchDispatchMode cannot enter the flex_attention operator
+        mem = MemoryMeasurement(weights_bytes(model), None)
+        notes.append("CPU live-tensor tracker cannot see inside flex_attention: memory not measured")
+    else:
+        mem = measure_forward_cpu(model, images, **kwargs)
+    row["mem_weights_bytes"] = mem.weights_bytes
+    row["mem_activation_peak_bytes_measured"] = mem.activation_peak_bytes
+
+    def forward():
+        with torch.no_grad():
+            model(images, **kwargs)
+
+    t = time_call(forward, min_run_time_s=options.min_run_time_s, min_repeats=options.min_repeats,
+                  threads=options.threads)
+    row.update(time_ms_median=round(t.median_ms, 4), time_ms_iqr=round(t.iqr_ms, 4),
+               time_ms_min=round(t.min_ms, 4), repeats=t.repeats)
+
+
+def _is_oom(err: BaseException) -> bool:
+    text = str(err).lower()
+    return type(err).__name__ == "OutOfMemoryError" or "out of memory" in text \
+        or "can't allocate memory" in text
+
+
+def run_case(case: Case, options: Options) -> dict:
+    """Predict, count, and (optionally) measure one case; failures become the row's status."""
+    import torch
+
+    c = case.config()
+    threads = options.threads or torch.get_num_threads()
+    row, notes = _base_row(case, c, threads), []
+    try:
+        _count(row, c, notes)
+        if options.time_it:
+            from costmodel.memory import inference_memory
+
+            need = inference_memory(c).total_bytes * options.memory_headroom
+            free = free_memory_bytes(case.device)
+            if need > free:
+                row["status"] = "oom"
+                notes.append(f"not run: predicted {need / 2**30:.1f} GiB with headroom > "
+                             f"{free / 2**30:.1f} GiB free")
+            else:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+                    _measure(row, case, c, options, notes)
+        row.setdefault("status", "ok")
+    except Exception as err:  # a failing case is a row, and the sweep goes on
+        row["status"] = "oom" if _is_oom(err) else \
+            f"error: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    finally:
+        if case.device == "cuda":
+            torch.cuda.empty_cache()
+    row["note"] = "; ".join(notes)
+    return row
+
+
+# --------------------------------------------------------------------------- the sweep
+@dataclass(frozen=True)
+class Summary:
+    rows: int
+    ok: int
+    exact: int
+    mismatched: int
+    uncountable: int
+    oom: int
+    errors: int
+    worst_memory_error: float | None  # (measured - predicted) / predicted, largest in magnitude
+    worst_memory_case: str
+
+
+def _num(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def memory_error(row: dict) -> float | None:
+    measured = _num(row.get("mem_activation_peak_bytes_measured"))
+    predicted = _num(row.get("mem_activation_peak_bytes_predicted"))
+    if measured is None or not predicted:
+        return None
+    return (measured - predicted) / predicted
+
+
+def summarize(rows: list[dict]) -> Summary:
+    match = [str(r.get("flops_match", "")) for r in rows]
+    status = [str(r.get("status", "")) for r in rows]
+    errors = [(memory_error(r), r) for r in rows]
+    errors = [(e, r) for e, r in errors if e is not None]
+    worst = max(errors, key=lambda er: abs(er[0]), default=(None, {}))
+    label = " ".join(str(worst[1].get(k, "")) for k in ("model", "resolution", "core_tokens", "impl",
+                                                          "batch")) if worst[1] else ""
+    return Summary(len(rows), status.count("ok"), match.count("exact"), match.count("MISMATCH"),
+                   match.count("uncountable"), status.count("oom"),
+                   sum(s.startswith("error") for s in status), worst[0], label)
+
+
+def sweep(cases: list[Case], results: ResultsFile, options: Options, on_row=None) -> list[dict]:
+    """Run every case not already in `results`; each row is written as soon as it is done.
+
+    `on_row(case, row_or_None)` is called after each case (None when it was skipped on resume).
+    Returns the rows written by this call. KeyboardInterrupt propagates after the file is closed:
+    every finished row is already on disk.
+    """
+    import torch
+
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    written = []
+    try:
+        for case in cases:
+            if case.key() in results.done:
+                if on_row:
+                    on_row(case, None)
+                continue
+            row = run_case(case, options)
+            results.write(row)
+            written.append(row)
+            if on_row:
+                on_row(case, row)
+    finally:
+        results.close()
+    return written

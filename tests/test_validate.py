@@ -1,0 +1,117 @@
+"""`coreplan validate` on a reduced sweep, its CSV contract, resume, and the training pieces."""
+
+import csv
+import time
+
+import pytest
+import torch
+
+from coreplan.cli import main
+from costmodel.spec import get_model
+from reference.models import build_model
+from reference.timing import time_call
+from reference.training import BudgetSampler, training_step
+from reference.validate import COLUMNS, memory_error
+
+REDUCED = ["validate", "--quick", "--models", "veca-small,dinov3-small", "--cores", "8",
+           "--batch", "1", "--min-time", "0.02"]
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def reduced_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("validate") / "results.csv"
+    assert main(REDUCED + ["--out", str(path)]) == 0
+    return path
+
+
+def test_reduced_validate_rows_are_exact_and_within_memory_goal(reduced_csv):
+    rows = _rows(reduced_csv)
+    assert list(rows[0]) == list(COLUMNS)
+    by_impl = {r["impl"]: r for r in rows}
+    assert set(by_impl) == {"split", "masked", "flex", "dense"}
+    for impl in ("split", "masked", "dense"):
+        r = by_impl[impl]
+        assert r["status"] == "ok" and r["flops_match"] == "exact"
+        assert r["flops_flopcounter"] == r["flops_predicted"]
+        assert r["macs_fvcore"] == r["macs_predicted"]
+        assert float(r["time_ms_median"]) > 0 and float(r["time_ms_iqr"]) >= 0
+        assert int(r["repeats"]) >= 3
+        assert abs(memory_error(r)) <= 0.10
+    flex = by_impl["flex"]
+    assert flex["flops_match"] == "uncountable" and flex["flops_flopcounter"] == ""
+    assert "cannot be counted" in flex["note"] and float(flex["time_ms_median"]) > 0
+    # 64 px at patch 16 is a 4x4 grid: N = 16
+    assert by_impl["split"]["patch_tokens"] == "16" and by_impl["split"]["resolution"] == "64"
+
+
+def test_resume_skips_finished_rows_and_refuses_to_overwrite(reduced_csv, capsys):
+    before = reduced_csv.read_text()
+    assert main(REDUCED + ["--out", str(reduced_csv), "--resume"]) == 0
+    assert reduced_csv.read_text() == before
+    assert main(REDUCED + ["--out", str(reduced_csv)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_resume_names_the_bad_line_of_a_malformed_csv(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(",".join(COLUMNS) + "\nveca-small,veca,64\n")
+    assert main(REDUCED + ["--no-time", "--out", str(bad), "--resume"]) == 2
+    assert f"{bad}:2: wrong number of fields" in capsys.readouterr().err
+
+
+def test_flop_mismatch_exits_1(tmp_path, monkeypatch):
+    import reference.counting as counting
+
+    real = counting.count_forward
+
+    def off_by_one(config):
+        counted = real(config)
+        return {**counted, "flops": counted["flops"] + 2}
+
+    monkeypatch.setattr(counting, "count_forward", off_by_one)
+    out = tmp_path / "r.csv"
+    assert main(["validate", "--models", "dinov3-small", "--resolutions", "64", "--batch", "1",
+                 "--no-time", "--out", str(out)]) == 1
+    assert _rows(out)[0]["flops_match"] == "MISMATCH"
+
+
+def test_time_call_measures_a_known_sleep():
+    t = time_call(lambda: time.sleep(0.01), min_run_time_s=0.05, min_repeats=3, threads=1)
+    assert t.repeats >= 3 and t.threads == 1
+    assert 10.0 <= t.median_ms < 30.0 and t.min_ms >= 10.0 and t.iqr_ms >= 0
+
+
+def test_budget_sampler_is_seeded_and_follows_the_weights():
+    spec = get_model("veca-small")  # budgets 8..64, weights 1,1,2,2,3,3,4,4 (sum 20)
+    a, b = BudgetSampler.from_spec(spec, seed=3), BudgetSampler.from_spec(spec, seed=3)
+    draws = [a.sample() for _ in range(20000)]
+    assert draws[:50] == [b.sample() for _ in range(50)]
+    assert set(draws) == {8, 16, 24, 32, 40, 48, 56, 64}
+    # p(64) = 4/20; the standard error at n=20000 is sqrt(0.2*0.8/20000) = 0.0028: allow 5 of them
+    assert abs(draws.count(64) / 20000 - 0.20) < 0.015
+    assert abs(draws.count(8) / 20000 - 0.05) < 0.008
+
+
+@pytest.mark.parametrize("weights", [(1, 2), (0, 0, 0), (-1, 1, 1)])
+def test_budget_sampler_rejects_bad_weights(weights):
+    from costmodel.errors import CoreplanError
+
+    with pytest.raises(CoreplanError):
+        BudgetSampler((8, 16, 24), weights)
+
+
+def test_training_step_learns_and_leaves_cores_beyond_the_budget_untouched():
+    torch.manual_seed(0)
+    model = build_model(get_model("veca-small")).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    images = torch.randn(2, 3, 32, 32)
+    frozen = model.cores[16:].detach().clone()
+    losses = [training_step(model, images, optimizer, core_tokens=16) for _ in range(4)]
+    assert losses[-1] < losses[0]
+    assert model.cores.grad[16:].abs().max().item() == 0.0
+    assert torch.equal(model.cores[16:].detach(), frozen)
