@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test test-slow generate clean
+.PHONY: demo test test-slow generate docs validate-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,8 +14,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
+# The main job: plan veca-base at 1024 px, batch 8, bf16 under 20 ms and 10 GB on three devices,
+# with the dense DINOv3-base baseline and the fleet for 5,000 images/s.
 demo: $(VENV)/.installed
-	$(VENV)/bin/coreplan compare veca-base dinov3-base --resolutions 256,384,512,768,1024
+	$(VENV)/bin/coreplan plan veca-base --device h100-sxm,l4,jetson-agx-orin --resolution 1024 \
+		--batch 8 --dtype bf16 --latency-ms 20 --memory-gb 10 --demand 5000 || [ $$? -eq 3 ]
+
+validate-quick: $(VENV)/.installed
+	$(VENV)/bin/coreplan validate --quick --out results-quick.csv
+
+# The README's charts, regenerated from the public API (not drawn by hand).
+docs: $(VENV)/.installed
+	$(VENV)/bin/coreplan chart scaling --models veca-base,dinov3-base --out docs/cost-scaling.png
+	$(VENV)/bin/coreplan chart validation --out docs/validation-cpu.png
+	$(VENV)/bin/coreplan chart frontier --model veca-base --devices h100-sxm,l4,jetson-agx-orin \
+		--resolution 1024 --out docs/frontier.png
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
