@@ -1,0 +1,240 @@
+"""Charts (altair): each `*_frame` builds a tidy DataFrame from the public API of costmodel,
+planners and the validate CSV; each `*_chart` turns such a frame into a Vega-Lite chart.
+
+Units are in every axis title. `save(chart, path)` writes .html (self-contained, renders offline),
+.png or .svg (vl-convert, offline).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from costmodel.config import configure
+from costmodel.cost import count
+from costmodel.errors import CoreplanError
+from costmodel.memory import inference_memory
+from costmodel.spec import ModelSpec
+from planners.devices import DeviceSpec
+from planners.planner import Budgets, plan
+from planners.roofline import simulate
+
+EXTENSIONS = (".html", ".png", ".svg")
+WIDTH, HEIGHT = 520, 320
+
+
+def _side(spec: ModelSpec, resolution: int) -> int:
+    return max(spec.patch_size, resolution // spec.patch_size * spec.patch_size)
+
+
+# --------------------------------------------------------------------------- cost scaling
+def scaling_frame(specs: list[ModelSpec], resolutions, batch: int = 1, dtype: str = "fp32") -> pd.DataFrame:
+    """FLOPs and inference memory per model x resolution; core models get one row per budget C."""
+    rows = []
+    for spec in specs:
+        for res in resolutions:
+            side = _side(spec, res)
+            for cores in (spec.budgets if spec.is_core else (None,)):
+                c = configure(spec, side, cores=cores, batch=batch, dtype=dtype)
+                label = f"{spec.name} C={cores}" if cores else spec.name
+                rows.append({"model": spec.name, "series": label, "kind": spec.kind,
+                             "cores": cores or 0, "resolution": side,
+                             "tokens": c.seq_len, "gflops": count(c).total / 1e9,
+                             "memory_gb": inference_memory(c).total_bytes / 1e9})
+    return pd.DataFrame(rows)
+
+
+def scaling_chart(df: pd.DataFrame, quantity: str = "gflops", log: bool = True) -> alt.Chart:
+    title = {"gflops": "forward GFLOPs (2 per multiply-add)",
+             "memory_gb": "inference memory, weights + activation peak (GB)"}[quantity]
+    scale = alt.Scale(type="log") if log else alt.Scale()
+    return alt.Chart(df, title=f"Cost vs resolution: {title.split(' (')[0]}").mark_line(point=True).encode(
+        x=alt.X("resolution:Q", title="input resolution (px per side)"),
+        y=alt.Y(f"{quantity}:Q", title=title, scale=scale),
+        color=alt.Color("series:N", title="model / active cores",
+                        sort=alt.SortField("cores"), legend=alt.Legend(columns=1, symbolLimit=40)),
+        strokeDash=alt.StrokeDash("kind:N", title="attention",
+                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2)),
+        tooltip=["series", "resolution", "tokens", alt.Tooltip("gflops:Q", format=",.1f"),
+                 alt.Tooltip("memory_gb:Q", format=".3f")],
+    ).properties(width=WIDTH, height=HEIGHT)
+
+
+# --------------------------------------------------------------------------- crossover
+def crossover_frame(core: ModelSpec, dense: ModelSpec, scope: str = "model") -> pd.DataFrame:
+    """For each nested budget C: the smallest resolution from which the core model is cheaper."""
+    from costmodel.analysis import crossover
+
+    rows = []
+    for cores in core.budgets:
+        x = crossover(core, dense, cores=cores, scope=scope)
+        rows.append({"cores": cores, "crossover_px": x.resolution, "crossover_tokens": x.patch_tokens,
+                     "pair": f"{core.name} vs {dense.name}", "scope": scope})
+    return pd.DataFrame(rows)
+
+
+def crossover_chart(df: pd.DataFrame) -> alt.Chart:
+    return alt.Chart(df, title="Where core-periphery attention becomes cheaper").mark_line(
+        point=True).encode(
+        x=alt.X("cores:Q", title="active core tokens C", scale=alt.Scale(domain=[0, 64])),
+        y=alt.Y("crossover_px:Q", title="crossover resolution (px per side; cheaper above)"),
+        color=alt.Color("pair:N", title="core vs dense model"),
+        tooltip=["pair", "cores", "crossover_px", "crossover_tokens", "scope"],
+    ).properties(width=WIDTH, height=HEIGHT)
+
+
+# --------------------------------------------------------------------------- validation
+def validation_frame(measurements: str | Path, device: DeviceSpec) -> pd.DataFrame:
+    """Measured vs predicted (time from the device's roofline, memory from costmodel) per CSV row."""
+    from costmodel.numeric import config_dims
+    from costmodel.spec import get_model
+    from planners.calibrate import read_measurements
+    from planners.roofline import latency_s
+
+    raw = pd.read_csv(measurements, dtype=str).set_index(["model", "resolution", "core_tokens",
+                                                          "impl", "batch", "dtype"])
+    rows = []
+    for m in read_measurements(measurements):
+        spec = get_model(m.model)
+        c = configure(spec, m.resolution, cores=m.core_tokens or None, batch=m.batch, impl=m.impl,
+                      dtype=m.dtype)
+        label = dict(model=m.model, impl=m.impl, resolution=m.resolution, cores=m.core_tokens,
+                     batch=m.batch)
+        rows.append({**label, "quantity": "time (ms)", "measured": m.time_s * 1e3,
+                     "predicted": float(latency_s(spec, c.impl, device, c.dtype, **config_dims(c))) * 1e3})
+        key = (m.model, str(m.resolution), str(m.core_tokens), m.impl, str(m.batch), m.dtype)
+        measured = raw.loc[key].get("mem_activation_peak_bytes_measured") if key in raw.index else None
+        if isinstance(measured, str) and measured:
+            rows.append({**label, "quantity": "activation peak (MB)", "measured": float(measured) / 1e6,
+                         "predicted": inference_memory(c).activation_peak_bytes / 1e6})
+    df = pd.DataFrame(rows)
+    df["error"] = df["predicted"] / df["measured"] - 1
+    return df
+
+
+def validation_chart(df: pd.DataFrame, quantity: str = "time (ms)") -> alt.Chart:
+    part = df[df["quantity"] == quantity]
+    if part.empty:
+        raise CoreplanError(f"no {quantity} rows to chart")
+    lo, hi = float(part[["measured", "predicted"]].min().min()), float(part[["measured", "predicted"]].max().max())
+    grid = np.geomspace(lo * 0.8, hi * 1.25, 50)
+    bands = pd.DataFrame({"x": grid, "y": grid, "lo": grid * 0.9, "hi": grid * 1.1})
+    log = alt.Scale(type="log", domain=[float(grid[0]), float(grid[-1])], nice=False)
+    band = alt.Chart(bands).mark_area(opacity=0.15, color="gray", clip=True).encode(
+        x=alt.X("x:Q", scale=log, title=f"measured {quantity}"), y=alt.Y("lo:Q", scale=log), y2="hi:Q")
+    diagonal = alt.Chart(bands).mark_line(color="gray", strokeDash=[4, 3], clip=True).encode(x="x:Q", y="y:Q")
+    points = alt.Chart(part).mark_point(filled=True, size=60, opacity=0.8).encode(
+        x=alt.X("measured:Q", scale=log, title=f"measured {quantity}"),
+        y=alt.Y("predicted:Q", scale=log, title=f"predicted {quantity}"),
+        color=alt.Color("impl:N", title="attention impl"), shape=alt.Shape("model:N", title="model"),
+        tooltip=["model", "impl", "resolution", "cores", "batch",
+                 alt.Tooltip("measured:Q", format=",.3g"), alt.Tooltip("predicted:Q", format=",.3g"),
+                 alt.Tooltip("error:Q", format="+.1%")])
+    return alt.layer(band, diagonal, points).properties(
+        width=WIDTH, height=HEIGHT, title=f"Predicted vs measured {quantity}: y = x, band ±10%")
+
+
+# --------------------------------------------------------------------------- roofline
+def roofline_frame(config, device: DeviceSpec) -> pd.DataFrame:
+    """Each op of one configuration at (arithmetic intensity, attained FLOP/s) on the device.
+
+    Ops without FLOPs (pure data movement) have no intensity and are left out."""
+    sim = simulate(config, device)
+    rows = [{"op": o.path, "op_class": o.op_class, "bound": o.bound,
+             "intensity": o.intensity_flop_per_byte, "attained_tflops": o.flops / o.time_s / 1e12,
+             "time_share": o.time_s / sim.latency_s, "device": device.name}
+            for o in sim.ops if o.flops > 0 and o.bytes > 0]
+    return pd.DataFrame(rows)
+
+
+def roofline_chart(df: pd.DataFrame, device: DeviceSpec, dtype: str) -> alt.Chart:
+    lo, hi = df["intensity"].min() / 4, df["intensity"].max() * 4
+    grid = np.geomspace(lo, hi, 200)
+    lines = pd.concat([pd.DataFrame({"intensity": grid, "roof": label, "tflops": np.minimum(
+        device.peak(d), device.memory_bandwidth_bytes_per_s * grid) / 1e12})
+        for d, label in {dtype: f"{dtype} matrix peak", "fp32": "fp32 vector peak"}.items()])
+    log = alt.Scale(type="log")
+    roof = alt.Chart(lines).mark_line(color="black").encode(
+        x=alt.X("intensity:Q", scale=log, title="arithmetic intensity (FLOP per byte moved)"),
+        y=alt.Y("tflops:Q", scale=log, title="attained TFLOP/s"),
+        strokeDash=alt.StrokeDash("roof:N", title="roof"))
+    points = alt.Chart(df).mark_point(filled=True, opacity=0.85).encode(
+        x=alt.X("intensity:Q", scale=log), y=alt.Y("attained_tflops:Q", scale=log),
+        color=alt.Color("op_class:N", title="op class"),
+        size=alt.Size("time_share:Q", title="share of latency", legend=alt.Legend(format=".0%")),
+        tooltip=["op", "op_class", "bound", alt.Tooltip("intensity:Q", format=",.3g"),
+                 alt.Tooltip("attained_tflops:Q", format=",.3g"),
+                 alt.Tooltip("time_share:Q", format=".1%")])
+    return alt.layer(roof, points).properties(
+        width=WIDTH, height=HEIGHT, title=f"Roofline on {device.name}: ops placed by intensity")
+
+
+# --------------------------------------------------------------------------- planner frontier
+def frontier_frame(spec: ModelSpec, devices: list[DeviceSpec], *, resolution: int, batch: int = 1,
+                   dtype: str = "bf16", budgets_ms=None) -> pd.DataFrame:
+    """Largest feasible C per latency budget and device (0 when nothing fits)."""
+    budgets_ms = budgets_ms if budgets_ms is not None else np.geomspace(0.5, 2000, 41)
+    rows = []
+    for device in devices:
+        for limit in budgets_ms:
+            p = plan(spec, device, resolution=resolution, batch=batch, dtype=dtype,
+                     budgets=Budgets(latency_ms=float(limit)))
+            rows.append({"device": device.name, "latency_budget_ms": float(limit),
+                         "largest_cores": p.chosen.cores if p.chosen else 0})
+    return pd.DataFrame(rows)
+
+
+def frontier_chart(df: pd.DataFrame, model: str = "") -> alt.Chart:
+    return alt.Chart(df, title=f"Largest feasible core budget vs latency budget {model}".strip()
+                     ).mark_line(interpolate="step-after", point=True).encode(
+        x=alt.X("latency_budget_ms:Q", scale=alt.Scale(type="log", nice=False),
+                title="latency budget (ms per batch)"),
+        y=alt.Y("largest_cores:Q", title="largest feasible C (0 = none)", scale=alt.Scale(domain=[0, 64])),
+        color=alt.Color("device:N", title="device"),
+        tooltip=["device", alt.Tooltip("latency_budget_ms:Q", format=",.3g"), "largest_cores"],
+    ).properties(width=WIDTH, height=HEIGHT)
+
+
+# --------------------------------------------------------------------------- elastic curve
+def elastic_frame(spec: ModelSpec, device: DeviceSpec, *, resolution: int, batch: int = 1,
+                  dtype: str = "bf16") -> pd.DataFrame:
+    """Predicted latency and FLOPs for every nested budget C of one model on one device."""
+    p = plan(spec, device, resolution=resolution, batch=batch, dtype=dtype)
+    return pd.DataFrame([{"cores": c.cores, "latency_ms": c.latency_ms, "gflops": c.flops / 1e9,
+                          "device": device.name, "model": spec.name} for c in p.candidates])
+
+
+def elastic_chart(df: pd.DataFrame) -> alt.Chart:
+    base = alt.Chart(df).encode(x=alt.X("cores:Q", title="active core tokens C"))
+    latency = base.mark_line(point=True, color="#1f77b4").encode(
+        y=alt.Y("latency_ms:Q", title="predicted latency (ms per batch)",
+                axis=alt.Axis(titleColor="#1f77b4")), tooltip=["cores", "latency_ms", "gflops"])
+    flops = base.mark_line(point=True, color="#d62728", strokeDash=[5, 3]).encode(
+        y=alt.Y("gflops:Q", title="forward GFLOPs (dashed)", axis=alt.Axis(titleColor="#d62728")))
+    title = f"Elastic inference: {df['model'].iloc[0]} on {df['device'].iloc[0]}"
+    return alt.layer(latency, flops).resolve_scale(y="independent").properties(
+        width=WIDTH, height=HEIGHT, title=title)
+
+
+# --------------------------------------------------------------------------- export
+def save(chart, path: str | Path) -> Path:
+    """Write .html (self-contained, offline), .png (2x scale) or .svg."""
+    path = Path(path)
+    if path.suffix.lower() not in EXTENSIONS:
+        raise CoreplanError(f"--out {path}: unsupported extension {path.suffix or '(none)'!r}; "
+                            f"use {', '.join(EXTENSIONS)}")
+    if not path.parent.exists():
+        raise CoreplanError(f"--out {path}: directory {path.parent} does not exist")
+    try:
+        if path.suffix.lower() == ".html":
+            chart.save(str(path), inline=True)
+        elif path.suffix.lower() == ".png":
+            chart.save(str(path), scale_factor=2)
+        else:
+            chart.save(str(path))
+    except OSError as err:
+        raise CoreplanError(f"--out {path}: cannot write ({err.strerror})") from None
+    return path

@@ -1,0 +1,93 @@
+"""Charts, their exports, `coreplan chart` / `report`, and the notebooks (executed headless)."""
+
+from pathlib import Path
+
+import pytest
+
+from costmodel.config import configure
+from costmodel.spec import get_model
+from planners.devices import get_device
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV = ROOT / "data/measurements/cpu-epyc-2core-2026-11-24.csv"
+
+
+def _charts():
+    from coreplan import charts
+
+    core, dense = get_model("veca-small"), get_model("dinov3-small")
+    h100 = get_device("h100-sxm")
+    frame = charts.scaling_frame([core, dense], (224, 512))
+    yield "scaling", charts.scaling_chart(frame, "gflops")
+    yield "scaling-memory", charts.scaling_chart(frame, "memory_gb", log=False)
+    yield "crossover", charts.crossover_chart(charts.crossover_frame(core, dense))
+    yield "validation", charts.validation_chart(charts.validation_frame(CSV, get_device("cpu-2core")))
+    c = configure(core, 512, cores=64, batch=8, dtype="bf16")
+    yield "roofline", charts.roofline_chart(charts.roofline_frame(c, h100), h100, "bf16")
+    yield "frontier", charts.frontier_chart(charts.frontier_frame(core, [h100, get_device("l4")],
+                                                                  resolution=512, budgets_ms=[1, 10]))
+    yield "elastic", charts.elastic_chart(charts.elastic_frame(core, h100, resolution=512))
+
+
+def test_every_chart_is_valid_vega_lite_with_titled_axes():
+    for name, chart in _charts():
+        spec = chart.to_dict()  # validates against the Vega-Lite schema
+        text = str(spec)
+        assert "$schema" in spec, name
+        assert "'title':" in text, name
+
+
+@pytest.mark.parametrize("suffix,magic", [(".png", b"\x89PNG"), (".svg", b"<svg"), (".html", b"<!DOCTYPE")])
+def test_exports_are_non_empty_files_of_the_right_type(tmp_path, suffix, magic):
+    from coreplan.charts import save
+
+    name, chart = next(iter(_charts()))
+    path = save(chart, tmp_path / f"c{suffix}")
+    data = path.read_bytes()
+    assert data.startswith(magic) and len(data) > 1000
+    if suffix == ".html":  # self-contained: the Vega scripts are inline, nothing is fetched
+        assert b"vegaEmbed" in data and b"cdn.jsdelivr" not in data and b"<script src" not in data
+
+
+def test_chart_command_works_as_documented(cli, tmp_path):
+    out = tmp_path / "cost.png"
+    code, stdout, err = cli("chart", "scaling", "--models", "veca-base,dinov3-base", "--out", str(out))
+    assert code == 0, err
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("args,message", [
+    (("chart", "pie", "--out", "x.png"), "unknown chart kind 'pie'"),
+    (("chart", "scaling", "--out", "x.gif"), "unsupported extension '.gif'"),
+    (("chart", "scaling", "--out", "/nonexistent-dir/x.png"), "does not exist"),
+    (("report", "--out", "r.pdf"), "use a .html file name"),
+])
+def test_chart_bad_input_is_one_line_exit_2(cli, args, message):
+    code, _, err = cli(*args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_is_one_self_contained_page(cli, tmp_path):
+    out = tmp_path / "report.html"
+    code, _, err = cli("report", "--models", "veca-small,dinov3-small", "--devices", "l4",
+                       "--resolution", "512", "--out", str(out))
+    assert code == 0, err
+    text = out.read_text()
+    assert text.count("vegaEmbed('#chart") >= 5 and "<table" in text
+    assert "cdn.jsdelivr" not in text and "<script src" not in text
+
+
+@pytest.mark.parametrize("name", ["01_cost_model.ipynb", "02_validation.ipynb",
+                                  "03_capacity_planning.ipynb"])
+def test_notebook_executes(name):
+    import time
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit stripped"
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    assert time.perf_counter() - start < 60
