@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from coreplan.cli import _ints, app
+from coreplan.output import check_out
 from costmodel.config import check_choice
 from costmodel.errors import CoreplanError
 from costmodel.spec import get_model
@@ -21,17 +22,6 @@ def _names(text: str) -> list[str]:
     if not values:
         raise CoreplanError("expected a comma-separated list")
     return values
-
-
-def _check_out(out: str) -> None:
-    from coreplan.charts import EXTENSIONS
-
-    path = Path(out)
-    if path.suffix.lower() not in EXTENSIONS:
-        raise CoreplanError(f"--out {out}: unsupported extension {path.suffix or '(none)'!r}; use "
-                            f"{', '.join(EXTENSIONS)}")
-    if not path.parent.is_dir():
-        raise CoreplanError(f"--out {out}: directory {path.parent} does not exist")
 
 
 @app.command()
@@ -55,7 +45,7 @@ def chart(kind: str,
     from planners.devices import get_device
 
     check_choice("chart kind", kind, KINDS)
-    _check_out(out)
+    check_out(out)
     from coreplan import charts
     from costmodel.config import configure
     from planners.planner import baseline_model
@@ -107,7 +97,7 @@ def report(out: str = typer.Option("report.html", "--out"),
 
     if Path(out).suffix.lower() != ".html":
         raise CoreplanError(f"--out {out}: the report is HTML; use a .html file name")
-    _check_out(out)
+    check_out(out)
     from coreplan.report import build_report
 
     text = build_report([get_model(m) for m in _names(models)],

@@ -15,6 +15,7 @@ import pandas as pd
 
 from costmodel.config import configure
 from costmodel.cost import count
+from coreplan.output import check_out
 from costmodel.errors import CoreplanError
 from costmodel.memory import inference_memory
 from costmodel.spec import ModelSpec
@@ -22,7 +23,6 @@ from planners.devices import DeviceSpec
 from planners.planner import Budgets, plan
 from planners.roofline import simulate
 
-EXTENSIONS = (".html", ".png", ".svg")
 WIDTH, HEIGHT = 520, 320
 
 
@@ -222,12 +222,8 @@ def elastic_chart(df: pd.DataFrame) -> alt.Chart:
 # --------------------------------------------------------------------------- export
 def save(chart, path: str | Path) -> Path:
     """Write .html (self-contained, offline), .png (2x scale) or .svg."""
+    check_out(path)
     path = Path(path)
-    if path.suffix.lower() not in EXTENSIONS:
-        raise CoreplanError(f"--out {path}: unsupported extension {path.suffix or '(none)'!r}; "
-                            f"use {', '.join(EXTENSIONS)}")
-    if not path.parent.exists():
-        raise CoreplanError(f"--out {path}: directory {path.parent} does not exist")
     try:
         if path.suffix.lower() == ".html":
             chart.save(str(path), inline=True)

@@ -51,3 +51,20 @@ def emit(fmt: str, *, document, rows: list[dict], title: str | None = None,
         csv_rows(rows)
     else:
         table(rows, title, caption)
+
+
+CHART_EXTENSIONS = (".html", ".png", ".svg")
+
+
+def check_out(path) -> None:
+    """A chart's --out: a supported extension in an existing directory, else one clear error."""
+    from pathlib import Path
+
+    from costmodel.errors import CoreplanError
+
+    path = Path(path)
+    if path.suffix.lower() not in CHART_EXTENSIONS:
+        raise CoreplanError(f"--out {path}: unsupported extension {path.suffix or '(none)'!r}; use "
+                            f"{', '.join(CHART_EXTENSIONS)}")
+    if not path.parent.is_dir():
+        raise CoreplanError(f"--out {path}: directory {path.parent} does not exist")

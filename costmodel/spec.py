@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
-from costmodel.errors import CoreplanError
+from costmodel.errors import CoreplanError, lookup
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
@@ -180,8 +179,4 @@ def get_model(name: str, model_file: str | Path | None = None) -> ModelSpec:
     models = dict(catalog())
     if model_file is not None:
         models.update(load_models(model_file))
-    if name in models:
-        return models[name]
-    close = difflib.get_close_matches(name, models, n=4, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(models)}"
-    raise CoreplanError(f"unknown model {name!r}{hint}")
+    return lookup("model", name, models)

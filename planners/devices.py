@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from costmodel.errors import CoreplanError
+from costmodel.errors import CoreplanError, lookup
 
 CATALOG_PATH = Path(__file__).with_name("devices.toml")
 OP_CLASSES = ("gemm", "attention", "elementwise")
@@ -143,8 +142,4 @@ def get_device(name: str, device_file: str | Path | None = None) -> DeviceSpec:
     devices = dict(device_catalog())
     if device_file is not None:
         devices.update(load_devices(device_file))
-    if name in devices:
-        return devices[name]
-    close = difflib.get_close_matches(name, devices, n=4, cutoff=0.4)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(devices)}"
-    raise CoreplanError(f"unknown device {name!r}{hint}")
+    return lookup("device", name, devices, cutoff=0.4)
