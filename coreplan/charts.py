@@ -209,11 +209,13 @@ def elastic_frame(spec: ModelSpec, device: DeviceSpec, *, resolution: int, batch
 
 def elastic_chart(df: pd.DataFrame) -> alt.Chart:
     base = alt.Chart(df).encode(x=alt.X("cores:Q", title="active core tokens C"))
-    latency = base.mark_line(point=True, color="#1f77b4").encode(
-        y=alt.Y("latency_ms:Q", title="predicted latency (ms per batch)",
+    latency = base.mark_line(point=alt.OverlayMarkDef(color="#1f77b4"), color="#1f77b4").encode(
+        y=alt.Y("latency_ms:Q", title="predicted latency (ms per batch)", scale=alt.Scale(zero=False),
                 axis=alt.Axis(titleColor="#1f77b4")), tooltip=["cores", "latency_ms", "gflops"])
-    flops = base.mark_line(point=True, color="#d62728", strokeDash=[5, 3]).encode(
-        y=alt.Y("gflops:Q", title="forward GFLOPs (dashed)", axis=alt.Axis(titleColor="#d62728")))
+    flops = base.mark_line(point=alt.OverlayMarkDef(color="#d62728"), color="#d62728",
+                           strokeDash=[5, 3]).encode(
+        y=alt.Y("gflops:Q", title="forward GFLOPs (dashed)", scale=alt.Scale(zero=False),
+                axis=alt.Axis(titleColor="#d62728")))
     title = f"Elastic inference: {df['model'].iloc[0]} on {df['device'].iloc[0]}"
     return alt.layer(latency, flops).resolve_scale(y="independent").properties(
         width=WIDTH, height=HEIGHT, title=title)

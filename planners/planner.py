@@ -66,8 +66,9 @@ def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets
     spec, impl, dtype = configs[0].spec, configs[0].impl, configs[0].dtype
     per = [config_dims(c) for c in configs]
     dims = {k: np.array([d[k] for d in per], dtype=np.float64) for k in per[0]}
-    seconds = np.atleast_1d(latency_s(spec, impl, device, dtype, **dims))
-    flops = np.atleast_1d(sum(e["flop"] for e in evaluate(spec, impl, "model", **dims).values()))
+    entries = evaluate(spec, impl, "model", **dims)  # one pass gives FLOPs and the roofline
+    seconds = np.atleast_1d(latency_s(spec, impl, device, dtype, entries=entries, **dims))
+    flops = np.atleast_1d(sum(e["flop"] for e in entries.values()))
     return [_candidate(c, float(t), float(f), device, budgets)
             for c, t, f in zip(configs, seconds, flops)]
 

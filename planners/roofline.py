@@ -59,10 +59,12 @@ def _peak(device: DeviceSpec, op_class: str, dtype: str) -> float:
     return device.peak("fp32" if op_class == "elementwise" else dtype)
 
 
-def op_rooflines(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, **dims) -> dict:
-    """{path: (op_class, flops (full convention), bytes, launches, compute_s, memory_s)}."""
+def op_rooflines(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, *, entries=None,
+                 **dims) -> dict:
+    """{path: (op_class, flops (full convention), bytes, launches, compute_s, memory_s)};
+    `entries` reuses an `evaluate(spec, impl, "model", **dims)` result."""
     out = {}
-    for path, e in evaluate(spec, impl, "model", **dims).items():
+    for path, e in (entries or evaluate(spec, impl, "model", **dims)).items():
         # the `full` convention: matmuls as 2 per multiply-add, elementwise ops at their per-element
         # costs (costmodel/conventions.py), so memory-bound ops still carry their arithmetic
         compute = e["full"] / _peak(device, e["op_class"], dtype)
@@ -71,12 +73,13 @@ def op_rooflines(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, **d
     return out
 
 
-def class_terms(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, **dims):
+def class_terms(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, *, entries=None,
+                **dims):
     """(per op class: sum of its ops' roofline seconds at eta = 1, total op launches)."""
     terms = {c: 0.0 for c in OP_CLASSES}
     launches = 0.0
     for op_class, _, _, count, compute, memory in op_rooflines(spec, impl, device, dtype,
-                                                               **dims).values():
+                                                               entries=entries, **dims).values():
         terms[op_class] = terms[op_class] + np.maximum(compute, memory)
         launches = launches + count
     return terms, launches
@@ -87,9 +90,9 @@ def combine(terms: dict, launches, efficiency: dict[str, float], overhead_s: flo
     return sum(terms[c] / efficiency[c] for c in OP_CLASSES) + launches * overhead_s
 
 
-def latency_s(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, **dims):
+def latency_s(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, *, entries=None, **dims):
     """Predicted forward latency (seconds), vectorised over the dims' arrays."""
-    terms, launches = class_terms(spec, impl, device, dtype, **dims)
+    terms, launches = class_terms(spec, impl, device, dtype, entries=entries, **dims)
     return combine(terms, launches, device.efficiency, device.kernel_launch_overhead_s)
 
 
