@@ -298,8 +298,8 @@ def _plan_table(p, device) -> None:
         rows.append({**row(p.baseline, p.baseline_model), "chosen": "dense"})
     limits = ", ".join(f"{k}={v:g}" for k, v in vars(p.budgets).items() if v is not None) or "none"
     if p.chosen:
-        what = {"cores": f"C={p.chosen.cores}", "resolution": f"{p.chosen.resolution} px",
-                "batch": f"batch {p.chosen.batch}"}[p.solve]
+        what = {"cores": f"C={p.chosen.cores}" if p.chosen.cores else f"{p.model} as given",
+                "resolution": f"{p.chosen.resolution} px", "batch": f"batch {p.chosen.batch}"}[p.solve]
         caption = f"chosen: {what} (binding: {describe(p.chosen, p.budgets, device)})"
     else:
         caption = "chosen: none feasible"

@@ -61,8 +61,11 @@ def _field(path, line, row, key, kind):
     return value
 
 
-def read_measurements(path: str | Path) -> list[Measurement]:
-    """Rows with status ok and a time from a `coreplan validate` CSV; errors name line and field."""
+def read_measurements(path: str | Path, device_kind: str | None = None) -> list[Measurement]:
+    """Rows with status ok and a time from a `coreplan validate` CSV; errors name line and field.
+
+    With `device_kind` ("cpu"; a GPU kind is "gpu", measured as "cuda"), rows taken on another kind
+    of device are an error rather than a silent mis-calibration."""
     path = Path(path)
     try:
         handle = open(path, newline="")
@@ -80,6 +83,9 @@ def read_measurements(path: str | Path) -> list[Measurement]:
                     raise CoreplanError(f"{path}:{line}: wrong number of fields")
                 if row["status"] != "ok" or not row["time_ms_median"]:
                     continue
+                if row.get("device") and device_kind and row["device"] != device_kind:
+                    raise CoreplanError(f"{path}:{line}: measured on {row['device']}, but the "
+                                        f"device being calibrated is {device_kind}")
                 rows.append(Measurement(
                     line, row["model"], _field(path, line, row, "resolution", int),
                     _field(path, line, row, "core_tokens", int), row["impl"],
@@ -203,7 +209,7 @@ class Calibration:
 
 
 def calibrate(measurements: str | Path, device: DeviceSpec) -> Calibration:
-    rows = read_measurements(measurements)
+    rows = read_measurements(measurements, "cpu" if device.kind == "cpu" else "cuda")
     R, launches = design(rows, device)
     times = np.array([m.time_s for m in rows])
     h = holdout(R, launches, times, [m.group for m in rows], device)

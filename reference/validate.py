@@ -85,6 +85,11 @@ class ResultsFile:
             raise CoreplanError(f"{self.path} exists: pass --resume to continue it, or choose "
                                 f"another --out")
         if exists:
+            with open(self.path, newline="") as handle:
+                header = next(csv.reader(handle), [])
+            if tuple(header) != COLUMNS:
+                raise CoreplanError(f"{self.path}: its columns differ from this version's; "
+                                    f"cannot --resume into it (choose another --out)")
             self.rows = read_results(self.path)
             self.done = {tuple(row[k] for k in KEY) for row in self.rows}
         try:

@@ -296,3 +296,8 @@ def test_committed_cpu_holdout_is_reported_as_measured():
     assert h["rows"] == 62 and h["resolution_groups"] == [256, 384, 512, 768]
     assert h["within_10pct"] == pytest.approx(34 / 62)
     assert 0 < h["mape"] < 0.2 and h["max_abs_error"] < 0.5
+
+
+def test_calibrating_a_gpu_on_cpu_measurements_is_refused(cli):
+    code, _, err = cli("calibrate", "--measurements", CPU_CSV, "--device", "h100-sxm")
+    assert code == 2 and "measured on cpu, but the device being calibrated is cuda" in err

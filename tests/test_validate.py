@@ -115,3 +115,10 @@ def test_training_step_learns_and_leaves_cores_beyond_the_budget_untouched():
     assert losses[-1] < losses[0]
     assert model.cores.grad[16:].abs().max().item() == 0.0
     assert torch.equal(model.cores[16:].detach(), frozen)
+
+
+def test_resume_refuses_a_file_with_other_columns(tmp_path, capsys):
+    old = tmp_path / "old.csv"
+    old.write_text("model,resolution,core_tokens,impl,batch,dtype,device,status\n")
+    assert main(REDUCED + ["--no-time", "--out", str(old), "--resume"]) == 2
+    assert "columns differ" in capsys.readouterr().err
