@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from coreplan.cli import _ints, app
+from coreplan.cli import _ints, _names, app
 from coreplan.output import check_out
 from costmodel.config import check_choice
 from costmodel.errors import CoreplanError
@@ -15,13 +15,6 @@ from costmodel.spec import get_model
 
 KINDS = ("scaling", "crossover", "validation", "roofline", "frontier", "elastic")
 DEFAULT_MEASUREMENTS = "data/measurements/cpu-epyc-2core-2026-11-24.csv"
-
-
-def _names(text: str) -> list[str]:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values:
-        raise CoreplanError("expected a comma-separated list")
-    return values
 
 
 @app.command()
@@ -53,7 +46,7 @@ def chart(kind: str,
     spec = get_model(model)
     if kind == "scaling":
         q = check_choice("quantity", quantity or "gflops", ("gflops", "memory_gb"))
-        frame = charts.scaling_frame([get_model(m) for m in _names(models)],
+        frame = charts.scaling_frame([get_model(m) for m in _names(models, "--models")],
                                      _ints(resolutions, "--resolutions"), batch, "fp32")
         result = charts.scaling_chart(frame, q, log=not linear)
     elif kind == "crossover":
@@ -71,7 +64,7 @@ def chart(kind: str,
         c = configure(spec, resolution, cores=cores, batch=batch, dtype=dtype)
         result = charts.roofline_chart(charts.roofline_frame(c, dev), dev, dtype)
     elif kind == "frontier":
-        devs = [get_device(d, device_file) for d in _names(devices)]
+        devs = [get_device(d, device_file) for d in _names(devices, "--devices")]
         result = charts.frontier_chart(charts.frontier_frame(spec, devs, resolution=resolution,
                                                              batch=batch, dtype=dtype), spec.name)
     else:
@@ -100,8 +93,8 @@ def report(out: str = typer.Option("report.html", "--out"),
     check_out(out)
     from coreplan.report import build_report
 
-    text = build_report([get_model(m) for m in _names(models)],
-                        [get_device(d, device_file) for d in _names(devices)],
+    text = build_report([get_model(m) for m in _names(models, "--models")],
+                        [get_device(d, device_file) for d in _names(devices, "--devices")],
                         resolution=resolution, batch=batch, dtype=dtype,
                         budgets=Budgets(latency_ms, memory_gb), measurements=measurements)
     try:

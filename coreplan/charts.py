@@ -94,8 +94,6 @@ def validation_frame(measurements: str | Path, device: DeviceSpec) -> pd.DataFra
     from planners.calibrate import read_measurements
     from planners.roofline import latency_s
 
-    raw = pd.read_csv(measurements, dtype=str).set_index(["model", "resolution", "core_tokens",
-                                                          "impl", "batch", "dtype"])
     rows = []
     for m in read_measurements(measurements):
         spec = get_model(m.model)
@@ -105,10 +103,9 @@ def validation_frame(measurements: str | Path, device: DeviceSpec) -> pd.DataFra
                      batch=m.batch)
         rows.append({**label, "quantity": "time (ms)", "measured": m.time_s * 1e3,
                      "predicted": float(latency_s(spec, c.impl, device, c.dtype, **config_dims(c))) * 1e3})
-        key = (m.model, str(m.resolution), str(m.core_tokens), m.impl, str(m.batch), m.dtype)
-        measured = raw.loc[key].get("mem_activation_peak_bytes_measured") if key in raw.index else None
-        if isinstance(measured, str) and measured:
-            rows.append({**label, "quantity": "activation peak (MB)", "measured": float(measured) / 1e6,
+        if m.activation_peak_bytes is not None:
+            rows.append({**label, "quantity": "activation peak (MB)",
+                         "measured": m.activation_peak_bytes / 1e6,
                          "predicted": inference_memory(c).activation_peak_bytes / 1e6})
     df = pd.DataFrame(rows)
     df["error"] = df["predicted"] / df["measured"] - 1

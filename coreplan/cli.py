@@ -38,6 +38,13 @@ def _ints(text: str, what: str) -> list[int]:
     return values
 
 
+def _names(text: str | None, what: str) -> list[str]:
+    values = [v.strip() for v in (text or "").split(",") if v.strip()]
+    if not values:
+        raise CoreplanError(f"{what}: expected a comma-separated list")
+    return values
+
+
 @app.command()
 def models(model_file: Optional[str] = ModelFile, fmt: str = Format) -> None:
     """List the model catalog with its fields."""

@@ -7,18 +7,11 @@ from typing import Optional
 
 import typer
 
-from coreplan.cli import _format, _ints, app
+from coreplan.cli import _format, _ints, _names, app
 from coreplan.output import emit
 from costmodel.config import CORE_IMPLS, DTYPE_BYTES, check_choice
 from costmodel.errors import CoreplanError
 from costmodel.spec import catalog, get_model
-
-
-def _names(text: str | None, what: str) -> list[str]:
-    values = [v.strip() for v in (text or "").split(",") if v.strip()]
-    if not values:
-        raise CoreplanError(f"{what}: expected a comma-separated list")
-    return values
 
 
 @app.command()
@@ -44,11 +37,9 @@ def validate(
 
     Exit status 1 if any FLOP count disagrees with the prediction or a case errors.
     """
-    from reference.validate import QUICK, Options, ResultsFile, plan_cases
+    from reference.validate import FULL, QUICK, Options, ResultsFile, plan_cases
 
-    defaults = QUICK if quick else dict(models=tuple(catalog()), resolutions=(256, 512, 1024),
-                                        cores=(8, 64), impls=("split", "masked"), batches=(1, 4),
-                                        dtypes=("fp32",))
+    defaults = QUICK if quick else {**FULL, "models": tuple(catalog())}
     check_choice("device", device, ("cpu", "cuda"))
     specs = [get_model(m, model_file) for m in (_names(models, "--models") if models
                                                  else defaults["models"])]

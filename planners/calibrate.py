@@ -43,6 +43,7 @@ class Measurement:
     batch: int
     dtype: str
     time_s: float
+    activation_peak_bytes: float | None = None  # measured, when the row has it
 
     @property
     def group(self) -> int:
@@ -90,7 +91,9 @@ def read_measurements(path: str | Path, device_kind: str | None = None) -> list[
                     line, row["model"], _field(path, line, row, "resolution", int),
                     _field(path, line, row, "core_tokens", int), row["impl"],
                     _field(path, line, row, "batch", int), row["dtype"],
-                    _field(path, line, row, "time_ms_median", float) / 1e3))
+                    _field(path, line, row, "time_ms_median", float) / 1e3,
+                    _field(path, line, row, "mem_activation_peak_bytes_measured", float)
+                    if row.get("mem_activation_peak_bytes_measured") else None))
         except UnicodeDecodeError:
             raise CoreplanError(f"{path}: not a text CSV file") from None
     if not rows:
@@ -196,7 +199,6 @@ class Calibration:
     fit: Fit
     holdout: Holdout
     measurements: str
-    rows: tuple[Measurement, ...]
 
     def to_dict(self) -> dict:
         h = self.holdout
@@ -216,7 +218,7 @@ def calibrate(measurements: str | Path, device: DeviceSpec) -> Calibration:
     final = fit(R, launches, times, device)
     calibrated = replace(device, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
                          latency_interval=h.interval, calibrated=True)
-    return Calibration(calibrated, final, h, str(measurements), tuple(rows))
+    return Calibration(calibrated, final, h, str(measurements))
 
 
 def profile_toml(cal: Calibration) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,16 +30,12 @@ class DeviceSpec:
     source: str
     latency_interval: tuple[float, float] | None = None  # calibrated [lo, hi] multipliers
     calibrated: bool = False
-    notes: dict[str, str] = field(default_factory=dict)
 
     def peak(self, dtype: str) -> float:
         if dtype not in self.peak_flops_per_s:
             have = ", ".join(self.peak_flops_per_s)
             raise CoreplanError(f"device {self.name} has no {dtype} peak (it lists: {have})")
         return self.peak_flops_per_s[dtype]
-
-    def __hash__(self) -> int:
-        return hash(self.name)
 
 
 def _positive(path: str, name: str, key: str, value, allow_zero: bool = False) -> float:
@@ -117,19 +113,15 @@ def load_devices(path: str | Path) -> dict[str, DeviceSpec]:
     devices = data.get("devices")
     if not isinstance(devices, dict) or not devices:
         raise CoreplanError(f"device file {path}: no [devices.NAME] tables")
-    defaults = data.get("defaults") or (_catalog_defaults() if path != CATALOG_PATH else {})
+    defaults = data.get("defaults") or (catalog_defaults() if path != CATALOG_PATH else {})
     return {name: device_from_table(str(path), name, table, defaults)
             for name, table in devices.items()}
 
 
-def _catalog_defaults() -> dict:
-    return tomllib.loads(CATALOG_PATH.read_text()).get("defaults", {})
-
-
 @lru_cache(maxsize=1)
 def catalog_defaults() -> dict:
-    """The catalog's documented default efficiencies and launch overhead."""
-    return _catalog_defaults()
+    """The catalog's documented default efficiencies and launch overhead ([defaults])."""
+    return tomllib.loads(CATALOG_PATH.read_text()).get("defaults", {})
 
 
 @lru_cache(maxsize=1)

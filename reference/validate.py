@@ -27,6 +27,8 @@ COLUMNS = ("model", "family", "resolution", "patch_tokens", "core_tokens", "impl
 KEY = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "device")
 QUICK = dict(models=("veca-small", "dinov2-small", "dinov2-small-reg", "dinov3-small"),
              resolutions=(64,), cores=(8, 64), impls=CORE_IMPLS, batches=(1, 2), dtypes=("fp32",))
+FULL = dict(models=None, resolutions=(256, 512, 1024), cores=(8, 64), impls=("split", "masked"),
+            batches=(1, 4), dtypes=("fp32",))  # models None: the whole catalog
 
 
 @dataclass(frozen=True)
@@ -174,13 +176,11 @@ class Options:
     memory_headroom: float = 1.5
 
 
-def _base_row(case: Case, c: Config, threads: int) -> dict:
+def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
     import torch
 
     from costmodel.cost import count
-    from costmodel.memory import inference_memory
 
-    mem = inference_memory(c)
     return dict(model=case.spec.name, family=case.spec.family, resolution=case.resolution,
                 patch_tokens=c.patch_tokens, core_tokens=c.core_tokens, impl=c.impl,
                 batch=c.batch, dtype=c.dtype, device=case.device,
@@ -262,15 +262,16 @@ def run_case(case: Case, options: Options) -> dict:
     """Predict, count, and (optionally) measure one case; failures become the row's status."""
     import torch
 
+    from costmodel.memory import inference_memory
+
     c = case.config()
     threads = options.threads or torch.get_num_threads()
-    row, notes = _base_row(case, c, threads), []
+    mem = inference_memory(c)
+    row, notes = _base_row(case, c, threads, mem), []
     try:
         _count(row, c, notes)
         if options.time_it:
-            from costmodel.memory import inference_memory
-
-            need = inference_memory(c).total_bytes * options.memory_headroom
+            need = mem.total_bytes * options.memory_headroom
             free = free_memory_bytes(case.device)
             if need > free:
                 row["status"] = "oom"
