@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test test-slow generate docs validate-quick clean
+.PHONY: demo test test-slow docs validate-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,9 +35,6 @@ test: $(VENV)/.installed
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS) -m slow
-
-generate: $(VENV)/.installed
-	$(PY) -m costmodel.numeric
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -11,18 +11,24 @@ import time
 import numpy as np
 
 from costmodel.config import configure
-from costmodel.numeric import total_function
+from costmodel.cost import evaluate
 from costmodel.spec import get_model
 
 
 def configs_per_second(n: int, repeats: int) -> float:
+    """Model-scope FLOPs of n random veca-base configurations (batch, grid, C) in one evaluation
+    of the graph on numpy int64 arrays (exact up to 9.2e18)."""
     spec = get_model("veca-base")
-    fn = total_function(spec, "split", "model", "flop")
     rng = np.random.default_rng(0)
-    dims = dict(batch=rng.integers(1, 65, n), patch_tokens=rng.integers(16, 16384, n),
-                core_tokens=8 * rng.integers(1, 9, n), elem_bytes=np.full(n, 2))
-    fn(**dims)  # warm
-    best = min(_timed(lambda: fn(**dims)) for _ in range(repeats))
+    rows, cols = rng.integers(1, 128, n), rng.integers(1, 128, n)
+    dims = spec.dims(batch=rng.integers(1, 65, n), rows=rows, cols=cols,
+                     core_tokens=8 * rng.integers(1, 9, n), elem_bytes=np.full(n, 2))
+
+    def run():
+        return evaluate(spec, "split", dims).total("flop")
+
+    run()  # warm
+    best = min(_timed(run) for _ in range(repeats))
     return n / best
 
 

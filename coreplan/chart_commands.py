@@ -7,10 +7,9 @@ from typing import Optional
 
 import typer
 
-from coreplan.cli import _ints, _names, app
+from coreplan.app import DeviceFile, app, names, sides, square
 from coreplan.output import check_out
-from costmodel.config import check_choice
-from costmodel.errors import CoreplanError
+from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
 
 KINDS = ("scaling", "crossover", "validation", "roofline", "frontier", "elastic")
@@ -25,7 +24,7 @@ def chart(kind: str,
           versus: Optional[str] = typer.Option(None, "--versus", help="crossover: dense model."),
           devices: str = typer.Option("h100-sxm,l4,jetson-agx-orin", "--devices", help="frontier."),
           device: Optional[str] = typer.Option(None, "--device", help="roofline, elastic, validation."),
-          resolution: int = typer.Option(1024, "--resolution"),
+          resolution: str = typer.Option("1024", "--resolution", help="Side in px."),
           resolutions: str = typer.Option("224,256,384,512,768,1024,1536,2048", "--resolutions"),
           cores: Optional[int] = typer.Option(None, "--cores", help="roofline: C (default max)."),
           batch: int = typer.Option(1, "--batch"), dtype: str = typer.Option("bf16", "--dtype"),
@@ -33,7 +32,7 @@ def chart(kind: str,
                                                  help="scaling: gflops|memory_gb; validation: time|memory."),
           measurements: str = typer.Option(DEFAULT_MEASUREMENTS, "--measurements"),
           linear: bool = typer.Option(False, "--linear", help="scaling: linear y axis."),
-          device_file: Optional[str] = typer.Option(None, "--device-file")) -> None:
+          device_file: Optional[str] = DeviceFile()) -> None:
     """Render one chart: scaling, crossover, validation, roofline, frontier or elastic."""
     from planners.devices import get_device
 
@@ -44,10 +43,11 @@ def chart(kind: str,
     from planners.planner import baseline_model
 
     spec = get_model(model)
+    side = square(resolution, "chart")
     if kind == "scaling":
         q = check_choice("quantity", quantity or "gflops", ("gflops", "memory_gb"))
-        frame = charts.scaling_frame([get_model(m) for m in _names(models, "--models")],
-                                     _ints(resolutions, "--resolutions"), batch, "fp32")
+        frame = charts.scaling_frame([get_model(m) for m in names(models, "--models")],
+                                     sides(resolutions), batch, "fp32")
         result = charts.scaling_chart(frame, q, log=not linear)
     elif kind == "crossover":
         dense = get_model(versus) if versus else baseline_model(spec)
@@ -61,15 +61,15 @@ def chart(kind: str,
         result = charts.validation_chart(frame, q)
     elif kind == "roofline":
         dev = get_device(device or "h100-sxm", device_file)
-        c = configure(spec, resolution, cores=cores, batch=batch, dtype=dtype)
+        c = configure(spec, spec.round_resolution(side), cores=cores, batch=batch, dtype=dtype)
         result = charts.roofline_chart(charts.roofline_frame(c, dev), dev, dtype)
     elif kind == "frontier":
-        devs = [get_device(d, device_file) for d in _names(devices, "--devices")]
-        result = charts.frontier_chart(charts.frontier_frame(spec, devs, resolution=resolution,
+        devs = [get_device(d, device_file) for d in names(devices, "--devices")]
+        result = charts.frontier_chart(charts.frontier_frame(spec, devs, resolution=side,
                                                              batch=batch, dtype=dtype), spec.name)
     else:
         dev = get_device(device or "h100-sxm", device_file)
-        result = charts.elastic_chart(charts.elastic_frame(spec, dev, resolution=resolution,
+        result = charts.elastic_chart(charts.elastic_frame(spec, dev, resolution=side,
                                                            batch=batch, dtype=dtype))
     print(charts.save(result, out))
 
@@ -78,12 +78,12 @@ def chart(kind: str,
 def report(out: str = typer.Option("report.html", "--out"),
            models: str = typer.Option("veca-base,dinov3-base", "--models"),
            devices: str = typer.Option("h100-sxm,l4,jetson-agx-orin", "--devices"),
-           resolution: int = typer.Option(1024, "--resolution"), batch: int = typer.Option(1, "--batch"),
+           resolution: str = typer.Option("1024", "--resolution", help="Side in px."), batch: int = typer.Option(1, "--batch"),
            dtype: str = typer.Option("bf16", "--dtype"),
            latency_ms: Optional[float] = typer.Option(None, "--latency-ms"),
            memory_gb: Optional[float] = typer.Option(None, "--memory-gb"),
            measurements: str = typer.Option(DEFAULT_MEASUREMENTS, "--measurements"),
-           device_file: Optional[str] = typer.Option(None, "--device-file")) -> None:
+           device_file: Optional[str] = DeviceFile()) -> None:
     """One self-contained HTML page (offline) with the key tables and charts."""
     from planners.devices import get_device
     from planners.planner import Budgets
@@ -93,9 +93,9 @@ def report(out: str = typer.Option("report.html", "--out"),
     check_out(out)
     from coreplan.report import build_report
 
-    text = build_report([get_model(m) for m in _names(models, "--models")],
-                        [get_device(d, device_file) for d in _names(devices, "--devices")],
-                        resolution=resolution, batch=batch, dtype=dtype,
+    text = build_report([get_model(m) for m in names(models, "--models")],
+                        [get_device(d, device_file) for d in names(devices, "--devices")],
+                        resolution=square(resolution, "report"), batch=batch, dtype=dtype,
                         budgets=Budgets(latency_ms, memory_gb), measurements=measurements)
     try:
         Path(out).write_text(text)

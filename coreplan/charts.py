@@ -13,9 +13,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from coreplan.output import check_out
 from costmodel.config import configure
 from costmodel.cost import count
-from coreplan.output import check_out
 from costmodel.errors import CoreplanError
 from costmodel.memory import inference_memory
 from costmodel.spec import ModelSpec
@@ -26,17 +26,13 @@ from planners.roofline import simulate
 WIDTH, HEIGHT = 520, 320
 
 
-def _side(spec: ModelSpec, resolution: int) -> int:
-    return max(spec.patch_size, resolution // spec.patch_size * spec.patch_size)
-
-
 # --------------------------------------------------------------------------- cost scaling
 def scaling_frame(specs: list[ModelSpec], resolutions, batch: int = 1, dtype: str = "fp32") -> pd.DataFrame:
     """FLOPs and inference memory per model x resolution; core models get one row per budget C."""
     rows = []
     for spec in specs:
         for res in resolutions:
-            side = _side(spec, res)
+            side = spec.round_resolution(res)
             for cores in (spec.budgets if spec.is_core else (None,)):
                 c = configure(spec, side, cores=cores, batch=batch, dtype=dtype)
                 label = f"{spec.name} C={cores}" if cores else spec.name
@@ -89,23 +85,22 @@ def crossover_chart(df: pd.DataFrame) -> alt.Chart:
 # --------------------------------------------------------------------------- validation
 def validation_frame(measurements: str | Path, device: DeviceSpec) -> pd.DataFrame:
     """Measured vs predicted (time from the device's roofline, memory from costmodel) per CSV row."""
-    from costmodel.numeric import config_dims
+    from costmodel.measurements import read_measurements
     from costmodel.spec import get_model
-    from planners.calibrate import read_measurements
-    from planners.roofline import latency_s
+    from planners.roofline import config_rooflines, latency_s
 
     rows = []
-    for m in read_measurements(measurements):
+    for m in (r for r in read_measurements(measurements) if r.timed):
         spec = get_model(m.model)
         c = configure(spec, m.resolution, cores=m.core_tokens or None, batch=m.batch, impl=m.impl,
                       dtype=m.dtype)
         label = dict(model=m.model, impl=m.impl, resolution=m.resolution, cores=m.core_tokens,
                      batch=m.batch)
         rows.append({**label, "quantity": "time (ms)", "measured": m.time_s * 1e3,
-                     "predicted": float(latency_s(spec, c.impl, device, c.dtype, **config_dims(c))) * 1e3})
-        if m.activation_peak_bytes is not None:
+                     "predicted": float(latency_s(config_rooflines(c, device), device)) * 1e3})
+        if m.mem_activation_peak_bytes_measured is not None:
             rows.append({**label, "quantity": "activation peak (MB)",
-                         "measured": m.activation_peak_bytes / 1e6,
+                         "measured": m.mem_activation_peak_bytes_measured / 1e6,
                          "predicted": inference_memory(c).activation_peak_bytes / 1e6})
     df = pd.DataFrame(rows)
     df["error"] = df["predicted"] / df["measured"] - 1

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import sympy as sp
 
 from costmodel.config import check_cores, configure
-from costmodel.cost import count, symbolic_total
-from costmodel.graph import symbols
+from costmodel.cost import count, evaluate, symbolic_total
+from costmodel.dims import Dims, symbols
 from costmodel.spec import ModelSpec
 
 MAX_RESOLUTION = 8192
@@ -35,14 +35,11 @@ class Crossover:
 
 
 def _concrete(spec: ModelSpec, scope: str, convention: str, impl: str, cores: int) -> sp.Expr:
-    SYMBOLS = symbols()
-    expr = symbolic_total(spec, scope, convention, impl)
-    values = {SYMBOLS.batch: 1, SYMBOLS.embed_dim: spec.embed_dim, SYMBOLS.num_heads: spec.num_heads,
-              SYMBOLS.mlp_hidden_dim: spec.mlp_hidden_dim, SYMBOLS.depth: spec.depth,
-              SYMBOLS.patch_size: spec.patch_size, SYMBOLS.elem_bytes: 4,
-              SYMBOLS.core_tokens: cores, SYMBOLS.extra_tokens: spec.extra_tokens,
-              SYMBOLS.pos_table_rows: 0, SYMBOLS.interpolate: 0}
-    return sp.expand(expr.subs(values))
+    """The scope's cost as a polynomial in N alone: every other dimension is the model's own
+    (batch 1, fp32, no position-table resize)."""
+    fixed = spec.dims(batch=1, rows=1, cols=1, core_tokens=cores, elem_bytes=4).values()
+    dims = Dims(**{**fixed, "patch_tokens": symbols().patch_tokens, "interpolate": 0})
+    return sp.expand(evaluate(spec, impl, dims, scope).total(convention))
 
 
 def crossover(core: ModelSpec, dense: ModelSpec, *, cores: int | None = None, scope: str = "model",
@@ -75,9 +72,8 @@ def _resolution_crossover(core: ModelSpec, dense: ModelSpec, cores: int, scope: 
     """Smallest square resolution (multiple of the core patch) from which the core model is cheaper."""
     answer = None
     for res in range(core.patch_size, MAX_RESOLUTION + 1, core.patch_size):
-        dense_res = max(dense.patch_size, res // dense.patch_size * dense.patch_size)
         c = count(configure(core, res, cores=cores, impl=impl), scope, convention).total
-        d = count(configure(dense, dense_res), scope, convention).total
+        d = count(configure(dense, dense.round_resolution(res)), scope, convention).total
         if c <= d and answer is None:
             answer = res
         elif c > d:

@@ -1,8 +1,21 @@
-"""User-facing errors: the CLI prints them as one line and exits 2."""
+"""User-facing errors: the CLI prints them as one line and exits 2.
+
+A library error speaks of the Python argument it concerns (`demand_img_per_s`); the CLI, which
+alone knows its flags, translates `ArgumentError.argument` into the flag (`--demand`).
+"""
 
 
 class CoreplanError(ValueError):
     """Bad input from the user (unknown name, invalid shape, malformed file)."""
+
+
+class ArgumentError(CoreplanError):
+    """A bad value of one named Python argument: str() is "<argument> <detail>"."""
+
+    def __init__(self, argument: str, detail: str) -> None:
+        super().__init__(f"{argument} {detail}")
+        self.argument = argument
+        self.detail = detail
 
 
 def lookup(kind: str, name: str, table: dict, cutoff: float = 0.5):
@@ -14,3 +27,10 @@ def lookup(kind: str, name: str, table: dict, cutoff: float = 0.5):
     close = difflib.get_close_matches(name, table, n=4, cutoff=cutoff)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(table)}"
     raise CoreplanError(f"unknown {kind} {name!r}{hint}")
+
+
+def check_choice(kind: str, value: str, allowed) -> str:
+    """`value` if it is one of `allowed`, else one clear error naming the choices."""
+    if value not in allowed:
+        raise CoreplanError(f"unknown {kind} {value!r}; choose one of {', '.join(allowed)}")
+    return value

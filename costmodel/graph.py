@@ -1,15 +1,17 @@
-"""Layers and models composed from registry ops (STYLE principle 4), keyed by slash paths.
+"""Layers and models composed from registry ops, keyed by slash paths (`layer/attn/qk`).
 
-The same builder runs on sympy symbols (formulas) or on integers (exact evaluation of one config).
+A layer calls attention and MLP builders, attention calls the registered formulas: no cost is
+re-derived here. The same builder runs on Python ints (exact), numpy arrays (many configurations at
+once) and sympy symbols (closed forms): see `costmodel.dims.Dims` and `costmodel.cost.evaluate`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import costmodel.ops  # noqa: F401  (registers the formulas)
 from costmodel.registry import REGISTRY, OpCost, op_cost
+from costmodel.dims import Dims
 from costmodel.spec import ModelSpec
 
 SCOPES = ("model", "layer", "attention", "attention-core")
@@ -17,49 +19,6 @@ SCOPES = ("model", "layer", "attention", "attention-core")
 _LAYER = frozenset({"model", "layer"})
 _ATTN = _LAYER | {"attention"}
 _CORE = _ATTN | {"attention-core"}
-
-
-@dataclass(frozen=True)
-class Dims:
-    """Sizes of one configuration, as sympy symbols or integers.
-
-    batch (B), patch_tokens (N), core_tokens (C), extra_tokens (E), embed_dim (D), num_heads (H),
-    mlp_hidden_dim (F), depth (L), patch_size (P), elem_bytes (W), pos_table_numel (G: rows of a learned
-    position table times nothing else; 0 when no interpolation runs).
-    """
-
-    batch: object
-    patch_tokens: object
-    core_tokens: object
-    extra_tokens: object
-    embed_dim: object
-    num_heads: object
-    mlp_hidden_dim: object
-    depth: object
-    patch_size: object
-    elem_bytes: object
-    pos_table_rows: object = 0
-    interpolate: object = 0
-
-    @property
-    def seq_len(self):
-        """Tokens every layer processes: S = C + N (core) or N + E (dense)."""
-        return self.core_tokens + self.patch_tokens + self.extra_tokens
-
-    @property
-    def head_dim(self):
-        if isinstance(self.embed_dim, int) and isinstance(self.num_heads, int):
-            return self.embed_dim // self.num_heads  # heads divide D (checked by ModelSpec)
-        return self.embed_dim / self.num_heads
-
-
-@lru_cache(maxsize=1)
-def symbols() -> Dims:
-    """The sympy symbols of every dimension (imports sympy on first use)."""
-    import sympy as sp
-
-    return Dims(*sp.symbols("B N C E D H F L P W", positive=True, integer=True),
-                *sp.symbols("G I", nonnegative=True, integer=True))
 
 
 @dataclass(frozen=True)
@@ -128,7 +87,7 @@ def _attention_block(spec: ModelSpec, d: Dims, impl: str) -> list[OpNode]:
             nodes.append(_layer(f"layer/attn/{name}", "linear", d, _ATTN, tokens=tokens,
                                 in_features=D, out_features=D, bias=bias))
     if spec.pos_embed == "rope":
-        rotated = d.batch * (d.seq_len if spec.is_core else d.patch_tokens) * D
+        rotated = d.batch * spec.rope_tokens(d.patch_tokens, d.core_tokens) * D
         nodes += [_layer(f"layer/attn/rope_{t}", "rope", d, _ATTN, numel=rotated) for t in "qk"]
     nodes += _attention_core(d, impl)
     nodes.append(_layer("layer/attn/out", "linear", d, _ATTN, tokens=tokens, in_features=D,

@@ -39,9 +39,9 @@ class MemoryResult:
 def _units(c: Config) -> dict[str, int]:
     s, W = c.spec, c.elem_bytes
     B, S, D, F = c.batch, c.seq_len, s.embed_dim, s.mlp_hidden_dim
-    rope_tokens = S if s.is_core else c.patch_tokens
+    rope_tokens = s.rope_tokens(c.patch_tokens, c.core_tokens)
     return dict(X=B * S * D * W, Fx=B * S * F * W,
-                tables=2 * B * rope_tokens * s.head_dim * W if s.pos_embed == "rope" else 0,
+                tables=2 * B * rope_tokens * s.head_dim * W,
                 lse=LOGSUMEXP_BYTES * B * s.num_heads * S,
                 mask=S * S * (1 + W) if c.impl == "masked" else 0)
 
@@ -53,10 +53,10 @@ def inference_stages(c: Config) -> dict[str, int]:
     base = 3 * X + u["tables"]
     if s.pos_embed != "rope":
         rope = 0
-    elif s.is_core:
-        rope = 3 * X
+    elif s.rope_start:
+        rope = 4 * X  # rotating a suffix: qkv kept whole + rotated q + k temporaries
     else:
-        rope = 4 * X  # qkv kept whole + rotated q + k temporaries
+        rope = 3 * X
     mlp = 4 * Fx if s.mlp == "swiglu" else 2 * Fx
     stem = c.batch * c.patch_tokens * s.embed_dim * c.elem_bytes + (3 if s.extra_tokens else 1) * X
     return {
@@ -90,7 +90,8 @@ def saved_per_layer(c: Config) -> dict[str, int]:
     learned_positions = s.is_core  # core coordinates are learned: RoPE saves its inputs too
     if s.pos_embed == "rope":
         terms["rope"] = (4 * X + 3 * u["tables"] // 2) if learned_positions else u["tables"]
-    terms["sdpa_inputs"] = 3 * X + (2 * X if s.pos_embed == "rope" and not s.is_core else 0)
+    # rotating a suffix concatenates new q and k: both cat outputs are saved too
+    terms["sdpa_inputs"] = 3 * X + (2 * X if s.pos_embed == "rope" and s.rope_start else 0)
     terms["sdpa_outputs"] = (2 * X if c.impl == "split" else X) + u["lse"]
     if c.impl == "masked":
         terms["mask"] = u["mask"]  # boolean mask and the float mask derived from it

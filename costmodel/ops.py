@@ -15,12 +15,13 @@ FLEX_BLOCK = 128  # FlexAttention's default BlockMask tile (q and kv)
 
 
 def ceil_div(a, b):
-    """Ceiling division, exact for integers (plain Python) and for sympy expressions."""
-    if isinstance(a, int) and isinstance(b, int):
-        return -(-a // b)
-    import sympy as sp
+    """Ceiling division, exact for Python ints and numpy arrays (floor division of the negation)
+    and for sympy expressions (ceiling)."""
+    if type(a).__module__.startswith("sympy") or type(b).__module__.startswith("sympy"):
+        import sympy as sp
 
-    return sp.ceiling(sp.Rational(1, 1) * a / b)
+        return sp.ceiling(sp.Rational(1, 1) * a / b)
+    return -(-a // b)
 
 
 @register_op("linear", op_class="gemm", aten_ops=("aten::linear", "aten::addmm", "aten::mm"))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
-from costmodel.errors import CoreplanError, lookup
+from costmodel.errors import ArgumentError, CoreplanError, lookup
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
@@ -69,10 +69,44 @@ class ModelSpec:
             return ()
         return tuple(range(self.core_chunk, self.max_cores + 1, self.core_chunk))
 
-    def structure_key(self) -> tuple:
-        """The structural flags: models with the same key share one symbolic graph."""
-        return (self.kind, self.mlp, self.pos_embed, self.fused_qkv, self.qkv_bias, self.key_bias,
-                self.layer_scale, self.core_coord_head, self.cls_tokens > 0 or self.register_tokens > 0)
+    def round_resolution(self, pixels: int) -> int:
+        """The side this model runs at for a requested side: the largest multiple of the patch size
+        not above it. 256 px at patch 14 runs at 252; a side below one patch is an error."""
+        if pixels < self.patch_size:
+            raise ArgumentError("resolution", f"{pixels} px is below one {self.patch_size}-px patch "
+                                f"of {self.name}")
+        return pixels // self.patch_size * self.patch_size
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """Patch rows and columns of an image (sides already multiples of the patch size)."""
+        return height // self.patch_size, width // self.patch_size
+
+    @property
+    def rope_start(self) -> int:
+        """Index of the first token RoPE rotates: 0 for core models (cores carry coordinates),
+        the extra tokens' count for dense RoPE models (cls and registers are not rotated)."""
+        return 0 if self.is_core else self.extra_tokens
+
+    def rope_tokens(self, patch_tokens, core_tokens=0):
+        """Tokens rotated by RoPE in each layer (0 with learned position embeddings)."""
+        if self.pos_embed != "rope":
+            return 0
+        return core_tokens + patch_tokens + self.extra_tokens - self.rope_start
+
+    def dims(self, *, batch, rows, cols, core_tokens=0, elem_bytes):
+        """The Dims of this model at a patch grid of rows x cols (ints, or numpy arrays for many
+        configurations at once)."""
+        from costmodel.dims import Dims
+
+        learned = self.pos_embed == "learned"
+        native = self.pos_embed_grid
+        # the learned table is resized whenever the grid is not the stored one
+        interpolate = 1 - (rows == native) * (cols == native) if learned else 0
+        return Dims(batch=batch, patch_tokens=rows * cols, core_tokens=core_tokens,
+                    extra_tokens=self.extra_tokens, embed_dim=self.embed_dim,
+                    num_heads=self.num_heads, mlp_hidden_dim=self.mlp_hidden_dim, depth=self.depth,
+                    patch_size=self.patch_size, elem_bytes=elem_bytes,
+                    pos_table_rows=native ** 2 if learned else 0, interpolate=interpolate)
 
 
 _REQUIRED = ("family", "kind", "patch_size", "embed_dim", "num_heads", "depth", "mlp", "pos_embed",

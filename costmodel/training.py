@@ -12,24 +12,24 @@ from __future__ import annotations
 from dataclasses import replace
 
 from costmodel.config import Config
-from costmodel.cost import graph, in_scope
+from costmodel.cost import OpTotal, config_cost
 from costmodel.registry import op_cost
 
 BACKWARDS = ("flash", "math")
 
 
-def _backward(node, attention_backward: str) -> int:
-    forward = node.cost().flop
-    if node.op == "conv2d":
+def _backward(op: OpTotal, attention_backward: str) -> int:
+    forward = op.flop
+    if op.op == "conv2d":
         return forward
-    if node.op in ("sdpa", "flex_attention"):
+    if op.op in ("sdpa", "flex_attention"):
         if attention_backward == "math":
             return 2 * forward
-        if node.op == "flex_attention":
+        if op.op == "flex_attention":
             return 5 * forward // 2
-        shape = {k: node.shape[k] for k in ("batch", "heads", "q_len", "kv_len", "head_dim",
-                                            "elem_bytes")}
-        return op_cost("sdpa_backward", **shape).flop
+        shape = {k: op.shape[k] for k in ("batch", "heads", "q_len", "kv_len", "head_dim",
+                                          "elem_bytes")}
+        return op.launches * op_cost("sdpa_backward", **shape).flop
     return 2 * forward
 
 
@@ -38,9 +38,9 @@ def training_flops(c: Config, attention_backward: str = "flash") -> dict[str, in
     if attention_backward not in BACKWARDS:
         raise ValueError(f"attention_backward must be one of {BACKWARDS}")
     forward = backward = 0
-    for node, times in in_scope(graph(c), "model"):
-        forward += int(times * node.cost().flop)
-        backward += int(times * _backward(node, attention_backward))
+    for op in config_cost(c).ops:
+        forward += int(op.flop)
+        backward += int(_backward(op, attention_backward))
     return {"forward": forward, "backward": backward, "total": forward + backward}
 
 

@@ -14,7 +14,6 @@ predicted over those held-out rows.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,79 +22,29 @@ import numpy as np
 
 from costmodel.config import configure
 from costmodel.errors import CoreplanError
-from costmodel.numeric import config_dims
+from costmodel.measurements import Measurement, read_measurements
 from costmodel.spec import get_model
 from planners.devices import OP_CLASSES, DeviceSpec, catalog_defaults
-from planners.roofline import class_terms
+from planners.roofline import ClassTerms, config_rooflines
 
-REQUIRED = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "time_ms_median", "status")
 RIDGE = 1e-3
 GROUP_PX = 64
 
 
-@dataclass(frozen=True)
-class Measurement:
-    line: int
-    model: str
-    resolution: int
-    core_tokens: int
-    impl: str
-    batch: int
-    dtype: str
-    time_s: float
-    activation_peak_bytes: float | None = None  # measured, when the row has it
-
-    @property
-    def group(self) -> int:
-        return int(round(self.resolution / GROUP_PX)) * GROUP_PX
+def resolution_group(m: Measurement) -> int:
+    """Resolutions rounded to the nearest 64 px: 252 and 256 are one group."""
+    return int(round(m.resolution / GROUP_PX)) * GROUP_PX
 
 
-def _field(path, line, row, key, kind):
-    text = row.get(key)
-    try:
-        value = kind(text)
-    except (TypeError, ValueError):
-        raise CoreplanError(f"{path}:{line}: field {key}: expected {kind.__name__}, "
-                            f"got {text!r}") from None
-    if kind is float and not (math.isfinite(value) and value > 0):
-        raise CoreplanError(f"{path}:{line}: field {key}: expected a positive number, got {text!r}")
-    return value
-
-
-def read_measurements(path: str | Path, device_kind: str | None = None) -> list[Measurement]:
-    """Rows with status ok and a time from a `coreplan validate` CSV; errors name line and field.
-
-    With `device_kind` ("cpu"; a GPU kind is "gpu", measured as "cuda"), rows taken on another kind
-    of device are an error rather than a silent mis-calibration."""
-    path = Path(path)
-    try:
-        handle = open(path, newline="")
-    except OSError as err:
-        raise CoreplanError(f"measurements {path}: {err.strerror}") from None
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [k for k in REQUIRED if k not in (reader.fieldnames or ())]
-        if missing:
-            raise CoreplanError(f"{path}:1: missing column(s) {', '.join(missing)}")
-        rows = []
-        try:
-            for line, row in enumerate(reader, start=2):
-                if None in row or None in row.values():
-                    raise CoreplanError(f"{path}:{line}: wrong number of fields")
-                if row["status"] != "ok" or not row["time_ms_median"]:
-                    continue
-                if row.get("device") and device_kind and row["device"] != device_kind:
-                    raise CoreplanError(f"{path}:{line}: measured on {row['device']}, but the "
-                                        f"device being calibrated is {device_kind}")
-                rows.append(Measurement(
-                    line, row["model"], _field(path, line, row, "resolution", int),
-                    _field(path, line, row, "core_tokens", int), row["impl"],
-                    _field(path, line, row, "batch", int), row["dtype"],
-                    _field(path, line, row, "time_ms_median", float) / 1e3,
-                    _field(path, line, row, "mem_activation_peak_bytes_measured", float)
-                    if row.get("mem_activation_peak_bytes_measured") else None))
-        except UnicodeDecodeError:
-            raise CoreplanError(f"{path}: not a text CSV file") from None
+def timed_rows(path: str | Path, device: DeviceSpec) -> list[Measurement]:
+    """The rows of a measurement file usable to calibrate `device`: status ok with a time, taken
+    on the same kind of device (rows from another kind are an error, not a silent mix)."""
+    kind = "cpu" if device.kind == "cpu" else "cuda"
+    rows = [m for m in read_measurements(path) if m.timed]
+    for m in rows:
+        if m.device and m.device != kind:
+            raise CoreplanError(f"{path}:{m.line}: measured on {m.device}, but the device being "
+                                f"calibrated is {kind}")
     if not rows:
         raise CoreplanError(f"{path}: no rows with status ok and a time")
     return rows
@@ -107,14 +56,13 @@ def design(rows: list[Measurement], device: DeviceSpec):
     launches = np.zeros(len(rows))
     for i, m in enumerate(rows):
         try:
-            spec = get_model(m.model)
-            c = configure(spec, m.resolution, cores=m.core_tokens or None, batch=m.batch,
-                          impl=m.impl, dtype=m.dtype)
+            c = configure(get_model(m.model), m.resolution, cores=m.core_tokens or None,
+                          batch=m.batch, impl=m.impl, dtype=m.dtype)
         except CoreplanError as err:
             raise CoreplanError(f"measurements line {m.line}: {err}") from None
-        terms, count = class_terms(spec, c.impl, device, c.dtype, **config_dims(c))
-        R[i] = [float(terms[k]) for k in OP_CLASSES]
-        launches[i] = float(count)
+        terms = ClassTerms.of(config_rooflines(c, device))
+        R[i] = [float(terms.roofline_s[k]) for k in OP_CLASSES]
+        launches[i] = float(terms.launches)
     return R, launches
 
 
@@ -211,10 +159,10 @@ class Calibration:
 
 
 def calibrate(measurements: str | Path, device: DeviceSpec) -> Calibration:
-    rows = read_measurements(measurements, "cpu" if device.kind == "cpu" else "cuda")
+    rows = timed_rows(measurements, device)
     R, launches = design(rows, device)
     times = np.array([m.time_s for m in rows])
-    h = holdout(R, launches, times, [m.group for m in rows], device)
+    h = holdout(R, launches, times, [resolution_group(m) for m in rows], device)
     final = fit(R, launches, times, device)
     calibrated = replace(device, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
                          latency_interval=h.interval, calibrated=True)

@@ -9,20 +9,26 @@ binds: the constraint with the largest usage (value / limit; > 1 means violated)
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from costmodel.config import Config, configure
-from costmodel.errors import CoreplanError
+from costmodel.config import Config, check_cores, configure
+from costmodel.cost import evaluate
+from costmodel.errors import ArgumentError, CoreplanError
 from costmodel.memory import inference_memory
-from costmodel.numeric import config_dims, evaluate
 from costmodel.spec import ModelSpec, catalog
 from planners.devices import DeviceSpec
-from planners.roofline import latency_s
+from planners.roofline import latency_s, op_rooflines
 
 GB = 1e9  # budgets in decimal gigabytes
 SOLVES = ("cores", "resolution", "batch")
+
+
+def _positive(name: str, value) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                  and math.isfinite(value) and value > 0):
+        raise ArgumentError(name, f"must be a positive number, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,7 @@ class Budgets:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)
-                                          and value > 0):
-                flag = "--" + name.replace("_img_per_s", "").replace("_", "-")
-                raise CoreplanError(f"{flag} must be a positive number, got {value!r}")
+            _positive(name, value)
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,22 @@ class Candidate:
         return d
 
 
+def _stack_dims(configs: list[Config]):
+    """One Dims of numpy arrays holding every configuration (same model)."""
+    spec = configs[0].spec
+    column = lambda f: np.array([f(c) for c in configs], dtype=np.float64)  # noqa: E731
+    return spec.dims(batch=column(lambda c: c.batch), rows=column(lambda c: c.grid[0]),
+                     cols=column(lambda c: c.grid[1]), core_tokens=column(lambda c: c.core_tokens),
+                     elem_bytes=column(lambda c: c.elem_bytes))
+
+
 def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets) -> list[Candidate]:
-    """Candidates for configurations of one model and impl, latency evaluated in one numpy call."""
+    """Candidates for configurations of one model and impl, evaluated in one vectorised pass
+    (the graph gives FLOPs and the roofline at once)."""
     spec, impl, dtype = configs[0].spec, configs[0].impl, configs[0].dtype
-    per = [config_dims(c) for c in configs]
-    dims = {k: np.array([d[k] for d in per], dtype=np.float64) for k in per[0]}
-    entries = evaluate(spec, impl, "model", **dims)  # one pass gives FLOPs and the roofline
-    seconds = np.atleast_1d(latency_s(spec, impl, device, dtype, entries=entries, **dims))
-    flops = np.atleast_1d(sum(e["flop"] for e in entries.values()))
+    cost = evaluate(spec, impl, _stack_dims(configs))
+    seconds = np.atleast_1d(latency_s(op_rooflines(cost, device, dtype), device))
+    flops = np.atleast_1d(cost.total("flop"))
     return [_candidate(c, float(t), float(f), device, budgets)
             for c, t, f in zip(configs, seconds, flops)]
 
@@ -93,6 +104,39 @@ def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
 
 
 @dataclass(frozen=True)
+class Problem:
+    """What every solve strategy receives: one model on one device under budgets.
+
+    Args:
+        resolution: input side in px (rounded down to the patch); None for solve="resolution".
+        cores_allowed: candidate core budgets, ascending (core models); (None,) for dense ones.
+        cores: the core budget used by solve="resolution" and solve="batch".
+        max_resolution, max_batch: the search limits of solve="resolution" and solve="batch".
+    """
+
+    spec: ModelSpec
+    device: DeviceSpec
+    budgets: Budgets
+    resolution: int | None
+    batch: int
+    dtype: str
+    impl: str | None
+    cores_allowed: tuple
+    cores: int | None
+    max_resolution: int
+    max_batch: int
+
+    def config(self, *, resolution: int | None = None, batch: int | None = None,
+               cores: int | None = None) -> Config:
+        return configure(self.spec, self.spec.round_resolution(resolution or self.resolution),
+                         cores=cores if cores is not None else self.cores,
+                         batch=batch or self.batch, impl=self.impl, dtype=self.dtype)
+
+    def candidates(self, configs: list[Config], budgets: Budgets | None = None) -> list[Candidate]:
+        return evaluate_configs(configs, self.device, budgets or self.budgets)
+
+
+@dataclass(frozen=True)
 class Plan:
     device: str
     model: str
@@ -108,6 +152,7 @@ class Plan:
     baseline_model: str | None
     demand_img_per_s: float | None
     devices_needed: int | None
+    problem: Problem | None = None  # what was solved (search limits, allowed budgets)
 
     def to_dict(self) -> dict:
         return {"device": self.device, "model": self.model, "impl": self.impl,
@@ -137,8 +182,14 @@ def baseline_model(spec: ModelSpec) -> ModelSpec | None:
     return same[0] if same else None
 
 
-def _round(spec: ModelSpec, resolution: int) -> int:
-    return max(spec.patch_size, resolution // spec.patch_size * spec.patch_size)
+# --------------------------------------------------------------------------- solve strategies
+# Each takes a Problem and returns (chosen candidate or None, candidates to show).
+
+def _solve_cores(problem: Problem) -> tuple[Candidate | None, list[Candidate]]:
+    """The largest allowed core budget that meets every limit (at the problem's resolution)."""
+    candidates = problem.candidates([problem.config(cores=c) for c in problem.cores_allowed])
+    feasible = [c for c in candidates if c.feasible]
+    return (feasible[-1] if feasible else None), candidates
 
 
 def _largest(feasible, low: int, high: int) -> int | None:
@@ -152,14 +203,67 @@ def _largest(feasible, low: int, high: int) -> int | None:
     return low
 
 
-def _one(spec, device, budgets, resolution, *, cores, batch, impl, dtype) -> Candidate:
-    c = configure(spec, _round(spec, resolution), cores=cores, batch=batch, impl=impl, dtype=dtype)
-    return evaluate_configs([c], device, budgets)[0]
+def _largest_on_ladder(keys, evaluate_many, feasible) -> tuple:
+    """Largest feasible integer in [keys[0], keys[-1]], feasibility monotone: one vectorised pass
+    over the ladder `keys`, then bisection between the last feasible and the next rung."""
+    keys = sorted(set(keys))
+    ladder = evaluate_many(keys)
+    ok = [k for k, c in zip(keys, ladder) if feasible(c)]
+    if not ok:
+        return None, ladder
+    low = max(ok)
+    high = next((k - 1 for k in keys if k > low), low)
+    return _largest(lambda k: feasible(evaluate_many([k])[0]), low, high), ladder
 
 
 LADDER_PX = (224, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 
 
+def _solve_resolution(problem: Problem) -> tuple[Candidate | None, list[Candidate]]:
+    """The largest square resolution (a multiple of the patch, up to max_resolution) that meets
+    every limit at the problem's core budget and batch."""
+    p, limit = problem.spec.patch_size, problem.max_resolution
+
+    def many(keys):
+        return problem.candidates([problem.config(resolution=k * p) for k in keys])
+
+    keys = {1, max(1, limit // p)} | {max(1, px // p) for px in LADDER_PX if px <= limit}
+    best, ladder = _largest_on_ladder(keys, many, lambda c: c.feasible)
+    chosen = many([best])[0] if best else None
+    candidates = sorted([*ladder, *([chosen] if chosen else [])], key=lambda c: c.resolution)
+    return chosen, _unique(candidates)
+
+
+def _solve_batch(problem: Problem) -> tuple[Candidate | None, list[Candidate]]:
+    """The largest batch (up to max_batch) that meets the latency and memory limits; a throughput
+    floor is checked on the answer (it only gets easier with batch)."""
+    limit = problem.max_batch
+    no_throughput = replace(problem.budgets, throughput_img_per_s=None)
+
+    def many(keys, budgets=no_throughput):
+        return problem.candidates([problem.config(batch=b) for b in keys], budgets)
+
+    keys = {1, limit} | {2 ** i for i in range(int(math.log2(limit)) + 1)}
+    best, _ = _largest_on_ladder(keys, many, lambda c: c.feasible)
+    ladder = many(sorted(keys), problem.budgets)
+    chosen = many([best], problem.budgets)[0] if best else None
+    candidates = sorted([*ladder, *([chosen] if chosen else [])], key=lambda c: c.batch)
+    return (chosen if chosen and chosen.feasible else None), _unique(candidates)
+
+
+SOLVERS = {"cores": _solve_cores, "resolution": _solve_resolution, "batch": _solve_batch}
+
+
+def _unique(candidates: list[Candidate]) -> list[Candidate]:
+    seen, out = set(), []
+    for c in candidates:
+        if (c.resolution, c.batch) not in seen:
+            seen.add((c.resolution, c.batch))
+            out.append(c)
+    return out
+
+
+# --------------------------------------------------------------------------- the planner
 def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, batch: int = 1,
          dtype: str = "bf16", budgets: Budgets = Budgets(), cores_allowed=None,
          solve: str = "cores", cores: int | None = None, impl: str | None = None,
@@ -172,105 +276,62 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
         cores_allowed: candidate core budgets for solve="cores" (default: the model's budgets).
         cores: the core budget for solve="resolution" or "batch" (default: the largest allowed).
         versus: dense baseline (default: the catalog's dense model of the same width and depth).
+        max_resolution, max_batch: search limits of solve="resolution" and solve="batch".
     """
-    if solve not in SOLVES:
-        raise CoreplanError(f"unknown solve {solve!r}; choose one of {', '.join(SOLVES)}")
-    if demand_img_per_s is not None and not demand_img_per_s > 0:
-        raise CoreplanError(f"--demand must be positive, got {demand_img_per_s}")
-    if resolution is None and solve != "resolution":
-        raise CoreplanError("--resolution is required unless --solve resolution")
-    allowed = _allowed(spec, cores_allowed)
-    fixed = dict(batch=batch, impl=impl, dtype=dtype)
-    if solve == "cores":
-        configs = [configure(spec, _round(spec, resolution), cores=c, **fixed) for c in allowed]
-        candidates = evaluate_configs(configs, device, budgets)
-        feasible = [c for c in candidates if c.feasible]
-        chosen = feasible[-1] if feasible else None
-    else:
-        core = (cores if cores is not None else allowed[-1]) if spec.is_core else None
-        solver = _solve_resolution if solve == "resolution" else _solve_batch
-        chosen, candidates = solver(spec, device, budgets, resolution, core, batch, impl, dtype,
-                                    max_resolution if solve == "resolution" else max_batch)
+    problem = _problem(spec, device, resolution=resolution, batch=batch, dtype=dtype,
+                       budgets=budgets, cores_allowed=cores_allowed, solve=solve, cores=cores,
+                       impl=impl, max_resolution=max_resolution, max_batch=max_batch)
+    _positive("demand_img_per_s", demand_img_per_s)
+    chosen, candidates = SOLVERS[solve](problem)
     base_spec = versus or (baseline_model(spec) if spec.is_core else None)
     baseline = None
     if base_spec is not None:
+        if base_spec.is_core:
+            raise ArgumentError("versus", f"takes a dense model; {base_spec.name} is a core model")
         at = chosen or candidates[0]
-        baseline = _one(base_spec, device, budgets, at.resolution, cores=None, batch=at.batch,
-                        impl=None, dtype=dtype)
+        baseline = evaluate_configs([configure(base_spec, base_spec.round_resolution(at.resolution),
+                                               batch=at.batch, dtype=dtype)], device, budgets)[0]
     needed = (math.ceil(demand_img_per_s / chosen.throughput_img_per_s)
               if chosen and demand_img_per_s else None)
-    impl_used = configure(spec, spec.patch_size, cores=allowed[-1] if spec.is_core else None,
-                          impl=impl).impl
-    return Plan(device.name, spec.name, impl_used, _round(spec, resolution or spec.patch_size),
+    impl_used = problem.config(resolution=spec.patch_size, cores=problem.cores_allowed[-1]).impl
+    return Plan(device.name, spec.name, impl_used, spec.round_resolution(resolution or spec.patch_size),
                 batch, dtype, solve, budgets, chosen, tuple(candidates), baseline,
-                base_spec.name if base_spec else None, demand_img_per_s, needed)
+                base_spec.name if base_spec else None, demand_img_per_s, needed, problem)
+
+
+def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, solve, cores, impl,
+             max_resolution, max_batch) -> Problem:
+    from costmodel.errors import check_choice
+
+    check_choice("solve", solve, SOLVES)
+    if resolution is None and solve != "resolution":
+        raise ArgumentError("resolution", "is required unless solve is 'resolution'")
+    if solve == "cores" and cores is not None:
+        raise ArgumentError("cores", "fixes C when solving for resolution or batch; when solving "
+                            "for cores, restrict the budgets searched with the allowed budgets")
+    for name, value in (("max_resolution", max_resolution), ("max_batch", max_batch)):
+        if not isinstance(value, int) or value < 1:
+            raise ArgumentError(name, f"must be a positive integer, got {value!r}")
+    allowed = _allowed(spec, cores_allowed)
+    core = (check_cores(spec, cores) if cores is not None else allowed[-1]) if spec.is_core else None
+    problem = Problem(spec, device, budgets, resolution, batch, dtype, impl, tuple(allowed), core,
+                      max_resolution, max_batch)
+    problem.config(resolution=resolution or spec.patch_size)  # validates batch, dtype, impl, C
+    return problem
 
 
 def _allowed(spec: ModelSpec, cores_allowed) -> list:
     if not spec.is_core:
         if cores_allowed:
-            raise CoreplanError(f"--cores-allowed applies to core models; {spec.name} is dense")
+            raise ArgumentError("cores_allowed", f"applies to core models; {spec.name} is dense")
         return [None]
-    from costmodel.config import check_cores
-
-    return sorted({check_cores(spec, c) for c in (cores_allowed or spec.budgets)})
-
-
-def _largest_on_ladder(keys, evaluate_many, evaluate_one, feasible) -> tuple:
-    """Largest feasible integer in [keys[0], keys[-1]], feasibility monotone: one vectorised pass
-    over the ladder `keys`, then bisection between the last feasible and the next rung."""
-    keys = sorted(set(keys))
-    ladder = evaluate_many(keys)
-    ok = [k for k, c in zip(keys, ladder) if feasible(c)]
-    if not ok:
-        return None, ladder
-    low = max(ok)
-    high = next((k - 1 for k in keys if k > low), low)
-    best = _largest(lambda k: feasible(evaluate_one(k)), low, high)
-    return best, ladder
+    try:
+        return sorted({check_cores(spec, c) for c in (cores_allowed or spec.budgets)})
+    except ArgumentError as err:
+        raise ArgumentError("cores_allowed", err.detail) from None
 
 
-def _solve_resolution(spec, device, budgets, resolution, core, batch, impl, dtype, limit):
-    p = spec.patch_size
-
-    def config(k):
-        return configure(spec, k * p, cores=core, batch=batch, impl=impl, dtype=dtype)
-
-    keys = {1, max(1, limit // p)} | {max(1, px // p) for px in LADDER_PX if px <= limit}
-    best, ladder = _largest_on_ladder(
-        keys, lambda ks: evaluate_configs([config(k) for k in ks], device, budgets),
-        lambda k: evaluate_configs([config(k)], device, budgets)[0], lambda c: c.feasible)
-    chosen = evaluate_configs([config(best)], device, budgets)[0] if best else None
-    candidates = sorted([*ladder, *([chosen] if chosen else [])], key=lambda c: c.resolution)
-    return chosen, _unique(candidates)
-
-
-def _solve_batch(spec, device, budgets, resolution, core, batch, impl, dtype, limit):
-    no_throughput = Budgets(budgets.latency_ms, budgets.memory_gb, None)
-    side = _round(spec, resolution)
-
-    def many(keys, limits=budgets):
-        return evaluate_configs([configure(spec, side, cores=core, batch=b, impl=impl, dtype=dtype)
-                                 for b in keys], device, limits)
-
-    keys = {1, limit} | {2 ** i for i in range(int(math.log2(limit)) + 1)}
-    best, _ = _largest_on_ladder(keys, lambda ks: many(ks, no_throughput),
-                                 lambda b: many([b], no_throughput)[0], lambda c: c.feasible)
-    ladder = many(sorted(keys))
-    chosen = many([best])[0] if best else None
-    candidates = sorted([*ladder, *([chosen] if chosen else [])], key=lambda c: c.batch)
-    return (chosen if chosen and chosen.feasible else None), _unique(candidates)
-
-
-def _unique(candidates: list[Candidate]) -> list[Candidate]:
-    seen, out = set(), []
-    for c in candidates:
-        if (c.resolution, c.batch) not in seen:
-            seen.add((c.resolution, c.batch))
-            out.append(c)
-    return out
-
-
+# --------------------------------------------------------------------------- explaining a plan
 def describe(c: Candidate, budgets: Budgets, device: DeviceSpec) -> str:
     """The candidate's binding constraint in words, e.g. 'latency 25.1 ms > 20 ms'."""
     sign = ">" if not c.feasible else "<="
@@ -286,29 +347,30 @@ def describe(c: Candidate, budgets: Budgets, device: DeviceSpec) -> str:
             f"{device.memory_capacity_bytes / GB:g} GB")
 
 
-def infeasible_message(p: Plan, spec: ModelSpec, device: DeviceSpec, **fixed) -> str:
+def infeasible_message(p: Plan) -> str:
     """One line: the smallest violation and the nearest feasible alternative."""
+    problem = p.problem
     worst = min(p.candidates, key=lambda c: c.usage[c.binding])
     where = f"C={worst.cores} " if worst.cores else ""
-    line = (f"nothing feasible for {spec.name} on {device.name}: the smallest violation is at "
-            f"{where}{worst.resolution} px, batch {worst.batch}: {describe(worst, p.budgets, device)}")
-    return line + "; " + nearest_feasible(p, spec, device, **fixed)
+    line = (f"nothing feasible for {p.model} on {p.device}: the smallest violation is at "
+            f"{where}{worst.resolution} px, batch {worst.batch}: "
+            f"{describe(worst, p.budgets, problem.device)}")
+    return line + "; " + nearest_feasible(p)
 
 
-def nearest_feasible(p: Plan, spec: ModelSpec, device: DeviceSpec, **fixed) -> str:
+def nearest_feasible(p: Plan) -> str:
     """The largest resolution (at the plan's batch) and the largest batch (at its resolution) that
-    fit at the smallest allowed core budget."""
-    core = _allowed(spec, fixed.get("cores_allowed"))[0]
+    fit at the smallest allowed core budget, within the plan's own search limits."""
+    problem = replace(p.problem, cores=p.problem.cores_allowed[0])
     alternatives = []
-    impl, limit = fixed.get("impl"), 4096
-    by_res, _ = _solve_resolution(spec, device, p.budgets, None, core, p.batch, impl, p.dtype, limit)
+    by_res, _ = _solve_resolution(problem)
     if by_res:
         alternatives.append(f"{by_res.resolution} px at batch {p.batch}")
     if p.solve != "resolution":
-        by_batch, _ = _solve_batch(spec, device, p.budgets, p.resolution, core, p.batch, impl,
-                                   p.dtype, limit)
+        by_batch, _ = _solve_batch(problem)
         if by_batch:
             alternatives.append(f"batch {by_batch.batch} at {p.resolution} px")
+    core = problem.cores
     at = f" at C={core}" if core else ""
     if not alternatives:
         return f"no resolution or batch fits{at} either"

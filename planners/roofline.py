@@ -1,11 +1,13 @@
-"""Roofline latency simulator, per op, from the cost model's FLOPs and bytes moved.
+"""Roofline latency, per op, from the cost model's FLOPs and bytes moved: one formula, one sum.
 
-For each op of a configuration:
-    roofline_s = max(flops / peak, bytes / bandwidth)            (eta = 1: the pure roofline floor)
+For each op of a configuration (`OpRoofline`):
+    compute_s  = flops / peak          memory_s = bytes / bandwidth
+    roofline_s = max(compute_s, memory_s)                  (efficiency 1: the pure roofline floor)
     time_s     = roofline_s / efficiency[op class] + launches * kernel_launch_overhead_s
-GEMM and attention ops use the device's peak for the dtype (matrix units); elementwise ops use the
-fp32 (vector unit) peak. The bound an op hits is whichever term of the max is larger. Everything
-broadcasts over numpy arrays of dimensions, so a planner evaluates all candidates in one call.
+and a configuration's latency is the sum of its ops' time_s (`latency_s`). GEMM and attention ops
+use the device's peak for the dtype (matrix units); elementwise ops use the fp32 (vector unit) peak.
+Values broadcast over numpy arrays of dimensions, so a planner evaluates all candidates in one call;
+`simulate` is the same records for one configuration, with the bound each op hits.
 """
 
 from __future__ import annotations
@@ -15,13 +17,83 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodel.config import Config
-from costmodel.numeric import config_dims, evaluate
-from costmodel.spec import ModelSpec
+from costmodel.cost import GraphCost, config_cost
 from planners.devices import OP_CLASSES, DeviceSpec
 
 
 @dataclass(frozen=True)
+class OpRoofline:
+    """One op's roofline terms (floats, or arrays over many configurations).
+
+    Args:
+        path: slash path of the op.
+        op_class: gemm, attention or elementwise.
+        flops: FLOPs in the `full` convention (elementwise ops keep their arithmetic).
+        bytes: bytes read + written.
+        launches: executions of the op.
+        compute_s: flops at the peak that applies to its class and dtype.
+        memory_s: bytes at the device's memory bandwidth.
+    """
+
+    path: str
+    op_class: str
+    flops: object
+    bytes: object
+    launches: object
+    compute_s: object
+    memory_s: object
+
+    @property
+    def roofline_s(self):
+        return np.maximum(self.compute_s, self.memory_s)
+
+    def time_s(self, device: DeviceSpec):
+        """The latency formula: roofline / efficiency of the op's class + launch overhead."""
+        return (self.roofline_s / device.efficiency[self.op_class]
+                + self.launches * device.kernel_launch_overhead_s)
+
+
+def peak_flops_per_s(device: DeviceSpec, op_class: str, dtype: str) -> float:
+    """Matrix-unit peak of the dtype for gemm and attention; the fp32 vector peak for elementwise."""
+    return device.peak("fp32" if op_class == "elementwise" else dtype)
+
+
+def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str) -> tuple[OpRoofline, ...]:
+    """The roofline record of every op of an evaluated graph (model scope)."""
+    return tuple(OpRoofline(op.path, op.op_class, op.full, op.bytes, op.launches,
+                            op.full / peak_flops_per_s(device, op.op_class, dtype),
+                            op.bytes / device.memory_bandwidth_bytes_per_s) for op in cost.ops)
+
+
+def latency_s(ops: tuple[OpRoofline, ...], device: DeviceSpec):
+    """Predicted latency in seconds: the sum of the ops' times (vectorised over arrays)."""
+    return sum(op.time_s(device) for op in ops)
+
+
+def floor_s(ops: tuple[OpRoofline, ...]):
+    """The pure roofline floor: no overhead, every efficiency 1."""
+    return sum(op.roofline_s for op in ops)
+
+
+@dataclass(frozen=True)
+class ClassTerms:
+    """The latency formula's inputs grouped by op class: sum of roofline seconds per class and
+    the total launches, so latency = sum_c roofline_s[c] / eta_c + launches * overhead (linear in
+    1/eta and the overhead: what calibration fits)."""
+
+    roofline_s: dict
+    launches: object
+
+    @classmethod
+    def of(cls, ops: tuple[OpRoofline, ...]) -> "ClassTerms":
+        terms = {c: sum((op.roofline_s for op in ops if op.op_class == c), 0.0) for c in OP_CLASSES}
+        return cls(terms, sum((op.launches for op in ops), 0.0))
+
+
+@dataclass(frozen=True)
 class OpTime:
+    """One op of `simulate`: its roofline record evaluated on one configuration."""
+
     path: str
     op_class: str
     flops: float
@@ -55,66 +127,23 @@ class Simulation:
         return share
 
 
-def _peak(device: DeviceSpec, op_class: str, dtype: str) -> float:
-    return device.peak("fp32" if op_class == "elementwise" else dtype)
+def _op_time(op: OpRoofline, device: DeviceSpec) -> OpTime:
+    flops, nbytes = float(op.flops), float(op.bytes)
+    return OpTime(op.path, op.op_class, flops, nbytes, float(op.launches),
+                  flops / nbytes if nbytes else float("inf"), float(op.roofline_s),
+                  float(op.time_s(device)), float(op.launches) * device.kernel_launch_overhead_s,
+                  "compute" if op.compute_s >= op.memory_s else "memory")
 
 
-def op_rooflines(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, *, entries=None,
-                 **dims) -> dict:
-    """{path: (op_class, flops (full convention), bytes, launches, compute_s, memory_s)};
-    `entries` reuses an `evaluate(spec, impl, "model", **dims)` result."""
-    out = {}
-    for path, e in (entries or evaluate(spec, impl, "model", **dims)).items():
-        # the `full` convention: matmuls as 2 per multiply-add, elementwise ops at their per-element
-        # costs (costmodel/conventions.py), so memory-bound ops still carry their arithmetic
-        compute = e["full"] / _peak(device, e["op_class"], dtype)
-        memory = e["bytes"] / device.memory_bandwidth_bytes_per_s
-        out[path] = (e["op_class"], e["full"], e["bytes"], e["launches"], compute, memory)
-    return out
-
-
-def class_terms(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, *, entries=None,
-                **dims):
-    """(per op class: sum of its ops' roofline seconds at eta = 1, total op launches)."""
-    terms = {c: 0.0 for c in OP_CLASSES}
-    launches = 0.0
-    for op_class, _, _, count, compute, memory in op_rooflines(spec, impl, device, dtype,
-                                                               entries=entries, **dims).values():
-        terms[op_class] = terms[op_class] + np.maximum(compute, memory)
-        launches = launches + count
-    return terms, launches
-
-
-def combine(terms: dict, launches, efficiency: dict[str, float], overhead_s: float):
-    """Latency in seconds from class terms: sum_c terms[c] / eta_c + launches * overhead."""
-    return sum(terms[c] / efficiency[c] for c in OP_CLASSES) + launches * overhead_s
-
-
-def latency_s(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, *, entries=None, **dims):
-    """Predicted forward latency (seconds), vectorised over the dims' arrays."""
-    terms, launches = class_terms(spec, impl, device, dtype, entries=entries, **dims)
-    return combine(terms, launches, device.efficiency, device.kernel_launch_overhead_s)
-
-
-def floor_s(spec: ModelSpec, impl: str, device: DeviceSpec, dtype: str, **dims):
-    """The pure roofline floor: no overhead, every efficiency 1."""
-    terms, _ = class_terms(spec, impl, device, dtype, **dims)
-    return sum(terms.values())
+def config_rooflines(config: Config, device: DeviceSpec) -> tuple[OpRoofline, ...]:
+    return op_rooflines(config_cost(config), device, config.dtype)
 
 
 def simulate(config: Config, device: DeviceSpec) -> Simulation:
     """Per-op roofline of one configuration on one device, saying which bound each op hits."""
-    ops = []
-    dims = config_dims(config)
-    for path, (op_class, flops, nbytes, count, compute, memory) in op_rooflines(
-            config.spec, config.impl, device, config.dtype, **dims).items():
-        roofline = float(max(compute, memory))
-        launch = float(count) * device.kernel_launch_overhead_s
-        ops.append(OpTime(path, op_class, float(flops), float(nbytes), float(count),
-                          float(flops) / float(nbytes) if nbytes else float("inf"), roofline,
-                          roofline / device.efficiency[op_class] + launch, launch,
-                          "compute" if compute >= memory else "memory"))
-    overhead = sum(op.launches for op in ops) * device.kernel_launch_overhead_s
+    ops = config_rooflines(config, device)
+    times = tuple(_op_time(op, device) for op in ops)
     return Simulation(device.name, config.spec.name, config.impl, config.dtype,
-                      sum(op.time_s for op in ops), sum(op.roofline_s for op in ops), overhead,
-                      sum(op.flops for op in ops), sum(op.bytes for op in ops), tuple(ops))
+                      float(latency_s(ops, device)), float(floor_s(ops)),
+                      sum(t.launch_s for t in times), sum(t.flops for t in times),
+                      sum(t.bytes for t in times), times)

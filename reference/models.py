@@ -183,7 +183,7 @@ class DenseEncoder(nn.Module):
         attn_args = {}
         if s.pos_embed == "rope":
             grid = patch_grid(rows, cols, x.device, x.dtype).expand(batch, -1, -1)
-            attn_args = dict(rope=rope_tables(grid, s.head_dim), rope_start=s.extra_tokens)
+            attn_args = dict(rope=rope_tables(grid, s.head_dim), rope_start=s.rope_start)
         for block in self.blocks:
             x = block(x, **attn_args)
         return self.norm(x)

@@ -7,7 +7,6 @@ Counting (meta device, shapes only) and timing (real tensors) are separate steps
 
 from __future__ import annotations
 
-import csv
 import os
 import platform
 import warnings
@@ -15,16 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costmodel.config import CORE_IMPLS, Config, configure
-from costmodel.errors import CoreplanError
+from costmodel.measurements import Measurement, MeasurementWriter
 from costmodel.spec import ModelSpec
 
-COLUMNS = ("model", "family", "resolution", "patch_tokens", "core_tokens", "impl", "batch", "dtype",
-           "device", "device_name", "torch_version", "threads", "flops_predicted",
-           "flops_flopcounter", "macs_predicted", "macs_fvcore", "flops_match", "time_ms_median",
-           "time_ms_iqr", "time_ms_min", "repeats", "mem_weights_bytes",
-           "mem_activation_peak_bytes_measured", "mem_activation_peak_bytes_predicted", "status",
-           "note")
-KEY = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "device")
 QUICK = dict(models=("veca-small", "dinov2-small", "dinov2-small-reg", "dinov3-small"),
              resolutions=(64,), cores=(8, 64), impls=CORE_IMPLS, batches=(1, 2), dtypes=("fp32",))
 FULL = dict(models=None, resolutions=(256, 512, 1024), cores=(8, 64), impls=("split", "masked"),
@@ -61,8 +53,7 @@ def plan_cases(specs, resolutions, cores, impls, batches, dtypes, device) -> lis
     down to the model's patch multiple (224 stays 224 at patch 14, 256 becomes 252)."""
     cases = []
     for spec in specs:
-        res_list = sorted({max(spec.patch_size, r // spec.patch_size * spec.patch_size)
-                           for r in resolutions})
+        res_list = sorted({spec.round_resolution(r) for r in resolutions})
         for res in res_list:
             pairs = [(c, i) for c in cores for i in impls] if spec.is_core else [(0, "dense")]
             for core_tokens, impl in pairs:
@@ -72,71 +63,6 @@ def plan_cases(specs, resolutions, cores, impls, batches, dtypes, device) -> lis
     for case in cases:
         case.config()  # validate every case before the sweep starts
     return cases
-
-
-# --------------------------------------------------------------------------- the CSV file
-class ResultsFile:
-    """Append-only CSV of results; each row is flushed and fsynced when written."""
-
-    def __init__(self, path: str | Path, resume: bool) -> None:
-        self.path = Path(path)
-        self.done: set[tuple[str, ...]] = set()
-        self.rows: list[dict] = []
-        exists = self.path.exists() and self.path.stat().st_size > 0
-        if exists and not resume:
-            raise CoreplanError(f"{self.path} exists: pass --resume to continue it, or choose "
-                                f"another --out")
-        if exists:
-            with open(self.path, newline="") as handle:
-                header = next(csv.reader(handle), [])
-            if tuple(header) != COLUMNS:
-                raise CoreplanError(f"{self.path}: its columns differ from this version's; "
-                                    f"cannot --resume into it (choose another --out)")
-            self.rows = read_results(self.path)
-            self.done = {tuple(row[k] for k in KEY) for row in self.rows}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "a", newline="")
-        except OSError as err:
-            raise CoreplanError(f"cannot write {self.path}: {err.strerror}") from None
-        self._writer = csv.DictWriter(self._handle, fieldnames=COLUMNS, lineterminator="\n")
-        if not exists:
-            self._writer.writeheader()
-            self._flush()
-
-    def write(self, row: dict) -> None:
-        self._writer.writerow({k: row.get(k, "") for k in COLUMNS})
-        self._flush()
-        self.rows.append({k: str(row.get(k, "")) for k in COLUMNS})
-
-    def _flush(self) -> None:
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-
-    def close(self) -> None:
-        self._handle.close()
-
-
-def read_results(path: str | Path) -> list[dict]:
-    """Rows of a validate CSV as dicts of strings; a malformed file is one clear error."""
-    path = Path(path)
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = [c for c in KEY + ("status",) if c not in (reader.fieldnames or ())]
-            if missing:
-                raise CoreplanError(f"{path}: not a validate CSV (missing columns: "
-                                    f"{', '.join(missing)})")
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                if None in row or any(v is None for v in row.values()):
-                    raise CoreplanError(f"{path}:{line}: wrong number of fields")
-                rows.append(row)
-            return rows
-    except FileNotFoundError:
-        raise CoreplanError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise CoreplanError(f"{path}: not a text CSV file") from None
 
 
 def machine_name(device: str) -> str:
@@ -185,7 +111,7 @@ def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
                 patch_tokens=c.patch_tokens, core_tokens=c.core_tokens, impl=c.impl,
                 batch=c.batch, dtype=c.dtype, device=case.device,
                 device_name=machine_name(case.device), torch_version=torch.__version__,
-                threads=threads if case.device == "cpu" else "",
+                threads=threads if case.device == "cpu" else None,
                 flops_predicted=count(c, "model", "flop").total,
                 macs_predicted=count(c, "model", "mac").total,
                 mem_activation_peak_bytes_predicted=mem.activation_peak_bytes)
@@ -258,7 +184,7 @@ def _is_oom(err: BaseException) -> bool:
         or "can't allocate memory" in text
 
 
-def run_case(case: Case, options: Options) -> dict:
+def run_case(case: Case, options: Options) -> Measurement:
     """Predict, count, and (optionally) measure one case; failures become the row's status."""
     import torch
 
@@ -289,7 +215,7 @@ def run_case(case: Case, options: Options) -> dict:
         if case.device == "cuda":
             torch.cuda.empty_cache()
     row["note"] = "; ".join(notes)
-    return row
+    return Measurement(**row)
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -306,39 +232,32 @@ class Summary:
     worst_memory_case: str
 
 
-def _num(value) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def memory_error(row: dict) -> float | None:
-    measured = _num(row.get("mem_activation_peak_bytes_measured"))
-    predicted = _num(row.get("mem_activation_peak_bytes_predicted"))
+def memory_error(m: Measurement) -> float | None:
+    """(measured - predicted) / predicted activation peak, when the row has both."""
+    measured, predicted = m.mem_activation_peak_bytes_measured, m.mem_activation_peak_bytes_predicted
     if measured is None or not predicted:
         return None
     return (measured - predicted) / predicted
 
 
-def summarize(rows: list[dict]) -> Summary:
-    match = [str(r.get("flops_match", "")) for r in rows]
-    status = [str(r.get("status", "")) for r in rows]
-    errors = [(memory_error(r), r) for r in rows]
+def summarize(records: list[Measurement]) -> Summary:
+    match = [r.flops_match for r in records]
+    status = [r.status for r in records]
+    errors = [(memory_error(r), r) for r in records]
     errors = [(e, r) for e, r in errors if e is not None]
-    worst = max(errors, key=lambda er: abs(er[0]), default=(None, {}))
-    label = " ".join(str(worst[1].get(k, "")) for k in ("model", "resolution", "core_tokens", "impl",
-                                                          "batch")) if worst[1] else ""
-    return Summary(len(rows), status.count("ok"), match.count("exact"), match.count("MISMATCH"),
+    worst = max(errors, key=lambda er: abs(er[0]), default=(None, None))
+    label = worst[1].label() if worst[1] else ""
+    return Summary(len(records), status.count("ok"), match.count("exact"), match.count("MISMATCH"),
                    match.count("uncountable"), status.count("oom"),
                    sum(s.startswith("error") for s in status), worst[0], label)
 
 
-def sweep(cases: list[Case], results: ResultsFile, options: Options, on_row=None) -> list[dict]:
-    """Run every case not already in `results`; each row is written as soon as it is done.
+def sweep(cases: list[Case], results: MeasurementWriter, options: Options,
+          on_row=None) -> list[Measurement]:
+    """Run every case not already in `results`; each record is written as soon as it is done.
 
-    `on_row(case, row_or_None)` is called after each case (None when it was skipped on resume).
-    Returns the rows written by this call. KeyboardInterrupt propagates after the file is closed:
+    `on_row(case, record_or_None)` is called after each case (None when it was skipped on resume).
+    Returns the records written by this call. KeyboardInterrupt propagates after the file is closed:
     every finished row is already on disk.
     """
     import torch
@@ -346,9 +265,10 @@ def sweep(cases: list[Case], results: ResultsFile, options: Options, on_row=None
     if options.threads:
         torch.set_num_threads(options.threads)
     written = []
+    done = results.done
     try:
         for case in cases:
-            if case.key() in results.done:
+            if case.key() in done:
                 if on_row:
                     on_row(case, None)
                 continue

@@ -11,12 +11,11 @@ from hypothesis import strategies as st
 
 from costmodel.config import configure
 from costmodel.errors import CoreplanError
-from costmodel.numeric import config_dims
 from costmodel.spec import catalog, get_model
 from planners.calibrate import calibrate, fit, holdout
 from planners.devices import OP_CLASSES, device_catalog, get_device, load_devices
 from planners.planner import Budgets, plan
-from planners.roofline import class_terms, floor_s, latency_s, simulate
+from planners.roofline import ClassTerms, config_rooflines, floor_s, latency_s, simulate
 
 CORE_MODELS = [s.name for s in catalog().values() if s.is_core]
 GPUS = [d.name for d in device_catalog().values() if d.kind == "gpu"]
@@ -89,9 +88,9 @@ def test_latency_monotone_in_c_n_b_and_never_below_the_floor(model, device, dtyp
 
     def lat(n_side, c, b):
         conf = configure(spec, n_side * spec.patch_size, cores=8 * c, batch=b, dtype=dtype)
-        dims = config_dims(conf)
-        value = float(latency_s(spec, conf.impl, dev, dtype, **dims))
-        assert value >= float(floor_s(spec, conf.impl, dev, dtype, **dims))
+        ops = config_rooflines(conf, dev)
+        value = float(latency_s(ops, dev))
+        assert value >= float(floor_s(ops))
         return value
 
     here = lat(side, cores, batch)
@@ -161,10 +160,10 @@ def _synthetic(device, efficiency, overhead, noise, seed=0):
                                              cores=cores, batch=batch, impl=impl, dtype="bf16"))
     R, launches, times, groups = [], [], [], []
     for c in configs:
-        terms, count = class_terms(c.spec, c.impl, device, c.dtype, **config_dims(c))
-        R.append([float(terms[k]) for k in OP_CLASSES])
-        launches.append(float(count))
-        t = float(latency_s(c.spec, c.impl, truth, c.dtype, **config_dims(c)))
+        terms = ClassTerms.of(config_rooflines(c, device))
+        R.append([float(terms.roofline_s[k]) for k in OP_CLASSES])
+        launches.append(float(terms.launches))
+        t = float(latency_s(config_rooflines(c, truth), truth))
         times.append(t * math.exp(rng.normal(0, noise)))
         groups.append(round(c.height / 64) * 64)
     return np.array(R), np.array(launches), np.array(times), groups
@@ -243,9 +242,9 @@ def test_plan_infeasible_exits_3_with_one_line(cli):
     (("plan", "veca-base", "--device", "t4", "--resolution", "512", "--dtype", "bf16"),
      "t4 has no bf16 peak"),
     (("plan", "veca-base", "--device", "l4", "--resolution", "512", "--cores-allowed", "12"),
-     "cores 12 invalid"),
+     "--cores-allowed 12 invalid"),
     (("plan", "veca-base", "--device", "l4", "--solve", "width"), "unknown solve"),
-    (("calibrate", "--measurements", "nope.csv", "--device", "cpu-2core"), "No such file"),
+    (("calibrate", "--measurements", "nope.csv", "--device", "cpu-2core"), "no such file"),
 ])
 def test_plan_and_calibrate_bad_input(cli, args, message):
     code, _, err = cli(*args)

@@ -1,0 +1,127 @@
+"""The Typer app and what every command shares: option types, parsers, flag names.
+
+Command modules (`cost_commands`, `measure_commands`, `plan_commands`, `chart_commands`) import
+this module and register on `app`; `coreplan.cli` imports them all and runs the app. Nothing here
+imports a command module, so the import graph is a tree.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from costmodel.config import parse_resolution
+from costmodel.errors import ArgumentError, CoreplanError, check_choice
+from coreplan.output import FORMATS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="Cost model, simulator and capacity planner for core-periphery ViTs.")
+
+# Python argument names (as the libraries' ArgumentError speaks of them) -> the CLI's flags.
+FLAGS = {
+    "batch": "--batch", "cores": "--cores", "cores_allowed": "--cores-allowed",
+    "resolution": "--resolution", "resolutions": "--resolutions", "dtype": "--dtype",
+    "latency_ms": "--latency-ms", "memory_gb": "--memory-gb", "throughput_img_per_s": "--throughput",
+    "demand_img_per_s": "--demand", "versus": "--versus", "resume": "--resume", "out": "--out",
+    "max_resolution": "--max-resolution", "max_batch": "--max-batch", "min_time": "--min-time",
+    "threads": "--threads",
+}
+
+
+def flag_message(err: CoreplanError) -> str:
+    """An error's text as the CLI says it: a Python argument becomes its flag."""
+    if isinstance(err, ArgumentError) and err.argument in FLAGS:
+        return f"{FLAGS[err.argument]} {err.detail}"
+    return str(err)
+
+
+# --------------------------------------------------------------------------- shared options
+def ModelFile():  # noqa: N802  (an option factory, used like a type)
+    return typer.Option(None, "--model-file", help="TOML file with [models.NAME] tables.")
+
+
+def DeviceFile():  # noqa: N802
+    return typer.Option(None, "--device-file", help="TOML file with [devices.NAME] tables.")
+
+
+def Format(allowed: tuple[str, ...] = FORMATS):  # noqa: N802
+    return typer.Option("table", "--format", help=" or ".join(allowed) + ".")
+
+
+def Resolution(default=..., help_text: str = "Side in px (R) or HxW."):  # noqa: N802
+    return typer.Option(default, "--resolution", help=help_text)
+
+
+def Cores():  # noqa: N802
+    return typer.Option(None, "--cores", help="Active core tokens C (core models; default: max).")
+
+
+def Batch():  # noqa: N802
+    return typer.Option(1, "--batch", help="Images per batch B.")
+
+
+def Impl():  # noqa: N802
+    return typer.Option(None, "--impl",
+                        help="split, masked or flex (core models); dense (dense models).")
+
+
+def Scope():  # noqa: N802
+    return typer.Option("model", "--scope", help="model, layer, attention or attention-core.")
+
+
+def Dtype(default: str = "fp32"):  # noqa: N802
+    return typer.Option(default, "--dtype", help="fp32, bf16 or fp16.")
+
+
+# --------------------------------------------------------------------------- parsers
+def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    return check_choice("format", fmt, allowed)
+
+
+def resolution(text: str) -> tuple[int, int]:
+    """--resolution R or HxW, every command alike: (height, width)."""
+    return parse_resolution(text)
+
+
+def square(text: str, what: str = "this command") -> int:
+    """--resolution for commands that plan square images: R (or HxW with H == W)."""
+    height, width = parse_resolution(text)
+    if height != width:
+        raise ArgumentError("resolution", f"{height}x{width}: {what} takes a square image (R)")
+    return height
+
+
+def ints(text: str, flag: str) -> list[int]:
+    """A comma list of integers, e.g. --batch 1,4."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CoreplanError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise CoreplanError(f"{flag}: expected at least one value")
+    return values
+
+
+def sides(text: str, flag: str = "--resolutions") -> list[int]:
+    """A comma list of square resolutions (each checked like --resolution)."""
+    return [square(str(v), flag) for v in ints(text, flag)]
+
+
+def names(text: Optional[str], flag: str) -> list[str]:
+    """A comma list of names, e.g. --models veca-base,dinov3-base."""
+    values = [v.strip() for v in (text or "").split(",") if v.strip()]
+    if not values:
+        raise CoreplanError(f"{flag}: expected a comma-separated list")
+    return values
+
+
+def number(text: Optional[str], flag: str) -> float | None:
+    """An optional number given as text (so that 'inf' or 'abc' get one clear line)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CoreplanError(f"{flag}: expected a number, got {text!r}") from None

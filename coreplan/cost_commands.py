@@ -1,0 +1,152 @@
+"""Cost commands: models, flops, memory, compare, crossover, formula (torch-free, fast start-up)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from coreplan.app import (Batch, Cores, Dtype, Format, Impl, ModelFile, Resolution, Scope,
+                          check_format, sides)
+from coreplan.app import app
+from coreplan.app import resolution as resolution_of
+from coreplan.output import emit
+from costmodel.config import configure
+from costmodel.errors import CoreplanError, check_choice
+from costmodel.spec import get_model
+
+
+@app.command()
+def models(model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
+    """List the model catalog with its fields."""
+    from dataclasses import asdict
+
+    from costmodel.params import parameter_count
+    from costmodel.spec import catalog, load_models
+
+    specs = dict(catalog())
+    if model_file:
+        specs.update(load_models(model_file))
+    docs = [{**asdict(s), "parameters": parameter_count(s)} for s in specs.values()]
+    rows = [{"model": s.name, "kind": s.kind, "patch": s.patch_size, "D": s.embed_dim,
+             "heads": s.num_heads, "layers": s.depth, "mlp": s.mlp, "F": s.mlp_hidden_dim,
+             "extra": s.extra_tokens, "max_cores": s.max_cores or None, "pos": s.pos_embed,
+             "params": parameter_count(s)} for s in specs.values()]
+    emit(check_format(fmt), document=docs, rows=rows, title="coreplan model catalog")
+
+
+@app.command()
+def flops(model: str, resolution: str = Resolution(), cores: Optional[int] = Cores(),
+          batch: int = Batch(), scope: str = Scope(),
+          convention: str = typer.Option("flop", "--convention", help="flop, mac or full."),
+          impl: Optional[str] = Impl(), model_file: Optional[str] = ModelFile(),
+          fmt: str = Format()) -> None:
+    """Exact FLOPs of one configuration, per op and in total."""
+    from costmodel.cost import count
+
+    c = configure(get_model(model, model_file), resolution_of(resolution), cores=cores, batch=batch,
+                  impl=impl)
+    result = count(c, scope, convention)
+    doc = {"model": c.spec.name, "resolution": [c.height, c.width], "patch_tokens": c.patch_tokens,
+           "core_tokens": c.core_tokens, "extra_tokens": c.spec.extra_tokens, "batch": c.batch,
+           "scope": scope, "convention": convention, "impl": c.impl, "total": result.total,
+           "by_op": result.by_op}
+    rows = [{"op": path, convention: value, "share": value / result.total if result.total else 0.0}
+            for path, value in result.by_op.items()] + [{"op": "total", convention: result.total,
+                                                         "share": 1.0}]
+    emit(check_format(fmt), document=doc, rows=rows,
+         title=f"{c.spec.name} {c.height}x{c.width} N={c.patch_tokens} C={c.core_tokens} "
+               f"B={c.batch} impl={c.impl} scope={scope}")
+
+
+@app.command()
+def memory(model: str, resolution: str = Resolution(), cores: Optional[int] = Cores(),
+           batch: int = Batch(), dtype: str = Dtype(),
+           mode: str = typer.Option("inference", "--mode", help="inference or training."),
+           impl: Optional[str] = Impl(), model_file: Optional[str] = ModelFile(),
+           fmt: str = Format()) -> None:
+    """Weights, activation peak and every memory term of one configuration."""
+    from costmodel.memory import memory as memory_of
+
+    check_choice("mode", mode, ("inference", "training"))
+    c = configure(get_model(model, model_file), resolution_of(resolution), cores=cores, batch=batch,
+                  impl=impl, dtype=dtype)
+    m = memory_of(c, mode)
+    doc = {"model": c.spec.name, "resolution": [c.height, c.width], "patch_tokens": c.patch_tokens,
+           "core_tokens": c.core_tokens, "batch": c.batch, "dtype": dtype, "mode": mode,
+           "impl": c.impl, "weights_bytes": m.weights_bytes,
+           "activation_peak_bytes": m.activation_peak_bytes, "total_bytes": m.total_bytes,
+           "peak_stage": m.peak_stage, "terms": m.terms}
+    rows = [{"term": k, "bytes": v, "MiB": v / 2**20} for k, v in m.terms.items()]
+    rows += [{"term": "activation_peak", "bytes": m.activation_peak_bytes,
+              "MiB": m.activation_peak_bytes / 2**20},
+             {"term": "total", "bytes": m.total_bytes, "MiB": m.total_bytes / 2**20}]
+    emit(check_format(fmt), document=doc, rows=rows,
+         title=f"{c.spec.name} {c.height}x{c.width} B={c.batch} {dtype} {mode} "
+               f"(peak at {m.peak_stage})")
+
+
+@app.command()
+def compare(model_a: str, model_b: str,
+            resolutions: str = typer.Option("256,384,512,768,1024", "--resolutions",
+                                            help="Comma list of sides in px."),
+            cores: Optional[int] = Cores(), batch: int = Batch(), scope: str = Scope(),
+            convention: str = typer.Option("flop", "--convention"),
+            model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
+    """Two models side by side across resolutions (each at its own patch size)."""
+    from costmodel.cost import count
+
+    a, b = get_model(model_a, model_file), get_model(model_b, model_file)
+    rows = []
+    for res in sides(resolutions):
+        row = {"resolution": res}
+        for spec in (a, b):
+            c = configure(spec, spec.round_resolution(res), batch=batch,
+                          cores=cores if spec.is_core else None)
+            row[f"{spec.name} tokens"] = c.seq_len
+            row[f"{spec.name} {convention}"] = count(c, scope, convention).total
+        row["b/a"] = row[f"{b.name} {convention}"] / row[f"{a.name} {convention}"]
+        rows.append(row)
+    emit(check_format(fmt), document=rows, rows=rows,
+         title=f"{a.name} vs {b.name}: {convention} ({scope}, batch {batch})",
+         caption="each model runs at the largest multiple of its patch size <= the resolution")
+
+
+@app.command()
+def crossover(core_model: str, versus: str = typer.Option(..., "--versus", help="Dense model."),
+              cores: Optional[int] = Cores(), scope: str = Scope(),
+              convention: str = typer.Option("flop", "--convention"),
+              model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
+    """Where the core model becomes cheaper than a dense one (closed form and integer answer)."""
+    from costmodel.analysis import crossover as find
+
+    core, dense = get_model(core_model, model_file), get_model(versus, model_file)
+    if not core.is_core or dense.is_core:
+        raise CoreplanError("crossover takes a core model and --versus a dense model")
+    check_choice("convention", convention, ("flop", "mac", "full"))
+    x = find(core, dense, cores=cores, scope=scope, convention=convention)
+    doc = {"core_model": x.core_model, "dense_model": x.dense_model, "core_tokens": x.core_tokens,
+           "scope": scope, "convention": convention, "equation": f"{x.equation} = 0",
+           "roots": [float(r) for r in x.roots], "patch_tokens": x.patch_tokens,
+           "resolution": x.resolution, "savings_limit": str(x.savings_limit)}
+    rows = [{"quantity": k, "value": v if not isinstance(v, list) else ", ".join(f"{r:.2f}" for r in v)}
+            for k, v in doc.items()]
+    emit(check_format(fmt), document=doc, rows=rows, title=f"crossover {x.core_model} vs {x.dense_model}")
+
+
+@app.command()
+def formula(scope: str = Scope(), kind: str = typer.Option(..., "--kind", help="dense or core."),
+            convention: str = typer.Option("flop", "--convention"),
+            model: Optional[str] = typer.Option(None, "--model", help="Structure to use."),
+            latex: bool = typer.Option(False, "--latex", help="Print LaTeX.")) -> None:
+    """The scope's cost as a formula of B, N, C, E, D, H, F, L, P."""
+    from costmodel.analysis import formula as formula_of
+    from costmodel.analysis import latex as to_latex
+
+    check_choice("kind", kind, ("dense", "core"))
+    check_choice("convention", convention, ("flop", "mac", "full"))
+    spec = get_model(model or ("veca-base" if kind == "core" else "dinov3-base"))
+    if spec.kind != kind:
+        raise CoreplanError(f"--model {spec.name} is a {spec.kind} model, not {kind}")
+    expr = formula_of(spec, scope, convention)
+    print(to_latex(expr) if latex else expr)

@@ -1,0 +1,173 @@
+"""Planner commands: devices, simulate, calibrate, plan (torch-free)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, Resolution, app,
+                          check_format, ints, names, number, square)
+from coreplan.app import resolution as resolution_of
+from coreplan.output import emit
+from costmodel.errors import CoreplanError
+from costmodel.spec import get_model
+
+
+@app.command()
+def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> None:
+    """List the device catalog (dense peaks, bandwidth, capacity, efficiencies, sources)."""
+    from dataclasses import asdict
+
+    from planners.devices import device_catalog, load_devices
+
+    found = dict(device_catalog())
+    if device_file:
+        found.update(load_devices(device_file))
+    rows = [{"device": d.name, "kind": d.kind,
+             **{f"{k} TFLOP/s": d.peak_flops_per_s.get(k, 0) / 1e12 for k in ("fp32", "bf16")},
+             "GB/s": d.memory_bandwidth_bytes_per_s / 1e9, "GB": d.memory_capacity_bytes / 1e9,
+             "launch us": d.kernel_launch_overhead_s * 1e6,
+             "calibrated": "yes" if d.calibrated else "no"} for d in found.values()]
+    emit(check_format(fmt), document=[asdict(d) for d in found.values()], rows=rows,
+         title="coreplan device catalog (dense peaks; sources: --format json)")
+
+
+@app.command()
+def simulate(model: str, device: str = typer.Option(..., "--device"),
+             resolution: str = Resolution(), cores: Optional[int] = Cores(), batch: int = Batch(),
+             dtype: str = Dtype("bf16"), impl: Optional[str] = Impl(),
+             device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
+             fmt: str = Format()) -> None:
+    """Per-op roofline of one configuration: time, intensity and the bound each op hits."""
+    from dataclasses import asdict
+
+    from costmodel.config import configure
+    from planners.devices import get_device
+    from planners.roofline import simulate as run
+
+    fmt = check_format(fmt)
+    dev = get_device(device, device_file)
+    c = configure(get_model(model, model_file), resolution_of(resolution), cores=cores, batch=batch,
+                  impl=impl, dtype=dtype)
+    sim = run(c, dev)
+    rows = [{"op": o.path, "class": o.op_class, "GFLOP": o.flops / 1e9, "MB": o.bytes / 1e6,
+             "FLOP/B": o.intensity_flop_per_byte, "bound": o.bound, "time_us": o.time_s * 1e6,
+             "share": o.time_s / sim.latency_s} for o in sim.ops]
+    share = sim.bound_share()
+    emit(fmt, document={**asdict(sim), "bound_share": share}, rows=rows,
+         title=f"{c.spec.name} {c.height}px C={c.core_tokens} B={c.batch} {dtype} on {dev.name}: "
+               f"{sim.latency_s * 1e3:.4g} ms (roofline floor {sim.floor_s * 1e3:.4g} ms)",
+         caption=f"time share: compute-bound {share['compute']:.0%}, memory-bound "
+                 f"{share['memory']:.0%}, launch overhead {share['overhead']:.0%}")
+
+
+@app.command()
+def calibrate(measurements: str = typer.Option(..., "--measurements", help="validate CSV."),
+              device: str = typer.Option(..., "--device"), device_file: Optional[str] = DeviceFile(),
+              out: Optional[str] = typer.Option(None, "--out", help="Write a calibrated device file."),
+              fmt: str = Format()) -> None:
+    """Fit per-op-class efficiencies and launch overhead to measured times; held-out error."""
+    from pathlib import Path
+
+    from planners.calibrate import calibrate as run, profile_toml
+    from planners.devices import get_device
+
+    fmt = check_format(fmt)
+    cal = run(measurements, get_device(device, device_file))
+    if out:
+        try:
+            Path(out).write_text(profile_toml(cal))
+        except OSError as err:
+            raise CoreplanError(f"cannot write {out}: {err.strerror}") from None
+    h = cal.holdout
+    rows = [{"quantity": f"efficiency {k}", "value": v} for k, v in cal.fit.efficiency.items()]
+    rows += [{"quantity": "launch overhead (us)", "value": cal.fit.overhead_s * 1e6},
+             {"quantity": "held-out rows", "value": h.rows},
+             {"quantity": "held-out MAPE", "value": f"{h.mape:.1%}"},
+             {"quantity": "held-out max |error|", "value": f"{h.max_abs_error:.1%}"},
+             {"quantity": "held-out within 10%", "value": f"{h.within_10pct:.1%}"},
+             {"quantity": "latency interval (5-95%)", "value": f"x{h.interval[0]:.3f} .. x{h.interval[1]:.3f}"}]
+    emit(fmt, document=cal.to_dict(), rows=rows,
+         title=f"calibration of {cal.device.name} on {measurements}",
+         caption=f"held out by resolution group {list(h.groups)} px (leave one group out)"
+                 + (f"; wrote {out}" if out else ""))
+
+
+@app.command()
+def plan(model: str, device: str = typer.Option(..., "--device", help="Device name(s), comma list."),
+         resolution: Optional[str] = Resolution(None, "Side in px (square images)."),
+         batch: int = Batch(), dtype: str = Dtype("bf16"),
+         latency_ms: Optional[str] = typer.Option(None, "--latency-ms"),
+         memory_gb: Optional[str] = typer.Option(None, "--memory-gb", help="Decimal GB."),
+         throughput: Optional[str] = typer.Option(None, "--throughput", help="Minimum img/s."),
+         cores_allowed: Optional[str] = typer.Option(None, "--cores-allowed"),
+         solve: str = typer.Option("cores", "--solve", help="cores, resolution or batch."),
+         cores: Optional[int] = typer.Option(None, "--cores", help="C for --solve resolution|batch."),
+         demand: Optional[str] = typer.Option(None, "--demand", help="Images/s to serve."),
+         versus: Optional[str] = typer.Option(None, "--versus", help="Dense baseline model."),
+         impl: Optional[str] = Impl(), device_file: Optional[str] = DeviceFile(),
+         model_file: Optional[str] = ModelFile(), fmt: str = Format(("table", "json"))) -> None:
+    """Largest core budget (or resolution, or batch) meeting every budget, per device.
+
+    Exit status 3 if a device has no feasible answer (one line says the smallest violation and the
+    nearest feasible alternative).
+    """
+    from planners.devices import get_device
+    from planners.planner import Budgets, infeasible_message
+    from planners.planner import plan as make_plan
+
+    fmt = check_format(fmt, ("table", "json"))
+    spec = get_model(model, model_file)
+    budgets = Budgets(number(latency_ms, "--latency-ms"), number(memory_gb, "--memory-gb"),
+                      number(throughput, "--throughput"))
+    devs = [get_device(d, device_file) for d in names(device, "--device")]
+    base = get_model(versus, model_file) if versus else None
+    plans = [make_plan(spec, d, resolution=square(resolution, "plan") if resolution else None,
+                       batch=batch, dtype=dtype, budgets=budgets, solve=solve, cores=cores,
+                       demand_img_per_s=number(demand, "--demand"), versus=base, impl=impl,
+                       cores_allowed=ints(cores_allowed, "--cores-allowed") if cores_allowed
+                       else None) for d in devs]
+    if fmt == "json":
+        import json
+
+        docs = [p.to_dict() for p in plans]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    else:
+        for p, d in zip(plans, devs):
+            _plan_table(p, d)
+    failed = [(p, d) for p, d in zip(plans, devs) if p.chosen is None]
+    for p, _ in failed:
+        print(f"coreplan: {infeasible_message(p)}", file=sys.stderr)
+    if failed:
+        raise typer.Exit(3)
+
+
+def _plan_table(p, device) -> None:
+    from planners.planner import GB, describe
+
+    def row(c, model):
+        interval = (f"{c.latency_ms_interval[0]:.3g}-{c.latency_ms_interval[1]:.3g}"
+                    if c.latency_ms_interval else "")
+        return {"model": model, "C": c.cores or "", "px": c.resolution, "batch": c.batch,
+                "GFLOP": c.flops / 1e9, "latency ms": c.latency_ms, "interval": interval,
+                "memory GB": c.memory_bytes / GB, "img/s": c.throughput_img_per_s,
+                "feasible": "yes" if c.feasible else "no", "binding": c.binding,
+                "chosen": "<-" if c == p.chosen else ""}
+
+    rows = [row(c, p.model) for c in p.candidates]
+    if p.baseline:
+        rows.append({**row(p.baseline, p.baseline_model), "chosen": "dense"})
+    limits = ", ".join(f"{k}={v:g}" for k, v in vars(p.budgets).items() if v is not None) or "none"
+    if p.chosen:
+        what = {"cores": f"C={p.chosen.cores}" if p.chosen.cores else f"{p.model} as given",
+                "resolution": f"{p.chosen.resolution} px", "batch": f"batch {p.chosen.batch}"}[p.solve]
+        caption = f"chosen: {what} (binding: {describe(p.chosen, p.budgets, device)})"
+    else:
+        caption = "chosen: none feasible"
+    if p.devices_needed:
+        caption += f"; devices for {p.demand_img_per_s:g} img/s: {p.devices_needed}"
+    emit("table", document=None, rows=rows,
+         title=f"{p.model} on {device.name}: solve {p.solve}, {p.dtype}, budgets: {limits}",
+         caption=caption)
