@@ -115,12 +115,15 @@ def validation_chart(df: pd.DataFrame, quantity: str = "time (ms)") -> alt.Chart
     grid = np.geomspace(lo * 0.8, hi * 1.25, 50)
     bands = pd.DataFrame({"x": grid, "y": grid, "lo": grid * 0.9, "hi": grid * 1.1})
     log = alt.Scale(type="log", domain=[float(grid[0]), float(grid[-1])], nice=False)
+    x_title, y_title = f"measured {quantity}", f"predicted {quantity}"
     band = alt.Chart(bands).mark_area(opacity=0.15, color="gray", clip=True).encode(
-        x=alt.X("x:Q", scale=log, title=f"measured {quantity}"), y=alt.Y("lo:Q", scale=log), y2="hi:Q")
-    diagonal = alt.Chart(bands).mark_line(color="gray", strokeDash=[4, 3], clip=True).encode(x="x:Q", y="y:Q")
+        x=alt.X("x:Q", scale=log, title=x_title), y=alt.Y("lo:Q", scale=log, title=y_title),
+        y2="hi:Q")
+    diagonal = alt.Chart(bands).mark_line(color="gray", strokeDash=[4, 3], clip=True).encode(
+        x=alt.X("x:Q", title=x_title), y=alt.Y("y:Q", title=y_title))
     points = alt.Chart(part).mark_point(filled=True, size=60, opacity=0.8).encode(
-        x=alt.X("measured:Q", scale=log, title=f"measured {quantity}"),
-        y=alt.Y("predicted:Q", scale=log, title=f"predicted {quantity}"),
+        x=alt.X("measured:Q", scale=log, title=x_title),
+        y=alt.Y("predicted:Q", scale=log, title=y_title),
         color=alt.Color("impl:N", title="attention impl"), shape=alt.Shape("model:N", title="model"),
         tooltip=["model", "impl", "resolution", "cores", "batch",
                  alt.Tooltip("measured:Q", format=",.3g"), alt.Tooltip("predicted:Q", format=",.3g"),
@@ -154,7 +157,8 @@ def roofline_chart(df: pd.DataFrame, device: DeviceSpec, dtype: str) -> alt.Char
         y=alt.Y("tflops:Q", scale=log, title="attained TFLOP/s"),
         strokeDash=alt.StrokeDash("roof:N", title="roof"))
     points = alt.Chart(df).mark_point(filled=True, opacity=0.85).encode(
-        x=alt.X("intensity:Q", scale=log), y=alt.Y("attained_tflops:Q", scale=log),
+        x=alt.X("intensity:Q", scale=log, title="arithmetic intensity (FLOP per byte moved)"),
+        y=alt.Y("attained_tflops:Q", scale=log, title="attained TFLOP/s"),
         color=alt.Color("op_class:N", title="op class"),
         size=alt.Size("time_share:Q", title="share of latency", legend=alt.Legend(format=".0%")),
         tooltip=["op", "op_class", "bound", alt.Tooltip("intensity:Q", format=",.3g"),

@@ -1,6 +1,6 @@
 """Counting conventions and the per-element costs of the `full` convention, in one place.
 
-Conventions (STYLE principle 3):
+Conventions (each named wherever a count is reported):
 - ``flop``: 2 per multiply-add, matmul-class ops only (linear, conv, bmm/matmul, SDPA). Exactly what
   ``torch.utils.flop_counter.FlopCounterMode`` reports; bias adds are not counted.
 - ``mac``: what fvcore's default handles report: 1 per multiply-add for linear/conv/matmul/bmm,

@@ -1,4 +1,4 @@
-"""Op formulas, registered once each. Every argument is a sympy expression (or int) of shape.
+"""Op formulas, registered once each. Every shape argument is an int, numpy array or sympy expression.
 
 Conventions are defined in `costmodel.conventions`. Byte counts assume every tensor is read and written
 once at `elem_bytes` per element (NB: caches and fusion can only lower real traffic).

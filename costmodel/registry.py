@@ -1,7 +1,8 @@
-"""The op registry: one formula per op (STYLE principles 1-2).
+"""The op registry: one formula per op, registered once (see docs/ARCHITECTURE.md).
 
-A formula is a pure function of symbolic shapes returning an `OpCost` of sympy expressions. The symbolic
-model, the fvcore handles and the FlopCounterMode mappings are all built from this registry.
+A formula is a pure function of shapes returning an `OpCost`; it uses plain arithmetic only, so
+it runs on Python ints (exact), numpy arrays and sympy symbols alike. The model graph, the fvcore
+handles and the FlopCounterMode mappings are all built from this registry.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ OP_CLASSES = ("gemm", "attention", "elementwise")
 class OpCost:
     """Cost of one op. FLOPs under the three conventions; bytes read and written.
 
-    Fields are sympy expressions for symbolic shapes and exact Python ints for integer shapes.
+    Fields have the type of the shapes: exact Python ints, numpy arrays or sympy expressions.
     """
 
     flop: sp.Expr

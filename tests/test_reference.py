@@ -30,19 +30,61 @@ def test_dense_kernel_matches_reference():
     assert (DenseAttention()(q, k, v) - attention_reference(q, k, v)).abs().max().item() <= 1e-5
 
 
+def prefix_checks(model, images, cores: int, chunk: int) -> tuple[bool, bool]:
+    """(outputs at C ignore the cores beyond C, growing C by one chunk changes the same first C
+    cores' outputs and the patches' outputs): both true for a correct prefix bank."""
+    with torch.no_grad():
+        before = model(images, core_tokens=cores)
+        bank, coords = model.cores.detach().clone(), model.core_coords.detach().clone()
+        model.cores[cores:].add_(torch.randn_like(model.cores[cores:]))
+        model.core_coords[cores:].add_(1.0)
+        after = model(images, core_tokens=cores)
+        model.cores.copy_(bank)
+        model.core_coords.copy_(coords)
+        grown = model(images, core_tokens=cores + chunk)
+    same_cores = grown[:, :cores]            # token i < C is core i in both outputs
+    same_patches = grown[:, cores + chunk:]  # patches come after the active cores
+    changes = (not torch.allclose(before[:, :cores], same_cores)
+               and not torch.allclose(before[:, cores:], same_patches))
+    return torch.equal(before, after), changes
+
+
+class SuffixBank(torch.nn.Module):
+    """A deliberately broken elastic model: it takes the last C cores of the bank, not the first."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.cores, self.core_coords = model.cores, model.core_coords
+
+    def forward(self, images, *, core_tokens):
+        keep = self.cores.detach().clone(), self.core_coords.detach().clone()
+        with torch.no_grad():
+            self.cores.copy_(keep[0].flip(0))
+            self.core_coords.copy_(keep[1].flip(0))
+        try:
+            return self.model(images, core_tokens=core_tokens)
+        finally:
+            with torch.no_grad():
+                self.cores.copy_(keep[0])
+                self.core_coords.copy_(keep[1])
+
+
 def test_prefix_property_outputs_ignore_cores_beyond_c():
     torch.manual_seed(0)
     spec = get_model("veca-small")
     model = build_model(spec).eval()
     images = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        before = model(images, core_tokens=16)
-        model.cores[16:].add_(torch.randn_like(model.cores[16:]))
-        model.core_coords[16:].add_(1.0)
-        after = model(images, core_tokens=16)
-        changed = model(images, core_tokens=24)
-    assert torch.equal(before, after)
-    assert not torch.allclose(before, changed[:, 8:][:, :before.shape[1]])
+    assert prefix_checks(model, images, 16, spec.core_chunk) == (True, True)
+
+
+def test_prefix_check_fails_on_a_broken_prefix():
+    torch.manual_seed(0)
+    spec = get_model("veca-small")
+    broken = SuffixBank(build_model(spec).eval())
+    images = torch.randn(1, 3, 64, 64)
+    ignores_beyond_c, _ = prefix_checks(broken, images, 16, spec.core_chunk)
+    assert not ignores_beyond_c
 
 
 def _reduced_matrix():

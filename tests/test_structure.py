@@ -1,0 +1,154 @@
+"""The code's structure: the measurement record, the CLI's import tree, library error language."""
+
+import ast
+import csv
+from pathlib import Path
+
+import pytest
+
+from costmodel.errors import ArgumentError, CoreplanError
+from costmodel.measurements import (NAMES, SCHEMA_VERSION, Measurement, MeasurementWriter,
+                                    read_measurements)
+from costmodel.spec import get_model
+from planners.devices import get_device
+from planners.planner import Budgets, plan
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_CSV = ROOT / "data/measurements/cpu-epyc-2core-2026-11-24.csv"
+
+
+# --------------------------------------------------------------------------- measurement record
+def test_the_committed_version_1_file_reads_as_typed_records():
+    rows = read_measurements(CPU_CSV)
+    assert len(rows) == 62 and all(r.schema_version == 1 for r in rows)
+    first = rows[0]  # line 2 of the file, written out here
+    assert (first.model, first.resolution, first.core_tokens, first.impl, first.batch) == \
+        ("veca-small", 256, 8, "split", 1)
+    assert first.flops_predicted == 11439181824 and first.time_ms_median == 142.5811
+    assert first.threads == 2 and first.line == 2 and first.timed
+
+
+def test_write_then_read_round_trips_and_resume_appends(tmp_path):
+    path = tmp_path / "m.csv"
+    one = Measurement("veca-small", 64, 8, "split", 1, "fp32", "ok", device="cpu",
+                      time_ms_median=12.5, note="a, quoted \"note\"")
+    writer = MeasurementWriter(path, resume=False)
+    writer.write(one)
+    writer.close()
+    with open(path, newline="") as handle:
+        assert next(csv.reader(handle)) == list(NAMES) and NAMES[-1] == "schema_version"
+    again = MeasurementWriter(path, resume=True)
+    assert again.done == {one.key()}
+    two = Measurement("dinov3-small", 64, 0, "dense", 2, "fp32", "oom", device="cpu")
+    again.write(two)
+    again.close()
+    back = read_measurements(path)
+    assert [r.model for r in back] == ["veca-small", "dinov3-small"]
+    assert back[0].note == one.note and back[0].time_ms_median == 12.5
+    assert back[1].time_ms_median is None and back[1].schema_version == SCHEMA_VERSION
+    with pytest.raises(ArgumentError, match="resume is needed"):
+        MeasurementWriter(path, resume=False)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("model,resolution\nx,1\n", ":1: not a measurement file: missing column(s) core_tokens"),
+    ("model,resolution,core_tokens,impl,batch,dtype,status,speed\n", ":1: unknown column 'speed'"),
+    ("model,resolution,core_tokens,impl,batch,dtype,status\nv,2x6,8,split,1,fp32,ok\n",
+     ":2: field resolution: expected int, got '2x6'"),
+    ("model,resolution,core_tokens,impl,batch,dtype,status,time_ms_median\n"
+     "v,64,8,split,1,fp32,ok,nan\n", ":2: field time_ms_median: expected a finite"),
+    ("model,resolution,core_tokens,impl,batch,dtype,status\nv,64,8,split,1\n",
+     ":2: wrong number of fields"),
+    ("model,resolution,core_tokens,impl,batch,dtype,status,schema_version\n"
+     "v,64,8,split,1,fp32,ok,9\n", ":2: schema version 9 is newer"),
+])
+def test_a_malformed_measurement_file_names_file_line_and_field(tmp_path, text, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(CoreplanError) as err:
+        read_measurements(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_binary_and_directory_measurement_files_are_one_error(tmp_path):
+    binary = tmp_path / "b.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    with pytest.raises(CoreplanError, match="not a text CSV file"):
+        read_measurements(binary)
+    with pytest.raises(CoreplanError, match="is a directory"):
+        read_measurements(tmp_path)
+
+
+def test_every_reader_uses_the_record_module():
+    """Nothing outside costmodel/measurements.py parses the measurement CSV by hand."""
+    for path in [*ROOT.glob("planners/*.py"), *ROOT.glob("coreplan/*.py"),
+                 *ROOT.glob("reference/*.py")]:
+        text = path.read_text()
+        assert "DictReader" not in text and "time_ms_median\"]" not in text, path.name
+
+
+# --------------------------------------------------------------------------- the CLI's imports
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def test_the_cli_modules_form_a_tree():
+    commands = [p for p in ROOT.glob("coreplan/*_commands.py")]
+    assert len(commands) == 4
+    for path in commands:
+        assert "coreplan.cli" not in _imports(path), path.name
+        assert not {m for m in _imports(path) if m.endswith("_commands")}, path.name
+    app = _imports(ROOT / "coreplan/app.py")
+    assert not {m for m in app if "commands" in m or m == "coreplan.cli"}
+
+
+# --------------------------------------------------------------------------- error language
+@pytest.mark.parametrize("kwargs,argument", [
+    (dict(resolution=512, demand_img_per_s=-1.0), "demand_img_per_s"),
+    (dict(resolution=512, cores_allowed=[12]), "cores_allowed"),
+    (dict(resolution=512, cores=8), "cores"),
+    (dict(resolution=None), "resolution"),
+    (dict(resolution=512, batch=0), "batch"),
+])
+def test_library_errors_name_python_arguments_not_flags(kwargs, argument):
+    with pytest.raises(ArgumentError) as err:
+        plan(get_model("veca-base"), get_device("l4"), **kwargs)
+    assert err.value.argument == argument and "--" not in str(err.value)
+    assert str(err.value).startswith(argument)
+
+
+def test_budget_errors_name_the_budget():
+    with pytest.raises(ArgumentError) as err:
+        Budgets(latency_ms=-3)
+    assert err.value.argument == "latency_ms" and "--" not in str(err.value)
+
+
+def test_the_cli_translates_arguments_into_flags(cli):
+    code, _, err = cli("plan", "veca-base", "--device", "l4", "--resolution", "512",
+                       "--demand", "-1")
+    assert code == 2 and "--demand must be a positive number" in err
+    code, _, err = cli("plan", "veca-base", "--device", "l4", "--resolution", "512",
+                       "--cores", "8")
+    assert code == 2 and err.startswith("coreplan: error: --cores fixes C")
+
+
+def test_nearest_feasible_uses_the_plans_own_search_limit():
+    # veca-base on l4 at 20 ms: the nearest feasible resolution at C=8 is below 512 px; with a
+    # search limit of 256 px the answer must stay within it (no hidden 4096 px cap)
+    from planners.planner import nearest_feasible
+
+    p = plan(get_model("veca-base"), get_device("l4"), resolution=1024, batch=8,
+             budgets=Budgets(latency_ms=20), max_resolution=256)
+    assert p.chosen is None
+    assert "256 px at batch 8" in nearest_feasible(p)
+    wide = plan(get_model("veca-base"), get_device("l4"), resolution=1024, batch=8,
+                budgets=Budgets(latency_ms=20))
+    assert "352 px at batch 8" in nearest_feasible(wide)
