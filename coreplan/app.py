@@ -26,7 +26,7 @@ FLAGS = {
     "latency_ms": "--latency-ms", "memory_gb": "--memory-gb", "throughput_img_per_s": "--throughput",
     "demand_img_per_s": "--demand", "versus": "--versus", "resume": "--resume", "out": "--out",
     "max_resolution": "--max-resolution", "max_batch": "--max-batch", "min_time": "--min-time",
-    "threads": "--threads",
+    "threads": "--threads", "force": "--force",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 from typing import Optional
 
@@ -30,6 +31,10 @@ def validate(
     resume: bool = typer.Option(False, "--resume", help="Skip rows already in --out."),
     time_it: bool = typer.Option(True, "--time/--no-time", help="Run and time real forwards."),
     min_time: float = typer.Option(1.0, "--min-time", help="Timing budget per case, seconds."),
+    repeats: int = typer.Option(5, "--repeats", help="At least this many timed forwards per case."),
+    warmup: int = typer.Option(2, "--warmup", help="Untimed forwards per case first."),
+    retry_busy: bool = typer.Option(False, "--retry-busy",
+                                    help="With --resume: re-measure rows recorded as busy."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (recorded)."),
     compile_flex: bool = typer.Option(False, "--compile-flex", help="torch.compile flex."),
     model_file: Optional[str] = ModelFile(),
@@ -55,14 +60,19 @@ def validate(
         raise CoreplanError(f"--min-time must be a number of seconds in (0, 3600], got {min_time}")
     if threads is not None and threads <= 0:
         raise CoreplanError(f"--threads must be positive, got {threads}")
+    if repeats < 1 or warmup < 0:
+        raise CoreplanError("--repeats must be at least 1 and --warmup at least 0")
+    if threads is not None and threads > (os.cpu_count() or threads):
+        print(f"coreplan: warning: --threads {threads} exceeds this machine's {os.cpu_count()} "
+              f"cores; timings will be oversubscribed", file=sys.stderr)
     _check_device(device)
     cases = plan_cases(specs, sides(resolutions) if resolutions else defaults["resolutions"],
                        ints(cores, "--cores") if cores else defaults["cores"], impl_list,
                        ints(batch, "--batch") if batch else defaults["batches"], dtypes, device)
     options = Options(time_it=time_it, min_run_time_s=0.05 if quick and min_time == 1.0 else min_time,
-                      threads=threads, compile_flex=compile_flex)
+                      min_repeats=repeats, warmup=warmup, threads=threads, compile_flex=compile_flex)
     results = MeasurementWriter(out, resume)
-    _run_sweep(cases, results, options)
+    _run_sweep(cases, results, options, retry_busy)
 
 
 def _check_device(device: str) -> None:
@@ -73,7 +83,7 @@ def _check_device(device: str) -> None:
             raise CoreplanError("--device cuda: no CUDA device is available here")
 
 
-def _run_sweep(cases, results, options) -> None:
+def _run_sweep(cases, results, options, retry_busy: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.console import Console
 
@@ -91,7 +101,7 @@ def _run_sweep(cases, results, options) -> None:
             status = "resumed" if record is None else f"{record.status} {record.flops_match or ''}"
             progress.update(task, advance=1, description=f"{case.label()}: {status}")
         try:
-            sweep(cases, results, options, on_row)
+            sweep(cases, results, options, on_row, retry_busy)
         except KeyboardInterrupt:
             interrupted = True
     _report(summarize(results.records), results, interrupted)
@@ -113,7 +123,9 @@ def _report(s, results, interrupted: bool) -> None:
     rows = [{"quantity": k, "value": v} for k, v in (
         ("rows in file", s.rows), ("status ok", s.ok), ("FLOPs exact (both counters)", s.exact),
         ("FLOPs mismatched", s.mismatched), ("uncountable (flex)", s.uncountable),
-        ("oom", s.oom), ("errors", s.errors), ("worst activation-memory error", worst))]
+        ("oom", s.oom), ("errors", s.errors), ("busy machine (rerun with --resume --retry-busy)",
+                                               s.busy),
+        ("worst activation-memory error", worst))]
     emit("table", document=None, rows=rows, title=f"validate summary: {results.path}")
     for r in results.records:
         if r.flops_match == "MISMATCH" or r.status.startswith("error"):
@@ -125,3 +137,100 @@ def _report(s, results, interrupted: bool) -> None:
         raise typer.Exit(130)
     if s.mismatched or s.errors:
         raise typer.Exit(1)
+
+
+@app.command()
+def profile(
+    name: str = typer.Option(..., "--name", help="Device name for the file (e.g. my-laptop)."),
+    out: str = typer.Option(..., "--out", help="Device file to write (TOML)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16 or fp16."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (recorded)."),
+    budget_s: float = typer.Option(300.0, "--budget-s", help="Time budget, seconds."),
+    check: Optional[str] = typer.Option(None, "--check",
+                                        help="A validate CSV to predict with the new profile."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Measure this machine op by op and write a device file that plan and simulate use.
+
+    Use it as `--device NAME --device-file FILE`. Interrupted, it writes nothing.
+    """
+    from pathlib import Path
+
+    check_choice("device", device, ("cpu", "cuda"))
+    check_choice("dtype", dtype, tuple(k for k in DTYPE_BYTES if k != "tf32"))
+    if not (math.isfinite(budget_s) and 1 <= budget_s <= 3600):
+        raise CoreplanError(f"--budget-s must be seconds in [1, 3600], got {budget_s}")
+    if threads is not None and threads <= 0:
+        raise CoreplanError(f"--threads must be positive, got {threads}")
+    if Path(out).exists() and not force:
+        raise CoreplanError(f"--out {out} exists: pass --force to replace it")
+    if not Path(out).parent.is_dir():
+        raise CoreplanError(f"--out {out}: directory {Path(out).parent} does not exist")
+    _check_device(device)
+    run = _profile_with_progress(device, dtype, threads, budget_s)
+    from planners.devices import device_toml, write_device_file
+
+    spec = _profiled_device(name, device, dtype, run)
+    write_device_file(out, device_toml(spec, comments=(
+        f"Measured by `coreplan profile` in {run.seconds:.0f} s: {run.measured} op points, "
+        f"{run.skipped} skipped (over the per-call cap or the budget).",)), force=True)
+    print(f"wrote {out}: {run.measured} op points in {run.seconds:.0f} s "
+          f"({run.skipped} skipped); use --device {name} --device-file {out}")
+    if check:
+        _print_check(check, spec)
+
+
+def _profile_with_progress(device, dtype, threads, budget_s):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from reference.machine import machine_name
+    from reference.profile import run_profile
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    source = f"coreplan profile on {machine_name(device)}, {dtype}"
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("profile", total=None)
+
+        def on_point(done, total, point):
+            progress.update(task, completed=done, total=total,
+                            description=f"{point.kind} {point.key}")
+        try:
+            return run_profile(device=device, dtype=dtype, threads=threads, budget_s=budget_s,
+                               source=source, on_point=on_point)
+        except KeyboardInterrupt:
+            print("coreplan: interrupted; no device file written", file=sys.stderr)
+            raise typer.Exit(130)
+
+
+def _profiled_device(name, device, dtype, run):
+    import datetime
+    import os
+
+    from planners.devices import DeviceSpec
+    from reference.machine import machine_name, memory_capacity_bytes
+
+    kind = "cpu" if device == "cpu" else "gpu"
+    peaks = {"fp32": run.peak_flops_per_s} if dtype == "fp32" else {
+        dtype: run.peak_flops_per_s, "fp32": run.peak_flops_per_s / 2}
+    when = datetime.date.today().isoformat()
+    return DeviceSpec(
+        name=name, description=f"{machine_name(device)} (profiled, {run.profile.threads or ''} "
+                               f"threads)".replace(" ( threads)", ""),
+        kind=kind, peak_flops_per_s=peaks, memory_bandwidth_bytes_per_s=run.bandwidth_bytes_per_s,
+        memory_capacity_bytes=float(memory_capacity_bytes(device)),
+        kernel_launch_overhead_s=0.0, efficiency={"gemm": 1.0, "attention": 1.0, "elementwise": 1.0},
+        source=(f"measured by `coreplan profile` on {when} ({os.cpu_count()} CPUs visible): "
+                f"peak = fastest linear layer seen, bandwidth = an elementwise add of 16M "
+                f"elements (3 tensors moved); op times in [devices.{name}.profile]"),
+        profile=run.profile)
+
+
+def _print_check(path, spec) -> None:
+    from planners.accuracy import prediction_errors
+
+    report = prediction_errors(path, spec)
+    emit("table", document=None, rows=report.table(), title=f"{spec.name} predicting {path}",
+         caption=report.caption())

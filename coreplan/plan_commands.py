@@ -29,7 +29,8 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
              **{f"{k} TFLOP/s": d.peak_flops_per_s.get(k, 0) / 1e12 for k in ("fp32", "bf16")},
              "GB/s": d.memory_bandwidth_bytes_per_s / 1e9, "GB": d.memory_capacity_bytes / 1e9,
              "launch us": d.kernel_launch_overhead_s * 1e6,
-             "calibrated": "yes" if d.calibrated else "no"} for d in found.values()]
+             "calibrated": "yes" if d.calibrated else "no",
+             "profiled": "yes" if d.profile is not None else "no"} for d in found.values()]
     emit(check_format(fmt), document=[asdict(d) for d in found.values()], rows=rows,
          title="coreplan device catalog (dense peaks; sources: --format json)")
 
@@ -53,8 +54,8 @@ def simulate(model: str, device: str = typer.Option(..., "--device"),
                   impl=impl, dtype=dtype)
     sim = run(c, dev)
     rows = [{"op": o.path, "class": o.op_class, "GFLOP": o.flops / 1e9, "MB": o.bytes / 1e6,
-             "FLOP/B": o.intensity_flop_per_byte, "bound": o.bound, "time_us": o.time_s * 1e6,
-             "share": o.time_s / sim.latency_s} for o in sim.ops]
+             "FLOP/B": o.intensity_flop_per_byte, "bound": o.bound, "from": o.source,
+             "time_us": o.time_s * 1e6, "share": o.time_s / sim.latency_s} for o in sim.ops]
     share = sim.bound_share()
     emit(fmt, document={**asdict(sim), "bound_share": share}, rows=rows,
          title=f"{c.spec.name} {c.height}px C={c.core_tokens} B={c.batch} {dtype} on {dev.name}: "
@@ -67,20 +68,27 @@ def simulate(model: str, device: str = typer.Option(..., "--device"),
 def calibrate(measurements: str = typer.Option(..., "--measurements", help="validate CSV."),
               device: str = typer.Option(..., "--device"), device_file: Optional[str] = DeviceFile(),
               out: Optional[str] = typer.Option(None, "--out", help="Write a calibrated device file."),
+              include_busy: bool = typer.Option(False, "--include-busy",
+                                                help="Also fit rows timed on a busy machine."),
+              max_error: float = typer.Option(0.25, "--max-error",
+                                              help="Refuse to write a fit whose held-out MAPE "
+                                                   "is above this."),
+              force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
               fmt: str = Format()) -> None:
-    """Fit per-op-class efficiencies and launch overhead to measured times; held-out error."""
-    from pathlib import Path
+    """Fit per-op-class efficiencies and launch overhead to measured times; held-out error.
 
-    from planners.calibrate import calibrate as run, profile_toml
-    from planners.devices import get_device
+    Exit status 1 (and no --out written) when the fit is implausible: an efficiency outside its
+    physical range or a held-out error above --max-error.
+    """
+    from planners.calibrate import calibrate as run
+    from planners.calibrate import device_file as calibrated_file
+    from planners.devices import get_device, write_device_file
 
     fmt = check_format(fmt)
-    cal = run(measurements, get_device(device, device_file))
-    if out:
-        try:
-            Path(out).write_text(profile_toml(cal))
-        except OSError as err:
-            raise CoreplanError(f"cannot write {out}: {err.strerror}") from None
+    cal = run(measurements, get_device(device, device_file), include_busy)
+    problems = cal.problems(max_error)
+    if out and not problems:
+        write_device_file(out, calibrated_file(cal), force=force)
     h = cal.holdout
     rows = [{"quantity": f"efficiency {k}", "value": v} for k, v in cal.fit.efficiency.items()]
     rows += [{"quantity": "launch overhead (us)", "value": cal.fit.overhead_s * 1e6},
@@ -92,7 +100,12 @@ def calibrate(measurements: str = typer.Option(..., "--measurements", help="vali
     emit(fmt, document=cal.to_dict(), rows=rows,
          title=f"calibration of {cal.device.name} on {measurements}",
          caption=f"held out by resolution group {list(h.groups)} px (leave one group out)"
-                 + (f"; wrote {out}" if out else ""))
+                 + (f"; wrote {out}" if out and not problems else ""))
+    for problem in problems:
+        print(f"coreplan: implausible fit: {problem}" + ("; not written" if out else ""),
+              file=sys.stderr)
+    if problems:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -5,9 +5,10 @@ Every module that writes or reads measurements uses this one (torch-free): the s
 and the report read them with `read_measurements`. A malformed file is one error naming the file,
 the line and the field.
 
-Schema versions: 1 = the columns below without `schema_version` (files written before it existed);
-2 = with `schema_version` as the last column. A reader accepts both, and files holding only the
-required columns (hand-made measurements).
+Schema versions: 1 = without `probe_ms`, `probe_ratio` and `schema_version` (files written before
+they existed); 2 = with `schema_version`; 3 = with the machine probe's columns and status `busy`.
+A reader accepts every version, and files holding only the required columns (hand-made
+measurements).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from costmodel.errors import ArgumentError, CoreplanError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,12 @@ COLUMNS = (
     Column("time_ms_iqr", float, "ms", "interquartile range of the forward time"),
     Column("time_ms_min", float, "ms", "fastest forward"),
     Column("repeats", int, "runs", "timed forwards"),
+    Column("probe_ms", float, "ms", "median time of the machine probe between the row's forwards"),
+    Column("probe_ratio", float, "", "probe_ms / the probe's quiet time then (busy if high)"),
     Column("mem_weights_bytes", int, "B", "parameter bytes"),
     Column("mem_activation_peak_bytes_measured", int, "B", "measured activation peak"),
     Column("mem_activation_peak_bytes_predicted", int, "B", "costmodel activation peak"),
-    Column("status", str, "", "ok, oom or error: <reason>"),
+    Column("status", str, "", "ok, busy (timed on a busy machine), oom or error: <reason>"),
     Column("note", str, "", "free text"),
     Column("schema_version", int, "", f"record schema version ({SCHEMA_VERSION})"),
 )
@@ -92,6 +95,8 @@ class Measurement:
     time_ms_iqr: float | None = None
     time_ms_min: float | None = None
     repeats: int | None = None
+    probe_ms: float | None = None
+    probe_ratio: float | None = None
     mem_weights_bytes: int | None = None
     mem_activation_peak_bytes_measured: int | None = None
     mem_activation_peak_bytes_predicted: int | None = None
@@ -111,12 +116,26 @@ class Measurement:
         """Status ok with a forward time: usable for calibration."""
         return self.status == "ok" and self.time_ms_median is not None
 
+    @property
+    def busy(self) -> bool:
+        """Timed, but on a busy machine: not used for calibration unless asked."""
+        return self.status == "busy" and self.time_ms_median is not None
+
     def label(self) -> str:
         cores = f" C={self.core_tokens}" if self.core_tokens else ""
         return f"{self.model} {self.resolution}px{cores} {self.impl} B={self.batch} {self.dtype}"
 
     def to_row(self) -> dict[str, str]:
         return {name: _text(getattr(self, name)) for name in NAMES}
+
+
+def latest(records: list[Measurement]) -> list[Measurement]:
+    """One record per configuration: a later row of the same key supersedes an earlier one (a
+    re-measured busy row), in the order the keys first appear."""
+    by_key: dict[tuple, Measurement] = {}
+    for r in records:
+        by_key[r.key()] = r
+    return list(by_key.values())
 
 
 def _text(value) -> str:

@@ -22,13 +22,15 @@ import numpy as np
 
 from costmodel.config import configure
 from costmodel.errors import CoreplanError
-from costmodel.measurements import Measurement, read_measurements
+from costmodel.measurements import Measurement, latest, read_measurements
 from costmodel.spec import get_model
 from planners.devices import OP_CLASSES, DeviceSpec, catalog_defaults
 from planners.roofline import ClassTerms, config_rooflines
 
 RIDGE = 1e-3
 GROUP_PX = 64
+MAX_HELDOUT_MAPE = 0.25  # a fit predicting its held-out rows worse than this is not shipped
+MAX_OVERHEAD_S = 1e-3
 
 
 def resolution_group(m: Measurement) -> int:
@@ -36,11 +38,12 @@ def resolution_group(m: Measurement) -> int:
     return int(round(m.resolution / GROUP_PX)) * GROUP_PX
 
 
-def timed_rows(path: str | Path, device: DeviceSpec) -> list[Measurement]:
-    """The rows of a measurement file usable to calibrate `device`: status ok with a time, taken
-    on the same kind of device (rows from another kind are an error, not a silent mix)."""
+def timed_rows(path: str | Path, device: DeviceSpec, include_busy: bool = False) -> list[Measurement]:
+    """The rows of a measurement file usable to calibrate `device`: status ok with a time (and
+    busy ones if asked), the latest per configuration, taken on the same kind of device (rows from
+    another kind are an error, not a silent mix)."""
     kind = "cpu" if device.kind == "cpu" else "cuda"
-    rows = [m for m in read_measurements(path) if m.timed]
+    rows = [m for m in latest(read_measurements(path)) if m.timed or (include_busy and m.busy)]
     for m in rows:
         if m.device and m.device != kind:
             raise CoreplanError(f"{path}:{m.line}: measured on {m.device}, but the device being "
@@ -60,8 +63,8 @@ def design(rows: list[Measurement], device: DeviceSpec):
                           batch=m.batch, impl=m.impl, dtype=m.dtype)
         except CoreplanError as err:
             raise CoreplanError(f"measurements line {m.line}: {err}") from None
-        terms = ClassTerms.of(config_rooflines(c, device))
-        R[i] = [float(terms.roofline_s[k]) for k in OP_CLASSES]
+        terms = ClassTerms.of(config_rooflines(c, device), device)
+        R[i] = [float(terms.reference_s[k]) for k in OP_CLASSES]
         launches[i] = float(terms.launches)
     return R, launches
 
@@ -81,14 +84,22 @@ def _start(A: np.ndarray, times: np.ndarray, prior: np.ndarray) -> np.ndarray:
     return np.where(weights > 0, np.log(np.maximum(weights, 1e-300)), prior)
 
 
+def _prior(device: DeviceSpec) -> np.ndarray:
+    if device.profile is not None:
+        return np.log([1.0] * len(OP_CLASSES) + [max(device.profile.dispatch_s, 1e-7)])
+    defaults = catalog_defaults()
+    return np.log([1.0 / defaults["efficiency"][c] for c in OP_CLASSES]
+                  + [defaults["kernel_launch_overhead_s"]])
+
+
 def fit(R: np.ndarray, launches: np.ndarray, times: np.ndarray, device: DeviceSpec,
         iterations: int = 200) -> Fit:
-    """Least squares on log error (Levenberg-Marquardt), pulled weakly towards the catalog's
-    documented default efficiencies and overhead (so a refit of a calibrated device is the same)."""
+    """Least squares on log error (Levenberg-Marquardt), pulled weakly towards a prior that never
+    depends on an earlier fit (so a refit of a calibrated device is the same): the catalog's
+    documented defaults for a roofline device; for a profiled device efficiency 1 (the model runs
+    its ops as fast as the profile did) and the profile's dispatch cost per launch."""
     A = np.column_stack([R, launches])
-    defaults = catalog_defaults()  # the prior is always the documented defaults: idempotent
-    prior = np.log([1.0 / defaults["efficiency"][c] for c in OP_CLASSES]
-                   + [defaults["kernel_launch_overhead_s"]])
+    prior = _prior(device)
     x, damping = _start(A, times, prior), 1e-3
 
     def residuals(params):
@@ -148,6 +159,20 @@ class Calibration:
     holdout: Holdout
     measurements: str
 
+    def problems(self, max_error: float = MAX_HELDOUT_MAPE) -> list[str]:
+        """Why this fit should not be shipped: physically impossible or predicting badly."""
+        found = []
+        low, high = (0.5, 2.0) if self.device.profile is not None else (0.0, 1.0)
+        for k, eta in self.fit.efficiency.items():
+            if not low < eta <= high:
+                what = "of the profiled speed" if self.device.profile is not None else "of peak"
+                found.append(f"efficiency {k} = {eta:.3g} is outside ({low:g}, {high:g}] {what}")
+        if not 0 <= self.fit.overhead_s <= MAX_OVERHEAD_S:
+            found.append(f"overhead {self.fit.overhead_s * 1e6:.3g} us per op is implausible")
+        if self.holdout.mape > max_error:
+            found.append(f"held-out MAPE {self.holdout.mape:.1%} is above {max_error:.0%}")
+        return found
+
     def to_dict(self) -> dict:
         h = self.holdout
         return {"device": self.device.name, "efficiencies": self.fit.efficiency,
@@ -155,11 +180,11 @@ class Calibration:
                 "holdout": {"rows": h.rows, "mape": h.mape, "max_abs_error": h.max_abs_error,
                             "within_10pct": h.within_10pct, "resolution_groups": list(h.groups),
                             "latency_interval": list(h.interval)},
-                "measurements": self.measurements}
+                "problems": self.problems(), "measurements": self.measurements}
 
 
-def calibrate(measurements: str | Path, device: DeviceSpec) -> Calibration:
-    rows = timed_rows(measurements, device)
+def calibrate(measurements: str | Path, device: DeviceSpec, include_busy: bool = False) -> Calibration:
+    rows = timed_rows(measurements, device, include_busy)
     R, launches = design(rows, device)
     times = np.array([m.time_s for m in rows])
     h = holdout(R, launches, times, [resolution_group(m) for m in rows], device)
@@ -169,27 +194,12 @@ def calibrate(measurements: str | Path, device: DeviceSpec) -> Calibration:
     return Calibration(calibrated, final, h, str(measurements))
 
 
-def profile_toml(cal: Calibration) -> str:
+def device_file(cal: Calibration) -> str:
     """A device file holding the calibrated device: pass it to `coreplan plan --device-file`."""
-    d, h = cal.device, cal.holdout
-    peaks = ", ".join(f"{k} = {v:.6g}" for k, v in d.peak_flops_per_s.items())
-    eff = ", ".join(f"{k} = {v:.6g}" for k, v in d.efficiency.items())
-    return "\n".join([
-        f"# Calibrated by `coreplan calibrate` from {cal.measurements} ({h.rows} rows).",
-        f"# Held out by resolution group {list(h.groups)}: MAPE {h.mape:.3f}, max |error| "
-        f"{h.max_abs_error:.3f}, within 10%: {h.within_10pct:.3f}.",
-        f"[devices.{d.name}]",
-        f"description = {_quote(d.description)}",
-        f'kind = "{d.kind}"',
-        f"peak_flops_per_s = {{ {peaks} }}",
-        f"memory_bandwidth_bytes_per_s = {d.memory_bandwidth_bytes_per_s:.6g}",
-        f"memory_capacity_bytes = {d.memory_capacity_bytes:.6g}",
-        f"kernel_launch_overhead_s = {d.kernel_launch_overhead_s:.6g}",
-        f"efficiency = {{ {eff} }}",
-        f"latency_interval = [{h.interval[0]:.6g}, {h.interval[1]:.6g}]",
-        f"calibrated_from = {_quote(cal.measurements)}",
-        f"source = {_quote(d.source)}", ""])
+    from planners.devices import device_toml
 
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    h = cal.holdout
+    return device_toml(cal.device, calibrated_from=cal.measurements, comments=(
+        f"Calibrated by `coreplan calibrate` from {cal.measurements} ({h.rows} rows).",
+        f"Held out by resolution group {list(h.groups)}: MAPE {h.mape:.3f}, max |error| "
+        f"{h.max_abs_error:.3f}, within 10%: {h.within_10pct:.3f}."))

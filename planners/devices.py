@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from costmodel.errors import CoreplanError, lookup
+from planners.profile import Profile, profile_from_table
 
 CATALOG_PATH = Path(__file__).with_name("devices.toml")
 OP_CLASSES = ("gemm", "attention", "elementwise")
@@ -30,6 +31,7 @@ class DeviceSpec:
     source: str
     latency_interval: tuple[float, float] | None = None  # calibrated [lo, hi] multipliers
     calibrated: bool = False
+    profile: Profile | None = None  # measured op times (coreplan profile), used where they apply
 
     def peak(self, dtype: str) -> float:
         if dtype not in self.peak_flops_per_s:
@@ -59,7 +61,7 @@ def _table(path: str, name: str, key: str, value, allowed) -> dict[str, float]:
 
 KNOWN_FIELDS = {"description", "kind", "peak_flops_per_s", "memory_bandwidth_bytes_per_s",
                 "memory_capacity_bytes", "kernel_launch_overhead_s", "efficiency", "source",
-                "latency_interval", "calibrated_from"}
+                "latency_interval", "calibrated_from", "profile"}
 
 
 def device_from_table(path: str, name: str, table: dict, defaults: dict) -> DeviceSpec:
@@ -98,7 +100,9 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
         kernel_launch_overhead_s=_positive(path, name, "kernel_launch_overhead_s", overhead, True),
         efficiency=efficiency, source=table["source"],
         latency_interval=tuple(interval) if interval else None,
-        calibrated="calibrated_from" in table)
+        calibrated="calibrated_from" in table,
+        profile=(profile_from_table(f"device file {path}: [devices.{name}]", table["profile"])
+                 if "profile" in table else None))
 
 
 def load_devices(path: str | Path) -> dict[str, DeviceSpec]:
@@ -135,3 +139,57 @@ def get_device(name: str, device_file: str | Path | None = None) -> DeviceSpec:
     if device_file is not None:
         devices.update(load_devices(device_file))
     return lookup("device", name, devices, cutoff=0.4)
+
+
+def device_toml(d: DeviceSpec, *, comments: tuple[str, ...] = (),
+                calibrated_from: str | None = None) -> str:
+    """The text of a device file holding `d` (its profile included): for --device-file."""
+    from planners.profile import profile_toml
+
+    peaks = ", ".join(f"{k} = {v:.6g}" for k, v in d.peak_flops_per_s.items())
+    eff = ", ".join(f"{k} = {v:.6g}" for k, v in d.efficiency.items())
+    lines = [f"# {c}" for c in comments] + [
+        f"[devices.{d.name}]", f"description = {_quote(d.description)}", f'kind = "{d.kind}"',
+        f"peak_flops_per_s = {{ {peaks} }}",
+        f"memory_bandwidth_bytes_per_s = {d.memory_bandwidth_bytes_per_s:.6g}",
+        f"memory_capacity_bytes = {d.memory_capacity_bytes:.6g}",
+        f"kernel_launch_overhead_s = {d.kernel_launch_overhead_s:.6g}",
+        f"efficiency = {{ {eff} }}"]
+    if d.latency_interval:
+        lines.append(f"latency_interval = [{d.latency_interval[0]:.6g}, {d.latency_interval[1]:.6g}]")
+    if calibrated_from:
+        lines.append(f"calibrated_from = {_quote(calibrated_from)}")
+    lines.append(f"source = {_quote(d.source)}")
+    if d.profile is not None:
+        lines += ["", *profile_toml(d.name, d.profile)]
+    return "\n".join(lines) + "\n"
+
+
+def write_device_file(path: str | Path, text: str, force: bool = False) -> Path:
+    """Write a device file whole or not at all (a temporary file renamed into place); refuses the
+    built-in catalog, and an existing file unless `force`."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    if path.resolve() == CATALOG_PATH.resolve():
+        raise CoreplanError(f"{path} is coreplan's built-in device catalog: write elsewhere")
+    if path.is_dir():
+        raise CoreplanError(f"{path} is a directory: choose a file name")
+    if path.exists() and not force:
+        from costmodel.errors import ArgumentError
+
+        raise ArgumentError("force", f"is needed to replace {path}, which exists")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.",
+                                             suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except OSError as err:
+        raise CoreplanError(f"cannot write {path}: {err.strerror}") from None
+    return path
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,11 +1,15 @@
-"""Roofline latency, per op, from the cost model's FLOPs and bytes moved: one formula, one sum.
+"""Per-op latency from the cost model's FLOPs and bytes moved: one formula, one sum.
 
 For each op of a configuration (`OpRoofline`):
-    compute_s  = flops / peak          memory_s = bytes / bandwidth
-    roofline_s = max(compute_s, memory_s)                  (efficiency 1: the pure roofline floor)
-    time_s     = roofline_s / efficiency[op class] + launches * kernel_launch_overhead_s
+    compute_s   = flops / peak          memory_s = bytes / bandwidth
+    roofline_s  = max(compute_s, memory_s)                 (efficiency 1: the pure roofline floor)
+    reference_s = the device profile's measured time of the op at its shape (planners/profile.py)
+                  where the device has a profile holding the op's kind, else roofline_s
+    time_s      = reference_s / efficiency[op class] + launches * kernel_launch_overhead_s
 and a configuration's latency is the sum of its ops' time_s (`latency_s`). GEMM and attention ops
 use the device's peak for the dtype (matrix units); elementwise ops use the fp32 (vector unit) peak.
+For a profiled device, efficiency and overhead are what a model achieves relative to the isolated
+ops of the profile (1 and 0 until calibrated).
 Values broadcast over numpy arrays of dimensions, so a planner evaluates all candidates in one call;
 `simulate` is the same records for one configuration, with the bound each op hits.
 """
@@ -27,29 +31,44 @@ class OpRoofline:
 
     Args:
         path: slash path of the op.
+        op: the registered op (`linear`, `sdpa`, ...).
         op_class: gemm, attention or elementwise.
         flops: FLOPs in the `full` convention (elementwise ops keep their arithmetic).
         bytes: bytes read + written.
         launches: executions of the op.
         compute_s: flops at the peak that applies to its class and dtype.
         memory_s: bytes at the device's memory bandwidth.
+        shape: the op's shape per launch (what a profile is looked up with).
     """
 
     path: str
+    op: str
     op_class: str
     flops: object
     bytes: object
     launches: object
     compute_s: object
     memory_s: object
+    shape: dict
 
     @property
     def roofline_s(self):
         return np.maximum(self.compute_s, self.memory_s)
 
+    def profiled_s(self, device: DeviceSpec):
+        """The device profile's time for this op, or None (no profile, or not its kind)."""
+        if device.profile is None:
+            return None
+        return device.profile.seconds(self.op, self.shape, self.launches)
+
+    def reference_s(self, device: DeviceSpec):
+        """What the efficiency divides: the profiled time where there is one, else the roofline."""
+        profiled = self.profiled_s(device)
+        return self.roofline_s if profiled is None else profiled
+
     def time_s(self, device: DeviceSpec):
-        """The latency formula: roofline / efficiency of the op's class + launch overhead."""
-        return (self.roofline_s / device.efficiency[self.op_class]
+        """The latency formula: reference / efficiency of the op's class + launch overhead."""
+        return (self.reference_s(device) / device.efficiency[self.op_class]
                 + self.launches * device.kernel_launch_overhead_s)
 
 
@@ -60,9 +79,10 @@ def peak_flops_per_s(device: DeviceSpec, op_class: str, dtype: str) -> float:
 
 def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str) -> tuple[OpRoofline, ...]:
     """The roofline record of every op of an evaluated graph (model scope)."""
-    return tuple(OpRoofline(op.path, op.op_class, op.full, op.bytes, op.launches,
+    return tuple(OpRoofline(op.path, op.op, op.op_class, op.full, op.bytes, op.launches,
                             op.full / peak_flops_per_s(device, op.op_class, dtype),
-                            op.bytes / device.memory_bandwidth_bytes_per_s) for op in cost.ops)
+                            op.bytes / device.memory_bandwidth_bytes_per_s, op.shape)
+                 for op in cost.ops)
 
 
 def latency_s(ops: tuple[OpRoofline, ...], device: DeviceSpec):
@@ -77,16 +97,17 @@ def floor_s(ops: tuple[OpRoofline, ...]):
 
 @dataclass(frozen=True)
 class ClassTerms:
-    """The latency formula's inputs grouped by op class: sum of roofline seconds per class and
-    the total launches, so latency = sum_c roofline_s[c] / eta_c + launches * overhead (linear in
+    """The latency formula's inputs grouped by op class: sum of reference seconds per class and
+    the total launches, so latency = sum_c reference_s[c] / eta_c + launches * overhead (linear in
     1/eta and the overhead: what calibration fits)."""
 
-    roofline_s: dict
+    reference_s: dict
     launches: object
 
     @classmethod
-    def of(cls, ops: tuple[OpRoofline, ...]) -> "ClassTerms":
-        terms = {c: sum((op.roofline_s for op in ops if op.op_class == c), 0.0) for c in OP_CLASSES}
+    def of(cls, ops: tuple[OpRoofline, ...], device: DeviceSpec) -> "ClassTerms":
+        terms = {c: sum((op.reference_s(device) for op in ops if op.op_class == c), 0.0)
+                 for c in OP_CLASSES}
         return cls(terms, sum((op.launches for op in ops), 0.0))
 
 
@@ -101,9 +122,11 @@ class OpTime:
     launches: float
     intensity_flop_per_byte: float
     roofline_s: float
-    time_s: float  # roofline_s / efficiency + launch_s
+    reference_s: float  # the profiled time, else roofline_s
+    time_s: float  # reference_s / efficiency + launch_s
     launch_s: float
     bound: str  # compute | memory
+    source: str  # profile | roofline: where reference_s came from
 
 
 @dataclass(frozen=True)
@@ -131,8 +154,9 @@ def _op_time(op: OpRoofline, device: DeviceSpec) -> OpTime:
     flops, nbytes = float(op.flops), float(op.bytes)
     return OpTime(op.path, op.op_class, flops, nbytes, float(op.launches),
                   flops / nbytes if nbytes else float("inf"), float(op.roofline_s),
-                  float(op.time_s(device)), float(op.launches) * device.kernel_launch_overhead_s,
-                  "compute" if op.compute_s >= op.memory_s else "memory")
+                  float(op.reference_s(device)), float(op.time_s(device)), float(op.launches) * device.kernel_launch_overhead_s,
+                  "compute" if op.compute_s >= op.memory_s else "memory",
+                  "roofline" if op.profiled_s(device) is None else "profile")
 
 
 def config_rooflines(config: Config, device: DeviceSpec) -> tuple[OpRoofline, ...]:

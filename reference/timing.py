@@ -1,15 +1,23 @@
-"""Wall-clock timing of a forward with torch.utils.benchmark: median and interquartile range.
+"""Wall-clock timing you can trust: warm-up, a machine probe interleaved with the repeats, dispersion.
 
-CPU: the Timer runs with an explicit thread count, which is recorded. CUDA: the Timer synchronizes
-around every block; a warm-up call runs first so lazy initialisation and autotuning are not timed.
+A `Probe` is a fixed reference workload (a chain of square matmuls on the same device and thread
+count as the timed call). Its quiet time is the fastest block median seen so far; while a call is
+timed, the probe runs between repeats, and its median over the row divided by that quiet time is
+the row's `probe_ratio`. A busy machine (another job on the same cores, a noisy neighbour) slows the
+probe too, so a ratio well above 1 says "do not trust this row" (status `busy`), whatever the
+timed call's own spread says. CUDA: every timed region is synchronised.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from dataclasses import dataclass
 
 import torch
-from torch.utils import benchmark
+
+BUSY_PROBE_RATIO = 1.10   # probe slower than its quiet time by more than 10%: the machine is busy
+BUSY_DISPERSION = 0.10    # interquartile range above 10% of the median: the timing is not stable
 
 
 @dataclass(frozen=True)
@@ -19,26 +27,111 @@ class Timing:
     min_ms: float
     repeats: int
     threads: int
+    probe_ms: float | None  # median probe time during the row
+    probe_ratio: float | None  # probe_ms / the quiet probe time known then
+
+    @property
+    def dispersion(self) -> float:
+        return self.iqr_ms / self.median_ms if self.median_ms else 0.0
+
+    def busy_reason(self, probe_limit: float = BUSY_PROBE_RATIO,
+                    dispersion_limit: float = BUSY_DISPERSION) -> str | None:
+        """Why this timing looks taken on a busy machine, or None."""
+        if self.probe_ratio is not None and self.probe_ratio > probe_limit:
+            return f"probe {self.probe_ratio:.2f}x its quiet time (limit {probe_limit:.2f})"
+        if self.repeats >= 4 and self.dispersion > dispersion_limit:
+            return f"IQR {self.dispersion:.0%} of the median (limit {dispersion_limit:.0%})"
+        return None
 
 
-def time_call(fn, *, min_run_time_s: float = 1.0, min_repeats: int = 3, warmup: int = 1,
-              threads: int | None = None) -> Timing:
-    """Time `fn()` (no arguments).
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _seconds(fn, device: str) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+class Probe:
+    """A fixed matmul chain, timed between repeats to tell a quiet machine from a busy one.
+
+    Args:
+        device: "cpu" or "cuda".
+        size: side of the square fp32 matrices (CPU default 384: ~3 ms for the chain on 2 cores).
+        chain: matmuls per probe.
+    """
+
+    def __init__(self, device: str = "cpu", size: int | None = None, chain: int = 4) -> None:
+        self.device = device
+        size = size or (384 if device == "cpu" else 4096)
+        generator = torch.Generator().manual_seed(0)
+        self.a = torch.randn(size, size, generator=generator).to(device)
+        self.b = torch.randn(size, size, generator=generator).to(device) / size ** 0.5
+        self.chain = chain
+        self.quiet_s: float | None = None
+        self.run()  # warm
+
+    def run(self) -> None:
+        x = self.a
+        for _ in range(self.chain):
+            x = x @ self.b  # (size, size) @ (size, size) -> (size, size)
+
+    def sample(self, repeats: int = 3) -> float:
+        """Median seconds of `repeats` probes after one untimed run (so the timed call's effect on
+        the caches does not count as a busy machine); the fastest median ever seen is the quiet
+        time."""
+        self.run()
+        median = statistics.median(_seconds(self.run, self.device) for _ in range(repeats))
+        self.quiet_s = median if self.quiet_s is None else min(self.quiet_s, median)
+        return median
+
+    def settle(self, rounds: int = 5) -> float:
+        """Sample a few times (start of a sweep) so the quiet time is not one lucky or busy sample."""
+        for _ in range(rounds):
+            self.sample()
+        return self.quiet_s
+
+
+def time_call(fn, *, min_run_time_s: float = 1.0, min_repeats: int = 5, warmup: int = 2,
+              threads: int | None = None, device: str = "cpu", probe: Probe | None = None,
+              max_repeats: int = 1000) -> Timing:
+    """Time `fn()` (no arguments): warm-up calls, then single timed calls, each preceded by a
+    probe sample when a probe is given, until both `min_run_time_s` of timed calls and
+    `min_repeats` calls are done.
 
     Args:
         fn: the call to time, e.g. ``lambda: model(images, core_tokens=64)``.
-        min_run_time_s: keep measuring until this much time was spent (blocked_autorange).
-        min_repeats: at least this many measurements, so the IQR means something for slow calls.
-        warmup: untimed calls first.
-        threads: intra-op threads during timing (default: torch's current setting).
+        min_run_time_s: keep measuring until the timed calls took this long in total.
+        min_repeats: at least this many timed calls (the IQR needs several).
+        warmup: untimed calls first (lazy initialisation, allocator, caches, autotuning).
+        threads: CPU intra-op threads during timing (default: torch's current setting).
+        device: "cuda" synchronises around every timed call.
+        probe: the machine probe; its samples give the row's probe_ratio.
+        max_repeats: stop after this many calls even if min_run_time_s is not reached.
     """
-    threads = threads or torch.get_num_threads()
-    for _ in range(warmup):
-        fn()
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    measurements = [timer.blocked_autorange(min_run_time=min_run_time_s)]
-    while sum(len(m.times) for m in measurements) < min_repeats:
-        measurements.append(timer.timeit(number=1))
-    times = [t for m in measurements for t in m.times]
-    merged = benchmark.Measurement(1, times, measurements[0].task_spec)
-    return Timing(merged.median * 1e3, merged.iqr * 1e3, min(times) * 1e3, len(times), threads)
+    previous = torch.get_num_threads()
+    threads = threads or previous
+    torch.set_num_threads(threads)
+    try:
+        for _ in range(warmup):
+            fn()
+        times, probes, spent = [], [], 0.0
+        while (spent < min_run_time_s or len(times) < min_repeats) and len(times) < max_repeats:
+            if probe is not None:
+                probes.append(probe.sample())
+            times.append(_seconds(fn, device))
+            spent += times[-1]
+        if probe is not None:
+            probes.append(probe.sample())
+    finally:
+        torch.set_num_threads(previous)
+    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) >= 2 else (times[0],) * 3
+    probe_s = statistics.median(probes) if probe is not None else None
+    return Timing(statistics.median(times) * 1e3, (q3 - q1) * 1e3, min(times) * 1e3, len(times),
+                  threads, probe_s * 1e3 if probe_s else None,
+                  probe_s / probe.quiet_s if probe_s else None)

@@ -7,13 +7,13 @@ Counting (meta device, shapes only) and timing (real tensors) are separate steps
 
 from __future__ import annotations
 
-import os
-import platform
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from costmodel.config import CORE_IMPLS, Config, configure
+from reference.machine import free_memory_bytes, machine_name
+from reference.timing import BUSY_DISPERSION, BUSY_PROBE_RATIO
 from costmodel.measurements import Measurement, MeasurementWriter
 from costmodel.spec import ModelSpec
 
@@ -65,21 +65,6 @@ def plan_cases(specs, resolutions, cores, impls, batches, dtypes, device) -> lis
     return cases
 
 
-def machine_name(device: str) -> str:
-    """The CPU model (from /proc/cpuinfo) or the CUDA device's name."""
-    if device == "cuda":
-        import torch
-
-        return torch.cuda.get_device_name()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
-
-
 # --------------------------------------------------------------------------- one row
 @dataclass(frozen=True)
 class Options:
@@ -87,19 +72,25 @@ class Options:
 
     Args:
         time_it: run and time real forwards (False: count and predict only).
-        min_run_time_s: per-case timing budget for torch.utils.benchmark.
-        min_repeats: at least this many timed forwards.
+        min_run_time_s: per-case timing budget (timed forwards keep running until it is spent).
+        min_repeats: at least this many timed forwards, each after a probe sample.
+        warmup: untimed forwards first.
         threads: CPU intra-op threads (recorded in the row).
         compile_flex: torch.compile the flex kernel.
         memory_headroom: skip a case (status oom) when predicted memory x this exceeds free memory.
+        busy_probe_ratio, busy_dispersion: a row whose probe ran slower than its quiet time by
+            more than this ratio, or whose IQR exceeds this share of its median, gets status busy.
     """
 
     time_it: bool = True
     min_run_time_s: float = 1.0
-    min_repeats: int = 3
+    min_repeats: int = 5
+    warmup: int = 2
     threads: int | None = None
     compile_flex: bool = False
     memory_headroom: float = 1.5
+    busy_probe_ratio: float = BUSY_PROBE_RATIO
+    busy_dispersion: float = BUSY_DISPERSION
 
 
 def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
@@ -134,15 +125,7 @@ def _count(row: dict, c: Config, notes: list[str]) -> None:
         notes.append("fvcore unsupported: " + ", ".join(counted["fvcore_unsupported"]))
 
 
-def free_memory_bytes(device: str) -> int:
-    if device == "cuda":
-        import torch
-
-        return torch.cuda.mem_get_info()[0]
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str]) -> None:
+def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str], probe) -> None:
     import torch
 
     from reference.counting import DTYPES, make_inputs
@@ -173,9 +156,15 @@ def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str
             model(images, **kwargs)
 
     t = time_call(forward, min_run_time_s=options.min_run_time_s, min_repeats=options.min_repeats,
-                  threads=options.threads)
+                  warmup=options.warmup, threads=options.threads, device=case.device, probe=probe)
     row.update(time_ms_median=round(t.median_ms, 4), time_ms_iqr=round(t.iqr_ms, 4),
-               time_ms_min=round(t.min_ms, 4), repeats=t.repeats)
+               time_ms_min=round(t.min_ms, 4), repeats=t.repeats,
+               probe_ratio=round(t.probe_ratio, 4) if t.probe_ratio is not None else None,
+               probe_ms=round(t.probe_ms, 4) if t.probe_ms is not None else None)
+    busy = t.busy_reason(options.busy_probe_ratio, options.busy_dispersion)
+    if busy:
+        row["status"] = "busy"
+        notes.append(f"busy machine: {busy}; rerun this row when the machine is quiet")
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -184,8 +173,10 @@ def _is_oom(err: BaseException) -> bool:
         or "can't allocate memory" in text
 
 
-def run_case(case: Case, options: Options) -> Measurement:
-    """Predict, count, and (optionally) measure one case; failures become the row's status."""
+def run_case(case: Case, options: Options, probe=None) -> Measurement:
+    """Predict, count, and (optionally) measure one case; failures become the row's status.
+
+    `probe` (reference.timing.Probe) samples the machine between timed forwards."""
     import torch
 
     from costmodel.memory import inference_memory
@@ -206,7 +197,7 @@ def run_case(case: Case, options: Options) -> Measurement:
             else:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
-                    _measure(row, case, c, options, notes)
+                    _measure(row, case, c, options, notes, probe)
         row.setdefault("status", "ok")
     except Exception as err:  # a failing case is a row, and the sweep goes on
         row["status"] = "oom" if _is_oom(err) else \
@@ -228,6 +219,7 @@ class Summary:
     uncountable: int
     oom: int
     errors: int
+    busy: int
     worst_memory_error: float | None  # (measured - predicted) / predicted, largest in magnitude
     worst_memory_case: str
 
@@ -241,6 +233,9 @@ def memory_error(m: Measurement) -> float | None:
 
 
 def summarize(records: list[Measurement]) -> Summary:
+    from costmodel.measurements import latest
+
+    records = latest(records)
     match = [r.flops_match for r in records]
     status = [r.status for r in records]
     errors = [(memory_error(r), r) for r in records]
@@ -249,30 +244,42 @@ def summarize(records: list[Measurement]) -> Summary:
     label = worst[1].label() if worst[1] else ""
     return Summary(len(records), status.count("ok"), match.count("exact"), match.count("MISMATCH"),
                    match.count("uncountable"), status.count("oom"),
-                   sum(s.startswith("error") for s in status), worst[0], label)
+                   sum(s.startswith("error") for s in status), status.count("busy"), worst[0], label)
 
 
 def sweep(cases: list[Case], results: MeasurementWriter, options: Options,
-          on_row=None) -> list[Measurement]:
+          on_row=None, retry_busy: bool = False) -> list[Measurement]:
     """Run every case not already in `results`; each record is written as soon as it is done.
 
     `on_row(case, record_or_None)` is called after each case (None when it was skipped on resume).
+    With `retry_busy`, a case whose latest record is `busy` runs again (the new record supersedes
+    it for every reader).
     Returns the records written by this call. KeyboardInterrupt propagates after the file is closed:
     every finished row is already on disk.
     """
     import torch
 
+    from reference.timing import Probe
+
     if options.threads:
         torch.set_num_threads(options.threads)
+    probe = None
+    if options.time_it and any(case.key() not in results.done or retry_busy for case in cases):
+        probe = Probe(cases[0].device if cases else "cpu")
+        probe.settle()
     written = []
     done = results.done
+    if retry_busy:
+        from costmodel.measurements import latest
+
+        done -= {r.key() for r in latest(results.records) if r.status == "busy"}
     try:
         for case in cases:
             if case.key() in done:
                 if on_row:
                     on_row(case, None)
                 continue
-            row = run_case(case, options)
+            row = run_case(case, options, probe)
             results.write(row)
             written.append(row)
             if on_row:

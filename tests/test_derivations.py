@@ -56,9 +56,12 @@ def test_simulate_and_the_planners_vectorised_latency_are_one_number():
         planned = evaluate_configs([c], device, Budgets())[0]
         assert sum(op.time_s for op in sim.ops) == pytest.approx(sim.latency_s, rel=1e-12)
         assert planned.latency_ms == pytest.approx(sim.latency_s * 1e3, rel=1e-9)
-        # and the per-op formula, written out: roofline / efficiency + launches * overhead
+        # and the per-op formula, written out: reference / efficiency + launches * overhead, where
+        # the reference is the roofline unless the device's profile measured the op
         for op in sim.ops:
-            want = (op.roofline_s / device.efficiency[op.op_class]
+            if device.profile is None:
+                assert op.reference_s == op.roofline_s and op.source == "roofline"
+            want = (op.reference_s / device.efficiency[op.op_class]
                     + op.launches * device.kernel_launch_overhead_s)
             assert op.time_s == pytest.approx(want, rel=1e-12)
 

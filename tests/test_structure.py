@@ -18,14 +18,32 @@ CPU_CSV = ROOT / "data/measurements/cpu-epyc-2core-2026-11-24.csv"
 
 
 # --------------------------------------------------------------------------- measurement record
-def test_the_committed_version_1_file_reads_as_typed_records():
+def test_the_committed_file_reads_as_typed_records():
+    from costmodel.measurements import latest
+
     rows = read_measurements(CPU_CSV)
-    assert len(rows) == 62 and all(r.schema_version == 1 for r in rows)
+    assert len(rows) == 78 and all(r.schema_version == 3 for r in rows)
+    assert len(latest(rows)) == 60 and all(r.timed for r in latest(rows))  # busy rows re-measured
     first = rows[0]  # line 2 of the file, written out here
     assert (first.model, first.resolution, first.core_tokens, first.impl, first.batch) == \
         ("veca-small", 256, 8, "split", 1)
-    assert first.flops_predicted == 11439181824 and first.time_ms_median == 142.5811
-    assert first.threads == 2 and first.line == 2 and first.timed
+    assert first.flops_predicted == 11439181824 and first.time_ms_median == 80.5914
+    assert first.threads == 2 and first.line == 2 and first.timed and first.probe_ratio < 1.1
+
+
+def test_a_version_1_file_still_reads(tmp_path):
+    """Files written before schema_version and the probe columns existed."""
+    path = tmp_path / "v1.csv"
+    path.write_text("model,family,resolution,patch_tokens,core_tokens,impl,batch,dtype,device,"
+                    "device_name,torch_version,threads,flops_predicted,flops_flopcounter,"
+                    "macs_predicted,macs_fvcore,flops_match,time_ms_median,time_ms_iqr,time_ms_min,"
+                    "repeats,mem_weights_bytes,mem_activation_peak_bytes_measured,"
+                    "mem_activation_peak_bytes_predicted,status,note\n"
+                    "veca-small,veca,256,256,8,split,1,fp32,cpu,AMD EPYC x2,2.13.0+cpu,2,"
+                    "11439181824,11439181824,5732262912,5732262912,exact,142.5811,4.3439,129.0106,8,"
+                    "86485000,5679168,5677056,ok,\n")
+    (row,) = read_measurements(path)
+    assert row.schema_version == 1 and row.time_ms_median == 142.5811 and row.probe_ms is None
 
 
 def test_write_then_read_round_trips_and_resume_appends(tmp_path):

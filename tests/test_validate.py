@@ -38,11 +38,12 @@ def test_reduced_validate_rows_are_exact_and_within_memory_goal(reduced_csv):
     assert set(by_impl) == {"split", "masked", "flex", "dense"}
     for impl in ("split", "masked", "dense"):
         r = by_impl[impl]
-        assert r["status"] == "ok" and r["flops_match"] == "exact"
+        # busy: timed while other tests ran (the probe says so); the row is still complete
+        assert r["status"] in ("ok", "busy") and r["flops_match"] == "exact"
         assert r["flops_flopcounter"] == r["flops_predicted"]
         assert r["macs_fvcore"] == r["macs_predicted"]
         assert float(r["time_ms_median"]) > 0 and float(r["time_ms_iqr"]) >= 0
-        assert int(r["repeats"]) >= 3
+        assert int(r["repeats"]) >= 5 and float(r["probe_ratio"]) > 0
         assert abs(memory_error(records[impl])) <= 0.10
     flex = by_impl["flex"]
     assert flex["flops_match"] == "uncountable" and flex["flops_flopcounter"] == ""
@@ -84,7 +85,7 @@ def test_flop_mismatch_exits_1(tmp_path, monkeypatch):
 
 def test_time_call_measures_a_known_sleep():
     t = time_call(lambda: time.sleep(0.01), min_run_time_s=0.05, min_repeats=3, threads=1)
-    assert t.repeats >= 3 and t.threads == 1
+    assert t.repeats >= 3 and t.threads == 1 and t.probe_ratio is None
     assert 10.0 <= t.median_ms < 30.0 and t.min_ms >= 10.0 and t.iqr_ms >= 0
 
 

@@ -1,0 +1,154 @@
+"""Held-out latency check: configurations no fit has seen, against a device's predictions.
+
+Times dense ViTs built by a third party (Hugging Face transformers Dinov2 / DINOv3ViT from a config,
+random init, their default attention) and coreplan's own reference models at resolutions, batches
+and core budgets that are in neither the profile (op micro-benchmarks only) nor the committed
+validate data, with the trusted protocol (warm-up, a machine probe between repeats, busy rows
+re-timed). Run it on a quiet machine:
+
+    .venv/bin/python benchmarks/latency_holdout.py --device-file profile.toml --device NAME \
+        [--out results.csv] [--threads 2]
+
+Each row is written as a measurement record (costmodel/measurements.py; `note` says which
+implementation ran) as soon as it is timed; the summary prints MAPE and the share within ±10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from costmodel.config import configure
+from costmodel.measurements import Measurement, MeasurementWriter
+from costmodel.spec import get_model
+from planners.accuracy import predict_measurement
+from planners.devices import get_device
+from reference.machine import machine_name
+from reference.models import build_model, forward_kwargs
+from reference.timing import Probe, time_call
+
+# (implementation, catalog model, side px, batch, C or None, impl)
+HOLDOUT = (
+    ("hf", "dinov2-small", 224, 1, None, "dense"),
+    ("hf", "dinov2-small", 448, 2, None, "dense"),
+    ("hf", "dinov2-small", 644, 1, None, "dense"),
+    ("hf", "dinov2-base", 224, 2, None, "dense"),
+    ("hf", "dinov2-base", 448, 1, None, "dense"),
+    ("hf", "dinov2-large", 224, 1, None, "dense"),
+    ("hf", "dinov3-small", 224, 1, None, "dense"),
+    ("hf", "dinov3-small", 320, 4, None, "dense"),
+    ("hf", "dinov3-small", 640, 1, None, "dense"),
+    ("hf", "dinov3-base", 320, 1, None, "dense"),
+    ("hf", "dinov3-base", 448, 2, None, "dense"),
+    ("reference", "veca-small", 224, 1, 16, "split"),
+    ("reference", "veca-small", 320, 2, 32, "split"),
+    ("reference", "veca-small", 448, 1, 48, "masked"),
+    ("reference", "veca-small", 640, 1, 24, "split"),
+    ("reference", "veca-splus", 384, 1, 32, "split"),
+    ("reference", "veca-base", 320, 1, 16, "split"),
+    ("reference", "veca-base", 448, 1, 40, "split"),
+    ("reference", "dinov3-small", 448, 2, None, "dense"),
+    ("reference", "dinov2-base", 336, 1, None, "dense"),
+)
+
+
+def hf_model(name: str) -> torch.nn.Module:
+    """The Hugging Face model of the same shape as catalog model `name`, random init."""
+    from transformers import Dinov2Config, Dinov2Model, DINOv3ViTConfig, DINOv3ViTModel
+
+    s = get_model(name)
+    if s.family == "dinov2":
+        config = Dinov2Config(hidden_size=s.embed_dim, num_hidden_layers=s.depth,
+                              num_attention_heads=s.num_heads,
+                              mlp_ratio=s.mlp_hidden_dim // s.embed_dim, patch_size=s.patch_size,
+                              image_size=s.pos_embed_grid * s.patch_size)
+        return Dinov2Model(config).eval()
+    config = DINOv3ViTConfig(hidden_size=s.embed_dim, num_hidden_layers=s.depth,
+                             num_attention_heads=s.num_heads, intermediate_size=s.mlp_hidden_dim,
+                             patch_size=s.patch_size, num_register_tokens=s.register_tokens)
+    return DINOv3ViTModel(config).eval()
+
+
+def forward_of(source: str, name: str, side: int, batch: int, cores, impl: str):
+    torch.manual_seed(0)
+    images = torch.randn(batch, 3, side, side)
+    if source == "hf":
+        model = hf_model(name)
+        return lambda: model(pixel_values=images)
+    spec = get_model(name)
+    model = build_model(spec, impl=impl if spec.is_core else None).eval()
+    kwargs = forward_kwargs(spec, cores or 0)
+    return lambda: model(images, **kwargs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", required=True)
+    parser.add_argument("--device-file")
+    parser.add_argument("--out", default="holdout.csv")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    device = get_device(args.device, args.device_file)
+    torch.set_num_threads(args.threads)
+    writer = MeasurementWriter(args.out, args.resume)
+    probe = Probe("cpu")
+    probe.settle()
+    done = writer.done
+    try:
+        for source, name, side, batch, cores, impl in HOLDOUT:
+            c = configure(get_model(name), side, cores=cores, batch=batch, impl=impl)
+            key = (name, str(side), str(c.core_tokens), c.impl, str(batch), "fp32", "cpu")
+            if key in done:
+                continue
+            record = _time_one(source, c, args, probe)
+            writer.write(record)
+            print(f"{record.label():45s} {source:9s} {record.time_ms_median:9.1f} ms "
+                  f"(IQR {record.time_ms_iqr:.1f}, probe x{record.probe_ratio:.2f}) {record.status}",
+                  file=sys.stderr)
+    finally:
+        writer.close()
+    _summary(writer.records, device)
+    return 0
+
+
+def _time_one(source, c, args, probe) -> Measurement:
+    with torch.no_grad():
+        forward = forward_of(source, c.spec.name, c.height, c.batch, c.core_tokens, c.impl)
+        for attempt in range(3):  # a busy row is re-timed, up to twice
+            t = time_call(forward, min_run_time_s=args.min_time, min_repeats=5, warmup=2,
+                          threads=args.threads, probe=probe)
+            if t.busy_reason() is None:
+                break
+    return Measurement(c.spec.name, c.height, c.core_tokens, c.impl, c.batch, c.dtype,
+                       "busy" if t.busy_reason() else "ok", family=c.spec.family,
+                       patch_tokens=c.patch_tokens, device="cpu", device_name=machine_name("cpu"),
+                       torch_version=torch.__version__, threads=args.threads,
+                       time_ms_median=round(t.median_ms, 4), time_ms_iqr=round(t.iqr_ms, 4),
+                       time_ms_min=round(t.min_ms, 4), repeats=t.repeats,
+                       probe_ms=round(t.probe_ms, 4), probe_ratio=round(t.probe_ratio, 4),
+                       note=f"implementation: {source}" + (f"; {t.busy_reason()}"
+                                                           if t.busy_reason() else ""))
+
+
+def _summary(records, device) -> None:
+    import numpy as np
+
+    rows = [(r, predict_measurement(r, device)) for r in records if r.timed]
+    errors = np.array([p / r.time_s - 1 for r, p in rows])
+    print(f"\n{'configuration':45s} {'impl.':9s} {'measured':>9s} {'predicted':>9s} {'error':>7s}")
+    for (r, p), e in zip(rows, errors):
+        source = (r.note or "").split(";")[0].removeprefix("implementation: ")
+        print(f"{r.label():45s} {source:9s} {r.time_ms_median:9.1f} {p * 1e3:9.1f} {e:+7.1%}")
+    busy = sum(1 for r in records if r.status == "busy")
+    print(f"\nheld-out rows: {len(rows)} ({busy} busy rows left out); MAPE {np.abs(errors).mean():.1%}; "
+          f"within ±10%: {(np.abs(errors) <= 0.10).mean():.0%} "
+          f"({int((np.abs(errors) <= 0.10).sum())} of {len(rows)}); max |error| "
+          f"{np.abs(errors).max():.1%}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

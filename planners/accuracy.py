@@ -1,0 +1,76 @@
+"""How well a device's latency model predicts measured times: per row and in summary.
+
+Used for held-out checks: a profile never sees model-level measurements, so every row of a validate
+CSV is held out from it; a calibration reports its own held-out rows (planners.calibrate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from costmodel.config import configure
+from costmodel.errors import CoreplanError
+from costmodel.measurements import Measurement, latest, read_measurements
+from costmodel.spec import get_model
+from planners.devices import DeviceSpec
+from planners.roofline import config_rooflines, latency_s
+
+WITHIN = 0.10
+
+
+@dataclass(frozen=True)
+class RowError:
+    measurement: Measurement
+    predicted_s: float
+
+    @property
+    def error(self) -> float:
+        """predicted / measured - 1."""
+        return self.predicted_s / self.measurement.time_s - 1
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    device: str
+    rows: tuple[RowError, ...]
+
+    @property
+    def errors(self) -> np.ndarray:
+        return np.array([r.error for r in self.rows])
+
+    def summary(self) -> dict:
+        e = np.abs(self.errors)
+        return {"rows": len(e), "mape": float(e.mean()), "max_abs_error": float(e.max()),
+                "within_10pct": float((e <= WITHIN).mean()),
+                "median_error": float(np.median(self.errors))}
+
+    def table(self) -> list[dict]:
+        return [{"configuration": r.measurement.label(), "measured ms": r.measurement.time_ms_median,
+                 "predicted ms": r.predicted_s * 1e3, "error": f"{r.error:+.1%}"}
+                for r in self.rows]
+
+    def caption(self) -> str:
+        s = self.summary()
+        return (f"{s['rows']} rows: MAPE {s['mape']:.1%}, within ±10%: {s['within_10pct']:.0%}, "
+                f"max |error| {s['max_abs_error']:.1%}, median error {s['median_error']:+.1%}")
+
+
+def predict_measurement(m: Measurement, device: DeviceSpec) -> float:
+    """Predicted seconds of the measured configuration on `device`."""
+    try:
+        c = configure(get_model(m.model), m.resolution, cores=m.core_tokens or None, batch=m.batch,
+                      impl=m.impl, dtype=m.dtype)
+    except CoreplanError as err:
+        raise CoreplanError(f"measurements line {m.line}: {err}") from None
+    return float(latency_s(config_rooflines(c, device), device))
+
+
+def prediction_errors(path: str | Path, device: DeviceSpec, include_busy: bool = False) -> Accuracy:
+    """Every timed row of a measurement file against `device`'s prediction."""
+    rows = [m for m in latest(read_measurements(path)) if m.timed or (include_busy and m.busy)]
+    if not rows:
+        raise CoreplanError(f"{path}: no rows with status ok and a time")
+    return Accuracy(device.name, tuple(RowError(m, predict_measurement(m, device)) for m in rows))

@@ -1,0 +1,205 @@
+"""Device profiles (measured op times), predictions from them, and timing you can trust."""
+
+import dataclasses
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from costmodel.config import configure
+from costmodel.cost import config_cost
+from costmodel.errors import CoreplanError
+from costmodel.spec import get_model
+from planners.devices import OP_CLASSES, device_toml, get_device, load_devices
+from planners.profile import Curve, Profile
+from planners.roofline import latency_s, op_rooflines, simulate
+
+
+# --------------------------------------------------------------------------- interpolation
+def test_curve_interpolates_throughput_in_log_space_and_clamps():
+    # 1e6 work in 1 ms (1e9/s) and 4e6 in 2 ms (2e9/s)
+    curve = Curve(("k",), (1e6, 4e6), (1e-3, 2e-3))
+    # at 2e6, the log midpoint, the rate is the geometric mean sqrt(1e9 * 2e9)
+    assert curve.seconds_at(2e6) == pytest.approx(2e6 / math.sqrt(2e18), rel=1e-12)
+    assert curve.seconds_at(8e6) == pytest.approx(8e6 / 2e9, rel=1e-12)    # flat beyond the end
+    assert curve.seconds_at(5e5) == pytest.approx(5e5 / 1e9, rel=1e-12)    # flat before the start
+    assert list(curve.seconds_at([1e6, 4e6])) == pytest.approx([1e-3, 2e-3], rel=1e-12)
+
+
+RATES = {"linear": 1e11, "conv2d": 5e10, "sdpa": 2e10}  # FLOP/s
+ELEMENTS_PER_S = 5e8
+
+
+def synthetic_profile(pairs, conv_pairs, head_dim=64) -> Profile:
+    """Constant rates: each op's time is its work over its kind's rate."""
+    curves = {
+        "linear": tuple(Curve(p, (1e6, 1e12), (1e6 / RATES["linear"], 1e12 / RATES["linear"]))
+                        for p in pairs),
+        "conv2d": tuple(Curve(p, (1e6, 1e12), (1e6 / RATES["conv2d"], 1e12 / RATES["conv2d"]))
+                        for p in conv_pairs),
+        "sdpa": tuple(Curve((regime, head_dim, masked), (1e6, 1e12),
+                            (1e6 / RATES["sdpa"], 1e12 / RATES["sdpa"]))
+                      for regime in ("square", "few_queries", "few_keys") for masked in (False, True)),
+        **{k: (Curve((k,), (1e3, 1e9), (1e3 / ELEMENTS_PER_S, 1e9 / ELEMENTS_PER_S)),)
+           for k in ("layer_norm", "gelu", "silu", "mul", "add", "rope")},
+    }
+    return Profile("fp32", 2, 3e-6, curves, "synthetic")
+
+
+def test_a_synthetic_profile_predicts_known_op_times():
+    """veca-small, 256 px, C=8, B=1: every op's time written out from the constant rates."""
+    spec = get_model("veca-small")
+    c = configure(spec, 256, cores=8, batch=1)
+    N, C, D, F, L = 256, 8, 384, 1024, 12
+    S = N + C
+    profile = synthetic_profile([(D, D), (D, 2 * F), (F, D), (D, 2)], [(768, D)])
+    device = dataclasses.replace(get_device("cpu-2core"), profile=profile,
+                                 efficiency={k: 1.0 for k in OP_CLASSES},
+                                 kernel_launch_overhead_s=0.0)
+    gemm = (2 * N * 768 * D                                          # patch conv
+            ) / RATES["conv2d"] + (
+        L * (4 * 2 * S * D * D + 2 * S * D * 2 * F + 2 * S * F * D)  # projections and MLP
+        + (L - 1) * 2 * C * D * 2) / RATES["linear"]                 # core-coordinate head
+    attention = L * 4 * D * (2 * N * C + C * C) / RATES["sdpa"]     # two split calls per layer
+    elements = (2 * L + 1) * S * D        # norms
+    elements += L * 2 * S * D             # RoPE on q and k
+    elements += L * 2 * S * D             # residual adds
+    elements += L * 2 * S * F             # SwiGLU: silu and the gate product
+    predicted = latency_s(op_rooflines(config_cost(c), device, "fp32"), device)
+    assert predicted == pytest.approx(gemm + attention + elements / ELEMENTS_PER_S, rel=1e-9)
+    assert {op.source for op in simulate(c, device).ops} == {"profile"}
+
+
+def test_ops_the_profile_lacks_fall_back_to_the_roofline():
+    spec = get_model("veca-small")
+    c = configure(spec, 256, cores=8, batch=1, impl="flex")
+    device = dataclasses.replace(get_device("cpu-2core"),
+                                 profile=synthetic_profile([(384, 384)], []))
+    sources = {op.path: op.source for op in simulate(c, device).ops}
+    assert sources["layer/attn/flex"] == "roofline" and sources["patch_embed"] == "roofline"
+    assert sources["layer/attn/q"] == "profile"
+    # an in/out pair it does not hold takes the nearest pair's curve (the same rate here)
+    assert sources["layer/mlp/fc1"] == "profile"
+
+
+def test_a_profile_round_trips_through_a_device_file(tmp_path):
+    device = dataclasses.replace(get_device("cpu-2core"), name="mine",
+                                 profile=synthetic_profile([(384, 384), (384, 2048)], [(768, 384)]))
+    path = tmp_path / "mine.toml"
+    path.write_text(device_toml(device))
+    back = load_devices(path)["mine"]
+    assert back.profile.curves.keys() == device.profile.curves.keys()
+    c = configure(get_model("veca-small"), 384, cores=16, batch=2)
+    assert latency_s(op_rooflines(config_cost(c), back, "fp32"), back) == pytest.approx(
+        latency_s(op_rooflines(config_cost(c), device, "fp32"), device), rel=1e-6)
+
+
+BAD_PROFILES = [
+    ("dtype = 'fp32'\nthreads = 2\ncurves = []\n", "profile.dispatch_s: missing"),
+    ("dtype = 'fp32'\nthreads = 2\ndispatch_s = -1\ncurves = []\n", "dispatch_s: expected seconds"),
+    ("dtype = 'fp32'\nthreads = 2\ndispatch_s = 1e-6\ncurves = [{ kind = 'add' }]\n",
+     "curves[0]: expected { kind, key, work, seconds }"),
+    ("dtype = 'fp32'\nthreads = 2\ndispatch_s = 1e-6\n"
+     "curves = [{ kind = 'add', key = ['add'], work = [2.0, 1.0], seconds = [1.0, 1.0] }]\n",
+     "work must increase"),
+    ("dtype = 'fp32'\nthreads = 2\ndispatch_s = 1e-6\n"
+     "curves = [{ kind = 'add', key = ['add'], work = [1.0], seconds = [-1.0] }]\n",
+     "must be positive"),
+    ("dtype = 'fp32'\nthreads = 2\ndispatch_s = 1e-6\n"
+     "curves = [{ kind = 'add', key = ['add'], work = ['a'], seconds = [1.0] }]\n",
+     "lists of numbers"),
+]
+
+
+@pytest.mark.parametrize("body,message", BAD_PROFILES)
+def test_bad_profile_files_are_one_clear_error(tmp_path, body, message):
+    path = tmp_path / "d.toml"
+    path.write_text("[devices.x]\nsource = 'measured'\nmemory_bandwidth_bytes_per_s = 1e10\n"
+                    "memory_capacity_bytes = 1e9\npeak_flops_per_s = { fp32 = 1e11 }\n"
+                    "[devices.x.profile]\n" + body)
+    with pytest.raises(CoreplanError) as err:
+        load_devices(path)
+    assert message in str(err.value) and "[devices.x].profile" in str(err.value)
+
+
+def test_the_profile_pipeline_recovers_known_op_times(monkeypatch):
+    """run_profile with the stopwatch replaced by a synthetic device (work / rate + dispatch):
+    the profile it returns predicts exactly those op times."""
+    import reference.profile as rp
+
+    rate = {"linear": 8e10, "conv2d": 4e10, "sdpa": 3e10}
+
+    def synthetic(point, device, max_call_s):
+        return point.work / rate.get(point.kind, 1e9) + 2e-6
+
+    monkeypatch.setattr(rp, "_measure", synthetic)
+    run = rp.run_profile(budget_s=60, max_call_s=1e6)
+    assert run.skipped == 0 and run.measured == len(rp.all_points("cpu", None))
+    p = run.profile
+    assert p.seconds("linear", dict(tokens=512, in_features=384, out_features=1152), 1) == \
+        pytest.approx(2 * 512 * 384 * 1152 / 8e10 + 2e-6, rel=1e-9)
+    assert p.seconds("sdpa", dict(batch=1, heads=12, q_len=1024, kv_len=1024, head_dim=64), 3) \
+        == pytest.approx(3 * (4 * 12 * 1024 * 1024 * 64 / 3e10 + 2e-6), rel=1e-9)
+    numel = 640_000 // 384 * 384  # a measured size (rows of 384)
+    assert p.seconds("gelu", dict(numel=numel), 1) == pytest.approx(numel / 1e9 + 2e-6, rel=1e-9)
+
+
+def test_profile_command_writes_a_usable_device_file(cli, tmp_path):
+    out = tmp_path / "here.toml"
+    code, stdout, err = cli("profile", "--name", "here", "--out", str(out), "--budget-s", "2",
+                            "--threads", "1")
+    assert code == 0, err
+    assert "op points" in stdout and out.exists()
+    code, stdout, err = cli("simulate", "veca-small", "--device", "here", "--device-file",
+                            str(out), "--resolution", "224", "--dtype", "fp32", "--format", "json")
+    assert code == 0, err
+    code, _, err = cli("profile", "--name", "here", "--out", str(out), "--budget-s", "2")
+    assert code == 2 and "pass --force" in err
+
+
+def test_an_interrupted_profile_writes_nothing(tmp_path):
+    out = tmp_path / "never.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "coreplan.cli", "profile", "--name", "x",
+                             "--out", str(out), "--budget-s", "120"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "no device file written" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- trusted timing
+class ScriptedProbe:
+    """A probe whose samples are given: quiet 2 ms, then whatever the test scripts."""
+
+    def __init__(self, samples):
+        self.samples = list(samples)
+        self.quiet_s = 2e-3
+
+    def sample(self, repeats: int = 3) -> float:
+        return self.samples.pop(0)
+
+
+def test_a_slow_probe_marks_the_timing_busy():
+    from reference.timing import time_call
+
+    t = time_call(lambda: time.sleep(0.005), min_run_time_s=0.0, min_repeats=4, warmup=0,
+                  probe=ScriptedProbe([2.6e-3] * 5))
+    assert t.probe_ratio == pytest.approx(1.3) and t.probe_ms == pytest.approx(2.6)
+    assert "probe 1.30x" in t.busy_reason()
+    quiet = time_call(lambda: time.sleep(0.005), min_run_time_s=0.0, min_repeats=4, warmup=0,
+                      probe=ScriptedProbe([2.0e-3, 2.1e-3, 2.0e-3, 2.05e-3, 2.0e-3]))
+    assert quiet.probe_ratio == pytest.approx(1.0) and quiet.busy_reason() is None
+
+
+def test_wide_dispersion_marks_the_timing_busy():
+    from reference.timing import Timing
+
+    # quartiles 100 and 130 ms around a 110 ms median: IQR 27% of the median
+    t = Timing(110.0, 30.0, 95.0, 8, 2, 2.0, 1.0)
+    assert "IQR 27%" in t.busy_reason()
+    assert Timing(110.0, 5.0, 105.0, 8, 2, 2.0, 1.0).busy_reason() is None
