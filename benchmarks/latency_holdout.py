@@ -101,7 +101,7 @@ def main() -> int:
     try:
         for source, name, side, batch, cores, impl in HOLDOUT:
             c = configure(get_model(name), side, cores=cores, batch=batch, impl=impl)
-            key = (name, str(side), str(c.core_tokens), c.impl, str(batch), "fp32", "cpu")
+            key = (name, str(side), str(c.core_tokens), c.impl, str(batch), "fp32", "cpu", "eager")
             if key in done:
                 continue
             record = _time_one(source, c, args, probe)
@@ -126,6 +126,7 @@ def _time_one(source, c, args, probe) -> Measurement:
     return Measurement(c.spec.name, c.height, c.core_tokens, c.impl, c.batch, c.dtype,
                        "busy" if t.busy_reason() else "ok", family=c.spec.family,
                        patch_tokens=c.patch_tokens, device="cpu", device_name=machine_name("cpu"),
+                       runtime="eager",
                        torch_version=torch.__version__, threads=args.threads,
                        time_ms_median=round(t.median_ms, 4), time_ms_iqr=round(t.iqr_ms, 4),
                        time_ms_min=round(t.min_ms, 4), repeats=t.repeats,

@@ -71,6 +71,11 @@ def Scope():  # noqa: N802
     return typer.Option("model", "--scope", help="model, layer, attention or attention-core.")
 
 
+def Runtime():  # noqa: N802
+    return typer.Option("eager", "--runtime",
+                        help="eager, or compiled (torch.compile fuses elementwise chains).")
+
+
 def Dtype(default: str = "fp32"):  # noqa: N802
     return typer.Option(default, "--dtype", help="fp32, bf16 or fp16.")
 

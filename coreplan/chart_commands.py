@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import DeviceFile, app, names, sides, square
+from coreplan.app import DeviceFile, Runtime, app, names, sides, square
 from coreplan.output import check_out
 from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
@@ -83,6 +83,7 @@ def report(out: str = typer.Option("report.html", "--out"),
            latency_ms: Optional[float] = typer.Option(None, "--latency-ms"),
            memory_gb: Optional[float] = typer.Option(None, "--memory-gb"),
            measurements: str = typer.Option(DEFAULT_MEASUREMENTS, "--measurements"),
+           runtime: str = Runtime(),
            device_file: Optional[str] = DeviceFile()) -> None:
     """One self-contained HTML page (offline) with the key tables and charts."""
     from planners.devices import get_device
@@ -96,7 +97,8 @@ def report(out: str = typer.Option("report.html", "--out"),
     text = build_report([get_model(m) for m in names(models, "--models")],
                         [get_device(d, device_file) for d in names(devices, "--devices")],
                         resolution=square(resolution, "report"), batch=batch, dtype=dtype,
-                        budgets=Budgets(latency_ms, memory_gb), measurements=measurements)
+                        budgets=Budgets(latency_ms, memory_gb), measurements=measurements,
+                        runtime=runtime)
     try:
         Path(out).write_text(text)
     except OSError as err:

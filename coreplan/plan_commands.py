@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, Resolution, app,
-                          check_format, ints, names, number, square)
+from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, Resolution,
+                          Runtime, app, check_format, ints, names, number, square)
 from coreplan.app import resolution as resolution_of
 from coreplan.output import emit
 from costmodel.errors import CoreplanError
@@ -38,7 +38,7 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
 @app.command()
 def simulate(model: str, device: str = typer.Option(..., "--device"),
              resolution: str = Resolution(), cores: Optional[int] = Cores(), batch: int = Batch(),
-             dtype: str = Dtype("bf16"), impl: Optional[str] = Impl(),
+             dtype: str = Dtype("bf16"), impl: Optional[str] = Impl(), runtime: str = Runtime(),
              device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
              fmt: str = Format()) -> None:
     """Per-op roofline of one configuration: time, intensity and the bound each op hits."""
@@ -52,7 +52,7 @@ def simulate(model: str, device: str = typer.Option(..., "--device"),
     dev = get_device(device, device_file)
     c = configure(get_model(model, model_file), resolution_of(resolution), cores=cores, batch=batch,
                   impl=impl, dtype=dtype)
-    sim = run(c, dev)
+    sim = run(c, dev, runtime)
     rows = [{"op": o.path, "class": o.op_class, "GFLOP": o.flops / 1e9, "MB": o.bytes / 1e6,
              "FLOP/B": o.intensity_flop_per_byte, "bound": o.bound, "from": o.source,
              "time_us": o.time_s * 1e6, "share": o.time_s / sim.latency_s} for o in sim.ops]
@@ -65,9 +65,17 @@ def simulate(model: str, device: str = typer.Option(..., "--device"),
 
 
 @app.command()
-def calibrate(measurements: str = typer.Option(..., "--measurements", help="validate CSV."),
-              device: str = typer.Option(..., "--device"), device_file: Optional[str] = DeviceFile(),
+def calibrate(measurements: str = typer.Option(..., "--measurements",
+                                               help="validate CSVs or timm benchmark files, "
+                                                    "comma list."),
+              device: Optional[str] = typer.Option(None, "--device",
+                                                   help="The device measured (default: fit one "
+                                                        "set across the devices timm files name)."),
+              device_file: Optional[str] = DeviceFile(),
               out: Optional[str] = typer.Option(None, "--out", help="Write a calibrated device file."),
+              holdout: Optional[str] = typer.Option(None, "--holdout",
+                                                    help="Held-out groups: resolution, family, "
+                                                         "model or device."),
               include_busy: bool = typer.Option(False, "--include-busy",
                                                 help="Also fit rows timed on a busy machine."),
               max_error: float = typer.Option(0.25, "--max-error",
@@ -85,10 +93,25 @@ def calibrate(measurements: str = typer.Option(..., "--measurements", help="vali
     from planners.devices import get_device, write_device_file
 
     fmt = check_format(fmt)
-    cal = run(measurements, get_device(device, device_file), include_busy)
+    if out and device is None:
+        raise CoreplanError("--out writes one device: give --device")
+    dev = get_device(device, device_file) if device else None
+    cal = run(names(measurements, "--measurements"), dev, include_busy, holdout, device_file)
     problems = cal.problems(max_error)
     if out and not problems:
         write_device_file(out, calibrated_file(cal), force=force)
+    emit(fmt, document=cal.to_dict(), rows=_calibration_rows(cal),
+         title=f"calibration of {cal.device.name if cal.device else ', '.join(cal.devices)}",
+         caption=f"held out by {cal.holdout.by} (leave one group out)"
+                 + (f"; wrote {out}" if out and not problems else ""))
+    for problem in problems:
+        print(f"coreplan: implausible fit: {problem}" + ("; not written" if out else ""),
+              file=sys.stderr)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _calibration_rows(cal) -> list[dict]:
     h = cal.holdout
     rows = [{"quantity": f"efficiency {k}", "value": v} for k, v in cal.fit.efficiency.items()]
     rows += [{"quantity": "launch overhead (us)", "value": cal.fit.overhead_s * 1e6},
@@ -96,16 +119,11 @@ def calibrate(measurements: str = typer.Option(..., "--measurements", help="vali
              {"quantity": "held-out MAPE", "value": f"{h.mape:.1%}"},
              {"quantity": "held-out max |error|", "value": f"{h.max_abs_error:.1%}"},
              {"quantity": "held-out within 10%", "value": f"{h.within_10pct:.1%}"},
-             {"quantity": "latency interval (5-95%)", "value": f"x{h.interval[0]:.3f} .. x{h.interval[1]:.3f}"}]
-    emit(fmt, document=cal.to_dict(), rows=rows,
-         title=f"calibration of {cal.device.name} on {measurements}",
-         caption=f"held out by resolution group {list(h.groups)} px (leave one group out)"
-                 + (f"; wrote {out}" if out and not problems else ""))
-    for problem in problems:
-        print(f"coreplan: implausible fit: {problem}" + ("; not written" if out else ""),
-              file=sys.stderr)
-    if problems:
-        raise typer.Exit(1)
+             {"quantity": "latency interval (5-95%)",
+              "value": f"x{h.interval[0]:.3f} .. x{h.interval[1]:.3f}"}]
+    rows += [{"quantity": f"  {h.by} {g}: rows, MAPE, within 10%",
+              "value": f"{n}, {e:.1%}, {w:.0%}"} for g, (n, e, w) in h.by_group().items()]
+    return rows
 
 
 @app.command()
@@ -120,7 +138,8 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
          cores: Optional[int] = typer.Option(None, "--cores", help="C for --solve resolution|batch."),
          demand: Optional[str] = typer.Option(None, "--demand", help="Images/s to serve."),
          versus: Optional[str] = typer.Option(None, "--versus", help="Dense baseline model."),
-         impl: Optional[str] = Impl(), device_file: Optional[str] = DeviceFile(),
+         impl: Optional[str] = Impl(), runtime: str = Runtime(),
+         device_file: Optional[str] = DeviceFile(),
          model_file: Optional[str] = ModelFile(), fmt: str = Format(("table", "json"))) -> None:
     """Largest core budget (or resolution, or batch) meeting every budget, per device.
 
@@ -140,6 +159,7 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
     plans = [make_plan(spec, d, resolution=square(resolution, "plan") if resolution else None,
                        batch=batch, dtype=dtype, budgets=budgets, solve=solve, cores=cores,
                        demand_img_per_s=number(demand, "--demand"), versus=base, impl=impl,
+                       runtime=runtime,
                        cores_allowed=ints(cores_allowed, "--cores-allowed") if cores_allowed
                        else None) for d in devs]
     if fmt == "json":

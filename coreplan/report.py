@@ -29,7 +29,7 @@ def _table(df: pd.DataFrame) -> str:
 
 def build_report(specs: list[ModelSpec], devices: list[DeviceSpec], *, resolution: int = 1024,
                  batch: int = 1, dtype: str = "bf16", budgets: Budgets = Budgets(),
-                 measurements: str | None = None) -> str:
+                 measurements: str | None = None, runtime: str = "eager") -> str:
     """The report's HTML text."""
     import vl_convert
 
@@ -43,10 +43,11 @@ def build_report(specs: list[ModelSpec], devices: list[DeviceSpec], *, resolutio
             sections.append((f"Crossover: {spec.name} vs {dense.name}", "",
                              charts.crossover_chart(charts.crossover_frame(spec, dense))))
         for device in devices:
-            p = plan(spec, device, resolution=resolution, batch=batch, dtype=dtype, budgets=budgets)
+            p = plan(spec, device, resolution=resolution, batch=batch, dtype=dtype, budgets=budgets,
+                     runtime=runtime)
             chosen = f"C={p.chosen.cores}, binding {p.chosen.binding}" if p.chosen else "none feasible"
             sections.append((f"Plan: {spec.name} on {device.name} ({resolution} px, batch {batch}, "
-                             f"{dtype})", f"<p class=note>chosen: {html.escape(chosen)}</p>"
+                             f"{dtype}, {runtime})", f"<p class=note>chosen: {html.escape(chosen)}</p>"
                              + _table(p.to_frame().drop(columns=["usage"])), None))
             sections.append((f"Elastic curve: {spec.name} on {device.name}", "",
                              charts.elastic_chart(charts.elastic_frame(

@@ -6,7 +6,8 @@ and the report read them with `read_measurements`. A malformed file is one error
 the line and the field.
 
 Schema versions: 1 = without `probe_ms`, `probe_ratio` and `schema_version` (files written before
-they existed); 2 = with `schema_version`; 3 = with the machine probe's columns and status `busy`.
+they existed); 2 = with `schema_version`; 3 = with the machine probe's columns and status `busy`; 4 = with
+`runtime` (eager or compiled; empty means eager).
 A reader accepts every version, and files holding only the required columns (hand-made
 measurements).
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from costmodel.errors import ArgumentError, CoreplanError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ COLUMNS = (
     Column("dtype", str, "", "fp32, bf16 or fp16"),
     Column("device", str, "", "cpu or cuda"),
     Column("device_name", str, "", "CPU model x cores, or the CUDA device's name"),
+    Column("runtime", str, "", "eager or compiled (torch.compile)"),
     Column("torch_version", str, "", "torch.__version__"),
     Column("threads", int, "threads", "CPU intra-op threads while timing"),
     Column("flops_predicted", int, "FLOP", "costmodel, flop convention (2 per multiply-add)"),
@@ -66,7 +68,7 @@ COLUMNS = (
 NAMES = tuple(c.name for c in COLUMNS)
 KINDS = {c.name: c.kind for c in COLUMNS}
 REQUIRED = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "status")
-KEY = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "device")
+KEY = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "device", "runtime")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Measurement:
     patch_tokens: int | None = None
     device: str | None = None
     device_name: str | None = None
+    runtime: str | None = None
     torch_version: str | None = None
     threads: int | None = None
     flops_predicted: int | None = None
@@ -105,7 +108,9 @@ class Measurement:
     line: int = 0  # line of the file it was read from (0: not read from a file)
 
     def key(self) -> tuple[str, ...]:
-        return tuple(_text(getattr(self, k)) for k in KEY)
+        """The configuration this record measured (an empty runtime is eager)."""
+        return tuple("eager" if k == "runtime" and not self.runtime else _text(getattr(self, k))
+                     for k in KEY)
 
     @property
     def time_s(self) -> float | None:

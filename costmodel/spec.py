@@ -209,8 +209,15 @@ def catalog() -> dict[str, ModelSpec]:
 
 
 def get_model(name: str, model_file: str | Path | None = None) -> ModelSpec:
-    """Look a model up in a user file (first) and the catalog; unknown names list close matches."""
+    """Look a model up in a user file (first), the catalog, then among timm model names
+    (`costmodel.timm_names`); unknown names list close matches."""
     models = dict(catalog())
     if model_file is not None:
         models.update(load_models(model_file))
+    if name not in models:
+        from costmodel.timm_names import timm_spec
+
+        mapped = timm_spec(name)
+        if mapped is not None:
+            return mapped
     return lookup("model", name, models)

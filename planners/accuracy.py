@@ -65,7 +65,7 @@ def predict_measurement(m: Measurement, device: DeviceSpec) -> float:
                       impl=m.impl, dtype=m.dtype)
     except CoreplanError as err:
         raise CoreplanError(f"measurements line {m.line}: {err}") from None
-    return float(latency_s(config_rooflines(c, device), device))
+    return float(latency_s(config_rooflines(c, device, m.runtime or "eager"), device))
 
 
 def prediction_errors(path: str | Path, device: DeviceSpec, include_busy: bool = False) -> Accuracy:

@@ -33,37 +33,81 @@ MAX_HELDOUT_MAPE = 0.25  # a fit predicting its held-out rows worse than this is
 MAX_OVERHEAD_S = 1e-3
 
 
+GROUPINGS = ("resolution", "family", "model", "device")
+
+
 def resolution_group(m: Measurement) -> int:
     """Resolutions rounded to the nearest 64 px: 252 and 256 are one group."""
     return int(round(m.resolution / GROUP_PX)) * GROUP_PX
 
 
-def timed_rows(path: str | Path, device: DeviceSpec, include_busy: bool = False) -> list[Measurement]:
-    """The rows of a measurement file usable to calibrate `device`: status ok with a time (and
-    busy ones if asked), the latest per configuration, taken on the same kind of device (rows from
-    another kind are an error, not a silent mix)."""
-    kind = "cpu" if device.kind == "cpu" else "cuda"
-    rows = [m for m in latest(read_measurements(path)) if m.timed or (include_busy and m.busy)]
-    for m in rows:
-        if m.device and m.device != kind:
-            raise CoreplanError(f"{path}:{m.line}: measured on {m.device}, but the device being "
-                                f"calibrated is {kind}")
-    if not rows:
-        raise CoreplanError(f"{path}: no rows with status ok and a time")
+def group_of(m: Measurement, by: str):
+    """The held-out group of a row: its resolution group, model family, model or device."""
+    if by == "resolution":
+        return resolution_group(m)
+    if by == "family":
+        return m.family or get_model(m.model).family
+    if by == "device":
+        return m.device_name or ""
+    return m.model
+
+
+def load_rows(paths, include_busy: bool = False) -> list[Measurement]:
+    """Timed rows of validate CSVs (status ok, the latest per configuration; busy ones if asked)
+    and of timm benchmark files (every mapped model's row), in file order."""
+    from costmodel.timm_results import is_timm_file, read_timm
+
+    rows: list[Measurement] = []
+    for path in ([paths] if isinstance(paths, (str, Path)) else paths):
+        if is_timm_file(path):
+            found = list(read_timm(path).records)
+        else:
+            found = [m for m in latest(read_measurements(path))
+                     if m.timed or (include_busy and m.busy)]
+        if not found:
+            raise CoreplanError(f"{path}: no rows with status ok and a time")
+        rows += found
     return rows
 
 
-def design(rows: list[Measurement], device: DeviceSpec):
-    """(R: rows x classes of roofline seconds at eta = 1, launches per row)."""
+def row_devices(rows: list[Measurement], device: DeviceSpec | None,
+                device_file=None) -> list[DeviceSpec]:
+    """The device each row was measured on: `device` for all (its kind must match theirs, and a
+    timm row names its own device), else the catalog device each timm row names."""
+    from planners.devices import get_device
+
+    out = []
+    for m in rows:
+        if device is not None:
+            kind = "cpu" if device.kind == "cpu" else "cuda"
+            if m.device and m.device != kind:
+                raise CoreplanError(f"line {m.line}: measured on {m.device}, but the device "
+                                    f"being calibrated is {kind}")
+            if m.note and m.note.startswith("timm") and m.device_name != device.name:
+                raise CoreplanError(f"line {m.line}: measured on {m.device_name}, not on "
+                                    f"{device.name}")
+            out.append(device)
+        else:
+            if not (m.note and m.note.startswith("timm")):
+                raise CoreplanError(f"line {m.line}: a validate row names no catalog device; "
+                                    f"give the device")
+            out.append(get_device(m.device_name, device_file))
+    return out
+
+
+def design(rows: list[Measurement], devices):
+    """(R: rows x classes of reference seconds at eta = 1, launches per row); `devices` is one
+    device for every row or one per row."""
+    devices = devices if isinstance(devices, list) else [devices] * len(rows)
     R = np.zeros((len(rows), len(OP_CLASSES)))
     launches = np.zeros(len(rows))
-    for i, m in enumerate(rows):
+    for i, (m, device) in enumerate(zip(rows, devices)):
         try:
             c = configure(get_model(m.model), m.resolution, cores=m.core_tokens or None,
                           batch=m.batch, impl=m.impl, dtype=m.dtype)
         except CoreplanError as err:
             raise CoreplanError(f"measurements line {m.line}: {err}") from None
-        terms = ClassTerms.of(config_rooflines(c, device), device)
+        terms = ClassTerms.of(config_rooflines(c, device, m.runtime or "eager"), device)
         R[i] = [float(terms.reference_s[k]) for k in OP_CLASSES]
         launches[i] = float(terms.launches)
     return R, launches
@@ -131,14 +175,23 @@ class Holdout:
     within_10pct: float
     interval: tuple[float, float]  # 5th and 95th percentile of measured / predicted
     errors: tuple[float, ...]  # predicted / measured - 1, per row, in input order
+    by: str = "resolution"  # what a group is
+    row_groups: tuple = ()  # each row's group, in input order
+
+    def by_group(self) -> dict:
+        """{group: (rows, MAPE, share within 10%)}."""
+        errors = np.abs(np.asarray(self.errors))
+        groups = np.asarray(self.row_groups, dtype=object)
+        return {g: (int((groups == g).sum()), float(errors[groups == g].mean()),
+                    float((errors[groups == g] <= 0.10).mean())) for g in self.groups}
 
 
-def holdout(R, launches, times, groups, device: DeviceSpec) -> Holdout:
-    """Leave-one-resolution-group-out: every row predicted by a fit that never saw its group."""
+def holdout(R, launches, times, groups, device: DeviceSpec, by: str = "resolution") -> Holdout:
+    """Leave-one-group-out: every row predicted by a fit that never saw its group."""
     predicted = np.zeros(len(times))
-    distinct = sorted(set(groups))
+    distinct = sorted(set(groups), key=str)
     if len(distinct) < 2:
-        raise CoreplanError("held-out error needs measurements at two or more resolutions")
+        raise CoreplanError(f"held-out error needs measurements of two or more {by} groups")
     groups = np.asarray(groups)
     for g in distinct:
         train, test = groups != g, groups == g
@@ -149,23 +202,26 @@ def holdout(R, launches, times, groups, device: DeviceSpec) -> Holdout:
     lo, hi = np.percentile(ratio, [5, 95])
     return Holdout(len(times), tuple(distinct), float(np.mean(np.abs(errors))),
                    float(np.max(np.abs(errors))), float(np.mean(np.abs(errors) <= 0.10)),
-                   (float(min(lo, 1.0)), float(max(hi, 1.0))), tuple(float(e) for e in errors))
+                   (float(min(lo, 1.0)), float(max(hi, 1.0))), tuple(float(e) for e in errors),
+                   by, tuple(groups.tolist()))
 
 
 @dataclass(frozen=True)
 class Calibration:
-    device: DeviceSpec  # the calibrated device (efficiency, overhead, latency interval replaced)
+    device: DeviceSpec | None  # the calibrated device (None when fitted across devices)
     fit: Fit
     holdout: Holdout
     measurements: str
+    devices: tuple[str, ...] = ()  # the devices the rows were measured on
 
     def problems(self, max_error: float = MAX_HELDOUT_MAPE) -> list[str]:
         """Why this fit should not be shipped: physically impossible or predicting badly."""
         found = []
-        low, high = (0.5, 2.0) if self.device.profile is not None else (0.0, 1.0)
+        profiled = self.device is not None and self.device.profile is not None
+        low, high = (0.5, 2.0) if profiled else (0.0, 1.0)
         for k, eta in self.fit.efficiency.items():
             if not low < eta <= high:
-                what = "of the profiled speed" if self.device.profile is not None else "of peak"
+                what = "of the profiled speed" if profiled else "of peak"
                 found.append(f"efficiency {k} = {eta:.3g} is outside ({low:g}, {high:g}] {what}")
         if not 0 <= self.fit.overhead_s <= MAX_OVERHEAD_S:
             found.append(f"overhead {self.fit.overhead_s * 1e6:.3g} us per op is implausible")
@@ -175,23 +231,46 @@ class Calibration:
 
     def to_dict(self) -> dict:
         h = self.holdout
-        return {"device": self.device.name, "efficiencies": self.fit.efficiency,
-                "overhead_s": self.fit.overhead_s,
-                "holdout": {"rows": h.rows, "mape": h.mape, "max_abs_error": h.max_abs_error,
-                            "within_10pct": h.within_10pct, "resolution_groups": list(h.groups),
+        return {"device": self.device.name if self.device else None, "devices": list(self.devices),
+                "efficiencies": self.fit.efficiency, "overhead_s": self.fit.overhead_s,
+                "holdout": {"rows": h.rows, "by": h.by, "mape": h.mape,
+                            "max_abs_error": h.max_abs_error, "within_10pct": h.within_10pct,
+                            "groups": [str(g) for g in h.groups],
+                            "by_group": {str(g): {"rows": n, "mape": e, "within_10pct": w}
+                                         for g, (n, e, w) in h.by_group().items()},
                             "latency_interval": list(h.interval)},
                 "problems": self.problems(), "measurements": self.measurements}
 
 
-def calibrate(measurements: str | Path, device: DeviceSpec, include_busy: bool = False) -> Calibration:
-    rows = timed_rows(measurements, device, include_busy)
-    R, launches = design(rows, device)
+def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = False,
+              by: str | None = None, device_file=None) -> Calibration:
+    """Fit efficiencies and the per-op overhead to measured times, with held-out error.
+
+    Args:
+        measurements: a path or a list of paths (validate CSVs, timm benchmark files).
+        device: the device every row was measured on; None fits one set of parameters across the
+            devices the rows name (timm files), for devices known only by their datasheets.
+        by: held-out grouping (resolution, family, model or device); default: resolution for
+            validate data, family for timm data, device when several devices are fitted at once.
+    """
+    from costmodel.errors import check_choice
+
+    paths = [measurements] if isinstance(measurements, (str, Path)) else list(measurements)
+    rows = load_rows(paths, include_busy)
+    devices = row_devices(rows, device, device_file)
+    if by is None:
+        timm = all(m.note and m.note.startswith("timm") for m in rows)
+        by = "device" if device is None else ("family" if timm else "resolution")
+    check_choice("held-out grouping", by, GROUPINGS)
+    R, launches = design(rows, devices)
     times = np.array([m.time_s for m in rows])
-    h = holdout(R, launches, times, [resolution_group(m) for m in rows], device)
-    final = fit(R, launches, times, device)
-    calibrated = replace(device, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
-                         latency_interval=h.interval, calibrated=True)
-    return Calibration(calibrated, final, h, str(measurements))
+    base = device or devices[0]
+    h = holdout(R, launches, times, [group_of(m, by) for m in rows], base, by)
+    final = fit(R, launches, times, base)
+    calibrated = replace(base, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
+                         latency_interval=h.interval, calibrated=True) if device else None
+    return Calibration(calibrated, final, h, ",".join(str(p) for p in paths),
+                       tuple(sorted({d.name for d in devices})))
 
 
 def device_file(cal: Calibration) -> str:
@@ -201,5 +280,5 @@ def device_file(cal: Calibration) -> str:
     h = cal.holdout
     return device_toml(cal.device, calibrated_from=cal.measurements, comments=(
         f"Calibrated by `coreplan calibrate` from {cal.measurements} ({h.rows} rows).",
-        f"Held out by resolution group {list(h.groups)}: MAPE {h.mape:.3f}, max |error| "
+        f"Held out by {h.by} {[str(g) for g in h.groups]}: MAPE {h.mape:.3f}, max |error| "
         f"{h.max_abs_error:.3f}, within 10%: {h.within_10pct:.3f}."))

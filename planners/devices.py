@@ -32,6 +32,8 @@ class DeviceSpec:
     latency_interval: tuple[float, float] | None = None  # calibrated [lo, hi] multipliers
     calibrated: bool = False
     profile: Profile | None = None  # measured op times (coreplan profile), used where they apply
+    sm_count: int | None = None  # GPU streaming multiprocessors (tile and wave quantization)
+    boost_clock_hz: float | None = None  # GPU boost clock (the clock its peaks are quoted at)
 
     def peak(self, dtype: str) -> float:
         if dtype not in self.peak_flops_per_s:
@@ -59,9 +61,18 @@ def _table(path: str, name: str, key: str, value, allowed) -> dict[str, float]:
     return {k: _positive(path, name, f"{key}.{k}", v) for k, v in value.items()}
 
 
+def _count(path: str, name: str, key: str, value) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise CoreplanError(f"device file {path}: [devices.{name}] {key}: expected a positive "
+                            f"integer, got {value!r}")
+    return value
+
+
 KNOWN_FIELDS = {"description", "kind", "peak_flops_per_s", "memory_bandwidth_bytes_per_s",
                 "memory_capacity_bytes", "kernel_launch_overhead_s", "efficiency", "source",
-                "latency_interval", "calibrated_from", "profile"}
+                "latency_interval", "calibrated_from", "profile", "sm_count", "boost_clock_hz"}
 
 
 def device_from_table(path: str, name: str, table: dict, defaults: dict) -> DeviceSpec:
@@ -102,7 +113,10 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
         latency_interval=tuple(interval) if interval else None,
         calibrated="calibrated_from" in table,
         profile=(profile_from_table(f"device file {path}: [devices.{name}]", table["profile"])
-                 if "profile" in table else None))
+                 if "profile" in table else None),
+        sm_count=_count(path, name, "sm_count", table.get("sm_count")),
+        boost_clock_hz=(_positive(path, name, "boost_clock_hz", table["boost_clock_hz"])
+                        if "boost_clock_hz" in table else None))
 
 
 def load_devices(path: str | Path) -> dict[str, DeviceSpec]:
@@ -155,6 +169,10 @@ def device_toml(d: DeviceSpec, *, comments: tuple[str, ...] = (),
         f"memory_capacity_bytes = {d.memory_capacity_bytes:.6g}",
         f"kernel_launch_overhead_s = {d.kernel_launch_overhead_s:.6g}",
         f"efficiency = {{ {eff} }}"]
+    if d.sm_count:
+        lines.append(f"sm_count = {d.sm_count}")
+    if d.boost_clock_hz:
+        lines.append(f"boost_clock_hz = {d.boost_clock_hz:.6g}")
     if d.latency_interval:
         lines.append(f"latency_interval = [{d.latency_interval[0]:.6g}, {d.latency_interval[1]:.6g}]")
     if calibrated_from:

@@ -73,12 +73,13 @@ def _stack_dims(configs: list[Config]):
                      elem_bytes=column(lambda c: c.elem_bytes))
 
 
-def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets) -> list[Candidate]:
+def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets,
+                     runtime: str = "eager") -> list[Candidate]:
     """Candidates for configurations of one model and impl, evaluated in one vectorised pass
     (the graph gives FLOPs and the roofline at once)."""
     spec, impl, dtype = configs[0].spec, configs[0].impl, configs[0].dtype
     cost = evaluate(spec, impl, _stack_dims(configs))
-    seconds = np.atleast_1d(latency_s(op_rooflines(cost, device, dtype), device))
+    seconds = np.atleast_1d(latency_s(op_rooflines(cost, device, dtype, runtime), device))
     flops = np.atleast_1d(cost.total("flop"))
     return [_candidate(c, float(t), float(f), device, budgets)
             for c, t, f in zip(configs, seconds, flops)]
@@ -125,6 +126,7 @@ class Problem:
     cores: int | None
     max_resolution: int
     max_batch: int
+    runtime: str = "eager"
 
     def config(self, *, resolution: int | None = None, batch: int | None = None,
                cores: int | None = None) -> Config:
@@ -133,7 +135,7 @@ class Problem:
                          batch=batch or self.batch, impl=self.impl, dtype=self.dtype)
 
     def candidates(self, configs: list[Config], budgets: Budgets | None = None) -> list[Candidate]:
-        return evaluate_configs(configs, self.device, budgets or self.budgets)
+        return evaluate_configs(configs, self.device, budgets or self.budgets, self.runtime)
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
          dtype: str = "bf16", budgets: Budgets = Budgets(), cores_allowed=None,
          solve: str = "cores", cores: int | None = None, impl: str | None = None,
          demand_img_per_s: float | None = None, versus: ModelSpec | None = None,
-         max_resolution: int = 4096, max_batch: int = 4096) -> Plan:
+         max_resolution: int = 4096, max_batch: int = 4096, runtime: str = "eager") -> Plan:
     """Plan one model on one device. See the module docstring for the rules.
 
     Args:
@@ -277,10 +279,12 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
         cores: the core budget for solve="resolution" or "batch" (default: the largest allowed).
         versus: dense baseline (default: the catalog's dense model of the same width and depth).
         max_resolution, max_batch: search limits of solve="resolution" and solve="batch".
+        runtime: "eager" or "compiled" (torch.compile fuses elementwise chains).
     """
     problem = _problem(spec, device, resolution=resolution, batch=batch, dtype=dtype,
                        budgets=budgets, cores_allowed=cores_allowed, solve=solve, cores=cores,
-                       impl=impl, max_resolution=max_resolution, max_batch=max_batch)
+                       impl=impl, max_resolution=max_resolution, max_batch=max_batch,
+                       runtime=runtime)
     _positive("demand_img_per_s", demand_img_per_s)
     chosen, candidates = SOLVERS[solve](problem)
     base_spec = versus or (baseline_model(spec) if spec.is_core else None)
@@ -290,7 +294,8 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
             raise ArgumentError("versus", f"takes a dense model; {base_spec.name} is a core model")
         at = chosen or candidates[0]
         baseline = evaluate_configs([configure(base_spec, base_spec.round_resolution(at.resolution),
-                                               batch=at.batch, dtype=dtype)], device, budgets)[0]
+                                               batch=at.batch, dtype=dtype)], device, budgets,
+                                    runtime)[0]
     needed = (math.ceil(demand_img_per_s / chosen.throughput_img_per_s)
               if chosen and demand_img_per_s else None)
     impl_used = problem.config(resolution=spec.patch_size, cores=problem.cores_allowed[-1]).impl
@@ -300,10 +305,12 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
 
 
 def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, solve, cores, impl,
-             max_resolution, max_batch) -> Problem:
+             max_resolution, max_batch, runtime) -> Problem:
     from costmodel.errors import check_choice
+    from planners.roofline import RUNTIMES
 
     check_choice("solve", solve, SOLVES)
+    check_choice("runtime", runtime, RUNTIMES)
     if resolution is None and solve != "resolution":
         raise ArgumentError("resolution", "is required unless solve is 'resolution'")
     if solve == "cores" and cores is not None:
@@ -315,7 +322,7 @@ def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, 
     allowed = _allowed(spec, cores_allowed)
     core = (check_cores(spec, cores) if cores is not None else allowed[-1]) if spec.is_core else None
     problem = Problem(spec, device, budgets, resolution, batch, dtype, impl, tuple(allowed), core,
-                      max_resolution, max_batch)
+                      max_resolution, max_batch, runtime)
     problem.config(resolution=resolution or spec.patch_size)  # validates batch, dtype, impl, C
     return problem
 

@@ -22,7 +22,11 @@ import numpy as np
 
 from costmodel.config import Config
 from costmodel.cost import GraphCost, config_cost
+from costmodel.errors import check_choice
 from planners.devices import OP_CLASSES, DeviceSpec
+from planners.gpu_shapes import matmul_flops, quantized_matmul_flops
+
+RUNTIMES = ("eager", "compiled")
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,58 @@ def peak_flops_per_s(device: DeviceSpec, op_class: str, dtype: str) -> float:
     return device.peak("fp32" if op_class == "elementwise" else dtype)
 
 
-def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str) -> tuple[OpRoofline, ...]:
-    """The roofline record of every op of an evaluated graph (model scope)."""
-    return tuple(OpRoofline(op.path, op.op, op.op_class, op.full, op.bytes, op.launches,
-                            op.full / peak_flops_per_s(device, op.op_class, dtype),
-                            op.bytes / device.memory_bandwidth_bytes_per_s, op.shape)
-                 for op in cost.ops)
+def _work(op, device: DeviceSpec):
+    """FLOPs the device spends: on a GPU with a known SM count, the matmul part of a GEMM or
+    attention op rounded up to whole tiles and waves (planners/gpu_shapes.py)."""
+    if device.kind != "gpu" or not device.sm_count or op.op_class == "elementwise":
+        return op.full
+    quantized = quantized_matmul_flops(op.op, op.shape, device.sm_count)
+    if quantized is None:
+        return op.full
+    return op.full + op.launches * (quantized - matmul_flops(op.op, op.shape))
+
+
+def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
+                 runtime: str = "eager") -> tuple[OpRoofline, ...]:
+    """The roofline record of every op of an evaluated graph (model scope). Under the compiled
+    runtime, chains of adjacent elementwise ops become one fused kernel each."""
+    check_choice("runtime", runtime, RUNTIMES)
+    ops = tuple(OpRoofline(op.path, op.op, op.op_class, op.full, op.bytes, op.launches,
+                           _work(op, device) / peak_flops_per_s(device, op.op_class, dtype),
+                           op.bytes / device.memory_bandwidth_bytes_per_s, op.shape)
+                for op in cost.ops)
+    return fuse_elementwise(ops) if runtime == "compiled" else ops
+
+
+def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:
+    """torch.compile's view of the graph: each run of adjacent elementwise ops (same launches)
+    is one kernel: one launch, its members' arithmetic, and the traffic of its largest member.
+    NB: the tensors between fused ops stay in registers; a chain still reads its inputs and
+    writes its outputs, which the largest member's traffic approximates from below."""
+    out: list[OpRoofline] = []
+    chain: list[OpRoofline] = []
+
+    def close():
+        if len(chain) == 1:
+            out.append(chain[0])
+        elif chain:
+            largest = max(chain, key=lambda o: np.max(o.memory_s))
+            out.append(OpRoofline("+".join(o.path for o in chain), "fused", "elementwise",
+                                  sum(o.flops for o in chain), largest.bytes, chain[0].launches,
+                                  sum(o.compute_s for o in chain), largest.memory_s, {}))
+        chain.clear()
+
+    for op in ops:
+        joins = (op.op_class == "elementwise" and chain
+                 and np.all(np.asarray(op.launches) == np.asarray(chain[0].launches)))
+        if not joins:
+            close()
+        if op.op_class == "elementwise":
+            chain.append(op)
+        else:
+            out.append(op)
+    close()
+    return tuple(out)
 
 
 def latency_s(ops: tuple[OpRoofline, ...], device: DeviceSpec):
@@ -159,13 +209,14 @@ def _op_time(op: OpRoofline, device: DeviceSpec) -> OpTime:
                   "roofline" if op.profiled_s(device) is None else "profile")
 
 
-def config_rooflines(config: Config, device: DeviceSpec) -> tuple[OpRoofline, ...]:
-    return op_rooflines(config_cost(config), device, config.dtype)
+def config_rooflines(config: Config, device: DeviceSpec,
+                     runtime: str = "eager") -> tuple[OpRoofline, ...]:
+    return op_rooflines(config_cost(config), device, config.dtype, runtime)
 
 
-def simulate(config: Config, device: DeviceSpec) -> Simulation:
+def simulate(config: Config, device: DeviceSpec, runtime: str = "eager") -> Simulation:
     """Per-op roofline of one configuration on one device, saying which bound each op hits."""
-    ops = config_rooflines(config, device)
+    ops = config_rooflines(config, device, runtime)
     times = tuple(_op_time(op, device) for op in ops)
     return Simulation(device.name, config.spec.name, config.impl, config.dtype,
                       float(latency_s(ops, device)), float(floor_s(ops)),

@@ -37,7 +37,7 @@ class Case:
 
     def key(self) -> tuple[str, ...]:
         return (self.spec.name, str(self.resolution), str(self.core_tokens), self.impl,
-                str(self.batch), self.dtype, self.device)
+                str(self.batch), self.dtype, self.device, "eager")
 
     def config(self) -> Config:
         return configure(self.spec, self.resolution, cores=self.core_tokens or None,
@@ -101,7 +101,8 @@ def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
     return dict(model=case.spec.name, family=case.spec.family, resolution=case.resolution,
                 patch_tokens=c.patch_tokens, core_tokens=c.core_tokens, impl=c.impl,
                 batch=c.batch, dtype=c.dtype, device=case.device,
-                device_name=machine_name(case.device), torch_version=torch.__version__,
+                device_name=machine_name(case.device), runtime="eager",
+                torch_version=torch.__version__,
                 threads=threads if case.device == "cpu" else None,
                 flops_predicted=count(c, "model", "flop").total,
                 macs_predicted=count(c, "model", "mac").total,

@@ -28,7 +28,7 @@ def _toy_device(**peaks):
     """A device whose fp32 vector unit is slow and whose memory is nearly free: every op is
     compute-bound, so its time is its FLOPs over the peak that applies to it."""
     base = get_device("h100-sxm")
-    return dataclasses.replace(base, name="toy", peak_flops_per_s=peaks,
+    return dataclasses.replace(base, name="toy", peak_flops_per_s=peaks, sm_count=None,
                                memory_bandwidth_bytes_per_s=1e18,
                                efficiency={k: 1.0 for k in OP_CLASSES}, kernel_launch_overhead_s=0.0)
 

@@ -1,0 +1,134 @@
+"""timm's published benchmark CSVs (its `benchmark.py` output) read as measurement records.
+
+A file name says the mode, precision, memory layout, torch and CUDA versions, device and runtime,
+e.g. `benchmark-infer-amp-nchw-pt291-cu130-5090-dynamo.csv`; columns are read by name (their order
+differs between torch versions): `model`, `infer_img_size`, `infer_batch_size`,
+`infer_samples_per_sec` and/or `infer_step_time` (ms per batch), and optionally `param_count`,
+`infer_gmacs`, `infer_macts`. Rows of models whose names `costmodel.timm_names` maps become
+`Measurement` records (impl dense, the batch's step time); the others are listed, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from costmodel.errors import CoreplanError
+from costmodel.measurements import Measurement
+from costmodel.timm_names import timm_spec
+
+PRECISIONS = {"amp": "fp16", "amp_bf16": "bf16", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
+# file-name device tag -> coreplan device name
+DEVICES = {"rtx3090": "rtx-3090", "4090": "rtx-4090", "rtx4090": "rtx-4090", "5090": "rtx-5090",
+           "pro6000maxq": "rtx-pro-6000-maxq", "i9_10940x": "i9-10940x", "a100": "a100-sxm-80gb",
+           "h100": "h100-sxm", "l4": "l4", "t4": "t4"}
+NAME = re.compile(r"^benchmark-infer-(?P<precision>[a-z0-9_]+)-(?P<layout>nchw|nhwc)-"
+                  r"pt(?P<torch>\d+)-(?P<backend>cu\d+|cpu)-(?P<device>.+?)(?P<dynamo>-dynamo)?\.csv$")
+REQUIRED = ("model", "infer_img_size", "infer_batch_size")
+
+
+@dataclass(frozen=True)
+class TimmFile:
+    """What a timm benchmark file says about where and how it was measured."""
+
+    path: Path
+    precision: str  # coreplan dtype
+    device: str  # coreplan device name (or the file's tag when unknown)
+    device_kind: str  # cpu | cuda
+    runtime: str  # eager | compiled
+    torch_version: str
+
+
+@dataclass(frozen=True)
+class TimmResults:
+    file: TimmFile
+    records: tuple[Measurement, ...]
+    unmapped: tuple[str, ...]  # model names with no coreplan spec (CNNs, hybrids, CLIP, ...)
+    gmacs: dict  # model name -> timm's GMACs per sample (a check of the mapping)
+
+
+def parse_name(path: str | Path) -> TimmFile:
+    path = Path(path)
+    m = NAME.match(path.name)
+    if not m or m["precision"] not in PRECISIONS:
+        raise CoreplanError(f"{path}: not a timm benchmark file name (expected e.g. "
+                            f"benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv)")
+    torch = m["torch"]
+    return TimmFile(path, PRECISIONS[m["precision"]], DEVICES.get(m["device"], m["device"]),
+                    "cpu" if m["backend"] == "cpu" else "cuda",
+                    "compiled" if m["dynamo"] else "eager", ".".join(torch))
+
+
+def is_timm_file(path: str | Path) -> bool:
+    return bool(NAME.match(Path(path).name))
+
+
+def read_timm(path: str | Path) -> TimmResults:
+    """Every row of a timm benchmark CSV; errors name the file, line and field."""
+    info = parse_name(path)
+    try:
+        with open(info.path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in REQUIRED if c not in header]
+            if missing or not {"infer_step_time", "infer_samples_per_sec"} & set(header):
+                raise CoreplanError(f"{info.path}:1: not a timm benchmark CSV: needs "
+                                    f"{', '.join(REQUIRED)} and infer_step_time or "
+                                    f"infer_samples_per_sec")
+            rows = list(enumerate(reader, start=2))
+    except FileNotFoundError:
+        raise CoreplanError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise CoreplanError(f"{path}: not a text CSV file") from None
+    except csv.Error as err:
+        raise CoreplanError(f"{path}: malformed CSV ({err})") from None
+    records, unmapped, gmacs = [], [], {}
+    for line, row in rows:
+        if None in row or any(v is None for v in row.values()):
+            raise CoreplanError(f"{info.path}:{line}: wrong number of fields")
+        spec = timm_spec(row["model"])
+        if spec is None:
+            unmapped.append(row["model"])
+            continue
+        record = _record(info, line, row, spec)
+        if record is not None:
+            records.append(record)
+            if row.get("infer_gmacs"):
+                gmacs[row["model"]] = _number(info.path, line, row, "infer_gmacs")
+    return TimmResults(info, tuple(records), tuple(dict.fromkeys(unmapped)), gmacs)
+
+
+def _number(path, line, row, key) -> float:
+    text = row.get(key, "")
+    try:
+        value = float(text)
+    except ValueError:
+        raise CoreplanError(f"{path}:{line}: field {key}: expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise CoreplanError(f"{path}:{line}: field {key}: expected a positive number, got {text!r}")
+    return value
+
+
+def _record(info: TimmFile, line: int, row: dict, spec) -> Measurement | None:
+    side = int(_number(info.path, line, row, "infer_img_size"))
+    batch = int(_number(info.path, line, row, "infer_batch_size"))
+    if row.get("infer_step_time"):
+        step_ms = _number(info.path, line, row, "infer_step_time")
+    else:
+        step_ms = batch / _number(info.path, line, row, "infer_samples_per_sec") * 1e3
+    if side % spec.patch_size:
+        return None  # NB: timm pads or crops; coreplan's graph needs a whole patch grid
+    return Measurement(
+        spec.name, side, 0, "dense", batch, info.precision, "ok", family=spec.family,
+        patch_tokens=(side // spec.patch_size) ** 2, device=info.device_kind,
+        device_name=info.device, runtime=info.runtime, torch_version=info.torch_version,
+        time_ms_median=step_ms, note=f"timm benchmark {info.path.name}", line=line)
+
+
+def with_device(records, device: str):
+    """Records relabelled to a coreplan device name (for files whose tag is not in DEVICES)."""
+    return tuple(replace(r, device_name=device) for r in records)

@@ -1,0 +1,177 @@
+"""timm names and benchmark files, tile/wave quantization, the compiled runtime, cross-device fits."""
+
+from pathlib import Path
+
+import pytest
+
+from costmodel.config import configure
+from costmodel.cost import count
+from costmodel.errors import CoreplanError
+from costmodel.spec import get_model
+from costmodel.timm_names import timm_spec
+from costmodel.timm_results import read_timm
+from planners.devices import get_device
+from planners.gpu_shapes import TILE, quantized_matmul_flops
+from planners.roofline import config_rooflines, latency_s
+
+TIMM = Path(__file__).resolve().parents[2] / "shared/public-benchmarks/timm"
+HEADER = "model,infer_img_size,infer_samples_per_sec,infer_step_time,infer_batch_size,param_count," \
+         "infer_gmacs,infer_macts"
+
+
+# --------------------------------------------------------------------------- names
+def test_vit_base_patch16_224_is_timms_vit_b16():
+    spec = get_model("vit_base_patch16_224")
+    assert (spec.embed_dim, spec.num_heads, spec.depth, spec.mlp_hidden_dim, spec.patch_size) == \
+        (768, 12, 12, 3072, 16)
+    assert spec.cls_tokens == 1 and spec.register_tokens == 0 and spec.pos_embed_grid == 14
+    N, S, D, F, L = 196, 197, 768, 3072, 12
+    macs = N * D * 3 * 16 * 16 + L * (S * D * 3 * D + S * D * D + 2 * S * D * F + 2 * S * S * D)
+    assert count(configure(spec, 224), "model", "flop").total == 2 * macs
+    # timm's own published GMACs for this model (its benchmark files) say 17.58
+    assert macs / 1e9 == pytest.approx(17.58, abs=0.02)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("deit_small_distilled_patch16_224", dict(cls_tokens=2, embed_dim=384)),
+    ("deit3_large_patch16_384", dict(layer_scale=True, embed_dim=1024, pos_embed_grid=24)),
+    ("vit_giant_patch14_reg4_dinov2", dict(mlp="swiglu", mlp_hidden_dim=4096, register_tokens=4)),
+    ("vit_small_plus_patch16_dinov3", dict(mlp="swiglu", mlp_hidden_dim=1536, pos_embed="rope",
+                                           qkv_bias=False)),
+    ("vit_base_patch16_dinov3_qkvb", dict(qkv_bias=True, register_tokens=4, mlp="gelu")),
+])
+def test_timm_families_map_to_their_architecture(name, expected):
+    spec = timm_spec(name)
+    assert {k: getattr(spec, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vit_base_patch16_clip_224", "convnext_tiny",
+                                  "vit_base_r50_s16_224"])
+def test_other_families_are_not_mapped(name):
+    assert timm_spec(name) is None
+
+
+def test_every_mapped_model_matches_timms_published_gmacs():
+    """An independent check of the mapping: timm's own GMACs per sample, every file."""
+    checked = 0
+    for path in sorted(TIMM.glob("*.csv")):
+        results = read_timm(path)
+        for r in results.records:
+            gmacs = results.gmacs[r.model]
+            mine = count(configure(get_model(r.model), r.resolution), "model", "flop").total / 2e9
+            assert mine == pytest.approx(gmacs, rel=0.02), (path.name, r.model)
+            checked += 1
+    assert checked > 400
+
+
+# --------------------------------------------------------------------------- files
+def test_a_timm_file_reads_by_column_name_and_lists_unmapped_models(tmp_path):
+    path = tmp_path / "benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv"
+    # columns in another order, a samples-per-second-only row, a CNN and a CLIP model
+    path.write_text("infer_batch_size,model,infer_img_size,infer_samples_per_sec,infer_step_time\n"
+                    "256,vit_small_patch16_224,224,1000.0,\n"
+                    "1024,resnet50,224,3000.0,341.3\n"
+                    "1024,vit_base_patch16_clip_224,224,900.0,1137.8\n"
+                    "1024,vit_base_patch16_224,224,1570.66,651.945\n")
+    results = read_timm(path)
+    assert results.file.device == "rtx-3090" and results.file.precision == "fp16"
+    assert results.file.runtime == "eager" and results.file.torch_version == "2.4.0"
+    assert results.unmapped == ("resnet50", "vit_base_patch16_clip_224")
+    small, base = results.records
+    assert small.batch == 256 and small.time_ms_median == pytest.approx(256.0)  # 256 / 1000 /s
+    assert base.time_ms_median == 651.945 and base.runtime == "eager" and base.line == 5
+
+
+@pytest.mark.parametrize("name,body,message", [
+    ("results.csv", HEADER + "\n", "not a timm benchmark file name"),
+    ("benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv", "model,speed\nvit_base_patch16_224,1\n",
+     ":1: not a timm benchmark CSV"),
+    ("benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv",
+     HEADER + "\nvit_base_patch16_224,224,1570.66,slow,1024,86.57,17.58,23.9\n",
+     ":2: field infer_step_time"),
+    ("benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv",
+     HEADER + "\nvit_base_patch16_224,224,1570.66\n", ":2: wrong number of fields"),
+])
+def test_malformed_timm_files_are_one_clear_error(tmp_path, name, body, message):
+    path = tmp_path / name
+    path.write_text(body)
+    with pytest.raises(CoreplanError, match=message.replace("(", r"\(")):
+        read_timm(path)
+
+
+def test_calibrating_a_timm_file_on_another_device_is_refused(cli):
+    path = TIMM / "benchmark-infer-amp-nchw-pt291-cu130-5090.csv"
+    code, _, err = cli("calibrate", "--measurements", str(path), "--device", "h100-sxm")
+    assert code == 2 and "measured on rtx-5090, not on h100-sxm" in err
+
+
+def test_calibrate_holds_out_by_family_on_timm_data():
+    from planners.calibrate import calibrate
+
+    path = TIMM / "benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv"
+    h = calibrate(path, get_device("rtx-3090")).holdout
+    assert h.by == "family" and set(h.groups) == {"dinov2", "timm-deit", "timm-deit3", "timm-vit"}
+    assert sum(n for n, _, _ in h.by_group().values()) == h.rows == 44
+
+
+def test_one_fit_across_devices_holds_out_each_device():
+    from planners.calibrate import calibrate
+
+    files = [TIMM / "benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv",
+             TIMM / "benchmark-infer-amp-nchw-pt291-cu130-5090.csv"]
+    cal = calibrate(files, None)
+    assert cal.device is None and cal.devices == ("rtx-3090", "rtx-5090")
+    assert cal.holdout.by == "device" and set(cal.holdout.groups) == {"rtx-3090", "rtx-5090"}
+
+
+# --------------------------------------------------------------------------- tiles and waves
+def test_gemm_tiles_round_up_to_whole_waves():
+    assert TILE == 128
+    shape = dict(tokens=300, in_features=768, out_features=768)
+    # ceil(300/128) = 3 row tiles x 768/128 = 6 column tiles = 18 tiles; 4 SMs: 5 waves of 4
+    assert quantized_matmul_flops("linear", shape, 4) == 5 * 4 * 2 * 128 * 128 * 768
+    # 100 SMs: one (mostly empty) wave of 100 tiles
+    assert quantized_matmul_flops("linear", shape, 100) == 100 * 2 * 128 * 128 * 768
+
+
+def test_attention_tiles_queries_per_head_and_keys_per_block():
+    shape = dict(batch=2, heads=3, q_len=200, kv_len=70, head_dim=64)
+    # 2 x 3 x ceil(200/128) = 12 query tiles, 3 waves of 4 SMs; keys round up to one 128 block
+    assert quantized_matmul_flops("sdpa", shape, 4) == 3 * 4 * 4 * 128 * 128 * 64
+    assert quantized_matmul_flops("layer_norm", dict(numel=10), 4) is None
+
+
+def test_quantization_only_slows_a_gpu_down():
+    import dataclasses
+
+    c = configure(get_model("dinov3-small"), 256, batch=3, dtype="fp16")
+    gpu = get_device("rtx-3090")
+    plain = dataclasses.replace(gpu, sm_count=None)
+    assert latency_s(config_rooflines(c, gpu), gpu) > latency_s(config_rooflines(c, plain), plain)
+
+
+# --------------------------------------------------------------------------- compiled runtime
+def test_compiled_fuses_each_run_of_elementwise_ops_into_one_launch():
+    c = configure(get_model("veca-small"), 256, cores=8, batch=1, dtype="fp16")
+    gpu = get_device("rtx-5090")
+    eager, compiled = config_rooflines(c, gpu), config_rooflines(c, gpu, "compiled")
+    L = 12
+    # per layer, eager: norm1, q, k, v, rope_q, rope_k, 2 sdpa, out, residual, norm2, fc1, silu,
+    # gate, fc2, residual = 16; compiled: rope_q+rope_k, residual+norm2 and silu+gate fuse: 13
+    stem = 1 + (L - 1) + 1  # patch conv, core head (L-1 launches), final norm
+    assert sum(o.launches for o in eager) == 16 * L + stem
+    assert sum(o.launches for o in compiled) == 13 * L + stem
+    assert {o.path for o in compiled} >= {"layer/attn/rope_q+layer/attn/rope_k",
+                                         "layer/mlp/silu+layer/mlp/gate"}
+    assert latency_s(compiled, gpu) < latency_s(eager, gpu)
+
+
+def test_plan_takes_a_timm_name_and_a_runtime(cli):
+    code, out, err = cli("plan", "vit_base_patch16_224", "--device", "rtx-5090", "--resolution",
+                         "224", "--batch", "64", "--dtype", "fp16", "--runtime", "compiled",
+                         "--format", "json")
+    assert code == 0, err
+    assert '"model": "vit_base_patch16_224"' in out
+    code, _, err = cli("plan", "vit_base_patch16_224", "--device", "rtx-5090", "--resolution",
+                       "224", "--runtime", "jit")
+    assert code == 2 and "unknown runtime 'jit'" in err
