@@ -8,6 +8,7 @@ re-timed). Run it on a quiet machine:
 
     .venv/bin/python benchmarks/latency_holdout.py --device-file profile.toml --device NAME \
         [--out results.csv] [--threads 2]
+    .venv/bin/python benchmarks/latency_holdout.py --device NAME --report results.csv
 
 Each row is written as a measurement record (costmodel/measurements.py; `note` says which
 implementation ran) as soon as it is timed; the summary prints MAPE and the share within ±10%.
@@ -91,8 +92,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--report", help="only predict the rows of this file, timing nothing")
     args = parser.parse_args()
     device = get_device(args.device, args.device_file)
+    if args.report:
+        from costmodel.measurements import latest, read_measurements
+
+        _summary(latest(read_measurements(args.report)), device)
+        return 0
     torch.set_num_threads(args.threads)
     writer = MeasurementWriter(args.out, args.resume)
     probe = Probe("cpu")
@@ -101,7 +108,8 @@ def main() -> int:
     try:
         for source, name, side, batch, cores, impl in HOLDOUT:
             c = configure(get_model(name), side, cores=cores, batch=batch, impl=impl)
-            key = (name, str(side), str(c.core_tokens), c.impl, str(batch), "fp32", "cpu", "eager")
+            key = (name, str(side), str(c.core_tokens), c.impl, str(batch), "fp32", "cpu", "eager",
+                   "transformers" if source == "hf" else "torch")
             if key in done:
                 continue
             record = _time_one(source, c, args, probe)
@@ -126,7 +134,7 @@ def _time_one(source, c, args, probe) -> Measurement:
     return Measurement(c.spec.name, c.height, c.core_tokens, c.impl, c.batch, c.dtype,
                        "busy" if t.busy_reason() else "ok", family=c.spec.family,
                        patch_tokens=c.patch_tokens, device="cpu", device_name=machine_name("cpu"),
-                       runtime="eager",
+                       runtime="eager", framework="transformers" if source == "hf" else "torch",
                        torch_version=torch.__version__, threads=args.threads,
                        time_ms_median=round(t.median_ms, 4), time_ms_iqr=round(t.iqr_ms, 4),
                        time_ms_min=round(t.min_ms, 4), repeats=t.repeats,

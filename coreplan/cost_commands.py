@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (Batch, Cores, Dtype, Format, Impl, ModelFile, Resolution, Scope,
-                          check_format, sides)
+from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, Resolution,
+                          Scope, check_format, sides)
 from coreplan.app import app
 from coreplan.app import resolution as resolution_of
 from coreplan.output import emit
@@ -64,26 +64,46 @@ def memory(model: str, resolution: str = Resolution(), cores: Optional[int] = Co
            batch: int = Batch(), dtype: str = Dtype(),
            mode: str = typer.Option("inference", "--mode", help="inference or training."),
            impl: Optional[str] = Impl(), model_file: Optional[str] = ModelFile(),
-           fmt: str = Format()) -> None:
-    """Weights, activation peak and every memory term of one configuration."""
+           device: str = typer.Option("cpu-2core", "--device",
+                                      help="Device whose process footprint to report."),
+           framework: str = typer.Option("torch", "--framework",
+                                         help="torch, or transformers (its import and build)."),
+           device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> None:
+    """Weights, activation peak and every memory term of one configuration, and the process
+    footprint on a device (inference)."""
     from costmodel.memory import memory as memory_of
+    from planners.devices import get_device
+    from planners.footprint import FRAMEWORKS, footprint
 
     check_choice("mode", mode, ("inference", "training"))
     c = configure(get_model(model, model_file), resolution_of(resolution), cores=cores, batch=batch,
                   impl=impl, dtype=dtype)
     m = memory_of(c, mode)
+    check_choice("framework", framework, FRAMEWORKS)
+    dev = get_device(device, device_file)
+    fp = footprint(c, dev.footprint, framework) if mode == "inference" and dev.footprint else None
     doc = {"model": c.spec.name, "resolution": [c.height, c.width], "patch_tokens": c.patch_tokens,
            "core_tokens": c.core_tokens, "batch": c.batch, "dtype": dtype, "mode": mode,
            "impl": c.impl, "weights_bytes": m.weights_bytes,
            "activation_peak_bytes": m.activation_peak_bytes, "total_bytes": m.total_bytes,
-           "peak_stage": m.peak_stage, "terms": m.terms}
+           "peak_stage": m.peak_stage, "terms": m.terms,
+           "footprint_bytes": fp.total_bytes if fp else None,
+           "footprint_terms": fp.terms if fp else None,
+           "footprint_device": dev.name if fp else None, "footprint_framework": framework}
     rows = [{"term": k, "bytes": v, "MiB": v / 2**20} for k, v in m.terms.items()]
     rows += [{"term": "activation_peak", "bytes": m.activation_peak_bytes,
               "MiB": m.activation_peak_bytes / 2**20},
-             {"term": "total", "bytes": m.total_bytes, "MiB": m.total_bytes / 2**20}]
+             {"term": "total (tensors)", "bytes": m.total_bytes, "MiB": m.total_bytes / 2**20}]
+    if fp:
+        rows += [{"term": f"footprint/{k}", "bytes": v, "MiB": v / 2**20}
+                 for k, v in fp.terms.items()]
+        rows.append({"term": "footprint (process)", "bytes": fp.total_bytes,
+                     "MiB": fp.total_bytes / 2**20})
     emit(check_format(fmt), document=doc, rows=rows,
          title=f"{c.spec.name} {c.height}x{c.width} B={c.batch} {dtype} {mode} "
-               f"(peak at {m.peak_stage})")
+               f"(peak at {m.peak_stage})",
+         caption=(f"footprint on {dev.name} with {framework}: {dev.footprint.source}"
+                  if fp else None))
 
 
 @app.command()

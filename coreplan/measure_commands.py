@@ -35,6 +35,10 @@ def validate(
     warmup: int = typer.Option(2, "--warmup", help="Untimed forwards per case first."),
     retry_busy: bool = typer.Option(False, "--retry-busy",
                                     help="With --resume: re-measure rows recorded as busy."),
+    footprint: Optional[bool] = typer.Option(None, "--footprint/--no-footprint",
+                                             help="Measure the process footprint in a fresh "
+                                                  "worker per row (CPU; default: on unless "
+                                                  "--quick)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (recorded)."),
     compile_flex: bool = typer.Option(False, "--compile-flex", help="torch.compile flex."),
     model_file: Optional[str] = ModelFile(),
@@ -70,7 +74,8 @@ def validate(
                        ints(cores, "--cores") if cores else defaults["cores"], impl_list,
                        ints(batch, "--batch") if batch else defaults["batches"], dtypes, device)
     options = Options(time_it=time_it, min_run_time_s=0.05 if quick and min_time == 1.0 else min_time,
-                      min_repeats=repeats, warmup=warmup, threads=threads, compile_flex=compile_flex)
+                      min_repeats=repeats, warmup=warmup, threads=threads, compile_flex=compile_flex,
+                      footprint=(not quick) if footprint is None else footprint)
     results = MeasurementWriter(out, resume)
     _run_sweep(cases, results, options, retry_busy)
 

@@ -201,6 +201,9 @@ def _plan_table(p, device) -> None:
         caption = "chosen: none feasible"
     if p.devices_needed:
         caption += f"; devices for {p.demand_img_per_s:g} img/s: {p.devices_needed}"
+    if device.footprint is not None:
+        caption += ("\nmemory GB is the process footprint (runtime, weights, forward peak with the "
+                    "allocator's overhead; `coreplan memory --device` lists the terms)")
     emit("table", document=None, rows=rows,
          title=f"{p.model} on {device.name}: solve {p.solve}, {p.dtype}, budgets: {limits}",
          caption=caption)

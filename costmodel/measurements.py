@@ -7,7 +7,8 @@ the line and the field.
 
 Schema versions: 1 = without `probe_ms`, `probe_ratio` and `schema_version` (files written before
 they existed); 2 = with `schema_version`; 3 = with the machine probe's columns and status `busy`; 4 = with
-`runtime` (eager or compiled; empty means eager).
+`runtime` (eager or compiled; empty means eager); 5 = with `framework` and the process footprint
+columns (peak RSS of a fresh worker by stage).
 A reader accepts every version, and files holding only the required columns (hand-made
 measurements).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from costmodel.errors import ArgumentError, CoreplanError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ COLUMNS = (
     Column("device", str, "", "cpu or cuda"),
     Column("device_name", str, "", "CPU model x cores, or the CUDA device's name"),
     Column("runtime", str, "", "eager or compiled (torch.compile)"),
+    Column("framework", str, "", "torch (coreplan's reference models) or transformers (Hugging Face)"),
     Column("torch_version", str, "", "torch.__version__"),
     Column("threads", int, "threads", "CPU intra-op threads while timing"),
     Column("flops_predicted", int, "FLOP", "costmodel, flop convention (2 per multiply-add)"),
@@ -61,6 +63,9 @@ COLUMNS = (
     Column("mem_weights_bytes", int, "B", "parameter bytes"),
     Column("mem_activation_peak_bytes_measured", int, "B", "measured activation peak"),
     Column("mem_activation_peak_bytes_predicted", int, "B", "costmodel activation peak"),
+    Column("mem_baseline_bytes_measured", int, "B", "fresh worker's peak RSS after the imports"),
+    Column("mem_built_bytes_measured", int, "B", "... after building the model"),
+    Column("mem_footprint_bytes_measured", int, "B", "... after one forward: the process footprint"),
     Column("status", str, "", "ok, busy (timed on a busy machine), oom or error: <reason>"),
     Column("note", str, "", "free text"),
     Column("schema_version", int, "", f"record schema version ({SCHEMA_VERSION})"),
@@ -68,7 +73,8 @@ COLUMNS = (
 NAMES = tuple(c.name for c in COLUMNS)
 KINDS = {c.name: c.kind for c in COLUMNS}
 REQUIRED = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "status")
-KEY = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "device", "runtime")
+KEY = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "device", "runtime",
+       "framework")
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class Measurement:
     device: str | None = None
     device_name: str | None = None
     runtime: str | None = None
+    framework: str | None = None
     torch_version: str | None = None
     threads: int | None = None
     flops_predicted: int | None = None
@@ -103,14 +110,18 @@ class Measurement:
     mem_weights_bytes: int | None = None
     mem_activation_peak_bytes_measured: int | None = None
     mem_activation_peak_bytes_predicted: int | None = None
+    mem_baseline_bytes_measured: int | None = None
+    mem_built_bytes_measured: int | None = None
+    mem_footprint_bytes_measured: int | None = None
     note: str | None = None
     schema_version: int = SCHEMA_VERSION
     line: int = 0  # line of the file it was read from (0: not read from a file)
 
     def key(self) -> tuple[str, ...]:
         """The configuration this record measured (an empty runtime is eager)."""
-        return tuple("eager" if k == "runtime" and not self.runtime else _text(getattr(self, k))
-                     for k in KEY)
+        defaults = {"runtime": "eager", "framework": "torch"}
+        return tuple(defaults[k] if k in defaults and not getattr(self, k) else
+                     _text(getattr(self, k)) for k in KEY)
 
     @property
     def time_s(self) -> float | None:

@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from costmodel.errors import CoreplanError, lookup
+from planners.footprint import FootprintModel, model_from_table
 from planners.profile import Profile, profile_from_table
 
 CATALOG_PATH = Path(__file__).with_name("devices.toml")
@@ -32,6 +33,7 @@ class DeviceSpec:
     latency_interval: tuple[float, float] | None = None  # calibrated [lo, hi] multipliers
     calibrated: bool = False
     profile: Profile | None = None  # measured op times (coreplan profile), used where they apply
+    footprint: FootprintModel | None = None  # what a process occupies beyond live tensors
     sm_count: int | None = None  # GPU streaming multiprocessors (tile and wave quantization)
     boost_clock_hz: float | None = None  # GPU boost clock (the clock its peaks are quoted at)
 
@@ -61,6 +63,14 @@ def _table(path: str, name: str, key: str, value, allowed) -> dict[str, float]:
     return {k: _positive(path, name, f"{key}.{k}", v) for k, v in value.items()}
 
 
+def _footprint(path: str, name: str, table: dict, defaults: dict, kind: str):
+    """The device's own footprint table, else the catalog's default for its kind."""
+    own = table.get("footprint")
+    if own is None:
+        own = (defaults.get("footprint") or {}).get(kind)
+    return None if own is None else model_from_table(f"device file {path}: [devices.{name}]", own)
+
+
 def _count(path: str, name: str, key: str, value) -> int | None:
     if value is None:
         return None
@@ -72,7 +82,8 @@ def _count(path: str, name: str, key: str, value) -> int | None:
 
 KNOWN_FIELDS = {"description", "kind", "peak_flops_per_s", "memory_bandwidth_bytes_per_s",
                 "memory_capacity_bytes", "kernel_launch_overhead_s", "efficiency", "source",
-                "latency_interval", "calibrated_from", "profile", "sm_count", "boost_clock_hz"}
+                "latency_interval", "calibrated_from", "profile", "sm_count", "boost_clock_hz",
+                "footprint"}
 
 
 def device_from_table(path: str, name: str, table: dict, defaults: dict) -> DeviceSpec:
@@ -114,6 +125,7 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
         calibrated="calibrated_from" in table,
         profile=(profile_from_table(f"device file {path}: [devices.{name}]", table["profile"])
                  if "profile" in table else None),
+        footprint=_footprint(path, name, table, defaults, kind),
         sm_count=_count(path, name, "sm_count", table.get("sm_count")),
         boost_clock_hz=(_positive(path, name, "boost_clock_hz", table["boost_clock_hz"])
                         if "boost_clock_hz" in table else None))

@@ -57,6 +57,7 @@ class Candidate:
     feasible: bool
     binding: str
     usage: dict[str, float]  # value / limit per constraint
+    tensor_memory_bytes: int = 0  # weights + live-tensor peak (memory_bytes is the process footprint)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -87,7 +88,7 @@ def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets
 
 def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
                budgets: Budgets) -> Candidate:
-    memory = inference_memory(c).total_bytes
+    memory = process_bytes(c, device)
     throughput = c.batch / seconds
     usage = {"capacity": memory / device.memory_capacity_bytes}
     if budgets.latency_ms is not None:
@@ -101,7 +102,18 @@ def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
         interval = (seconds * 1e3 * device.latency_interval[0], seconds * 1e3 * device.latency_interval[1])
     binding = max(usage, key=usage.get)
     return Candidate(c.core_tokens or None, c.height, c.batch, flops, seconds * 1e3, interval,
-                     memory, throughput, usage[binding] <= 1.0, binding, usage)
+                     memory, throughput, usage[binding] <= 1.0, binding, usage,
+                     inference_memory(c).total_bytes)
+
+
+def process_bytes(c: Config, device: DeviceSpec, framework: str = "torch") -> int:
+    """What memory budgets are checked against: the process footprint on this device
+    (planners/footprint.py), or weights + live tensors where the device has no footprint terms."""
+    from planners.footprint import footprint
+
+    if device.footprint is None:
+        return inference_memory(c).total_bytes
+    return footprint(c, device.footprint, framework).total_bytes
 
 
 @dataclass(frozen=True)

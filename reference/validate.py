@@ -37,7 +37,7 @@ class Case:
 
     def key(self) -> tuple[str, ...]:
         return (self.spec.name, str(self.resolution), str(self.core_tokens), self.impl,
-                str(self.batch), self.dtype, self.device, "eager")
+                str(self.batch), self.dtype, self.device, "eager", "torch")
 
     def config(self) -> Config:
         return configure(self.spec, self.resolution, cores=self.core_tokens or None,
@@ -80,6 +80,8 @@ class Options:
         memory_headroom: skip a case (status oom) when predicted memory x this exceeds free memory.
         busy_probe_ratio, busy_dispersion: a row whose probe ran slower than its quiet time by
             more than this ratio, or whose IQR exceeds this share of its median, gets status busy.
+        footprint: also measure the process footprint (CPU): peak RSS of a fresh worker process
+            by stage (reference/footprint.py), so no row sees another's high-water mark.
     """
 
     time_it: bool = True
@@ -91,6 +93,7 @@ class Options:
     memory_headroom: float = 1.5
     busy_probe_ratio: float = BUSY_PROBE_RATIO
     busy_dispersion: float = BUSY_DISPERSION
+    footprint: bool = False
 
 
 def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
@@ -101,7 +104,7 @@ def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
     return dict(model=case.spec.name, family=case.spec.family, resolution=case.resolution,
                 patch_tokens=c.patch_tokens, core_tokens=c.core_tokens, impl=c.impl,
                 batch=c.batch, dtype=c.dtype, device=case.device,
-                device_name=machine_name(case.device), runtime="eager",
+                device_name=machine_name(case.device), runtime="eager", framework="torch",
                 torch_version=torch.__version__,
                 threads=threads if case.device == "cpu" else None,
                 flops_predicted=count(c, "model", "flop").total,
@@ -168,6 +171,15 @@ def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str
         notes.append(f"busy machine: {busy}; rerun this row when the machine is quiet")
 
 
+def _footprint(row: dict, c: Config, threads: int) -> None:
+    from reference.footprint import measure
+
+    f = measure(c.spec.name, c.height, batch=c.batch, cores=c.core_tokens or None, impl=c.impl,
+                threads=threads)
+    row.update(mem_baseline_bytes_measured=f.baseline_bytes, mem_built_bytes_measured=f.built_bytes,
+               mem_footprint_bytes_measured=f.forward_bytes)
+
+
 def _is_oom(err: BaseException) -> bool:
     text = str(err).lower()
     return type(err).__name__ == "OutOfMemoryError" or "out of memory" in text \
@@ -199,6 +211,8 @@ def run_case(case: Case, options: Options, probe=None) -> Measurement:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
                     _measure(row, case, c, options, notes, probe)
+                if options.footprint and case.device == "cpu":
+                    _footprint(row, c, threads)
         row.setdefault("status", "ok")
     except Exception as err:  # a failing case is a row, and the sweep goes on
         row["status"] = "oom" if _is_oom(err) else \

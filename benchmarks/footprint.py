@@ -1,0 +1,137 @@
+"""Process footprint: measured peak RSS of fresh processes against the footprint model (CPU, fp32).
+
+    .venv/bin/python benchmarks/footprint.py --out data/measurements/footprint-cpu-....csv
+    .venv/bin/python benchmarks/footprint.py --report data/measurements/footprint-cpu-....csv
+
+Measures each configuration below in a new worker (`reference/footprint.py`): peak RSS after the
+imports, after building the model and after one forward. `--report` fits the footprint model's
+allocator terms on the FIT rows and prints every other row's error (held out: other models,
+resolutions, batches, C, and the Hugging Face implementations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+# (source, model, side px, batch, C or None); the fit uses only FIT (planners.footprint.FIT_KEYS),
+# everything else is held out
+FIT = (
+    ("reference", "dinov2-small", 518, 4, None), ("reference", "veca-small", 512, 4, 64),
+    ("reference", "dinov3-base", 448, 2, None), ("reference", "veca-base", 224, 1, 8),
+    ("reference", "dinov2-small", 224, 1, None), ("reference", "veca-small", 768, 2, 32),
+    ("hf", "dinov2-small", 224, 1, None),
+)
+HELD_OUT = (
+    ("hf", "dinov2-small", 518, 4, None),
+    ("hf", "dinov2-small", 448, 8, None), ("hf", "dinov2-base", 224, 4, None),
+    ("hf", "dinov2-base", 518, 2, None), ("hf", "dinov2-base", 756, 1, None),
+    ("hf", "dinov3-small", 224, 1, None), ("hf", "dinov3-small", 512, 8, None),
+    ("hf", "dinov3-small", 768, 2, None), ("hf", "dinov3-base", 320, 4, None),
+    ("hf", "dinov3-base", 640, 2, None), ("hf", "dinov3-base", 768, 1, None),
+    ("reference", "dinov2-base", 336, 8, None), ("reference", "dinov3-small", 640, 4, None),
+    ("reference", "dinov3-small", 256, 1, None), ("reference", "veca-small", 320, 8, 16),
+    ("reference", "veca-base", 512, 2, 40), ("reference", "veca-base", 768, 1, 64),
+    ("reference", "veca-splus", 384, 4, 24), ("reference", "dinov2-small-reg", 448, 2, None),
+)
+def measure_all(out: Path) -> None:
+    """Measure every configuration not yet in `out` (a measurement file; resumable)."""
+    import torch
+
+    from costmodel.config import configure
+    from costmodel.measurements import Measurement, MeasurementWriter
+    from costmodel.spec import get_model
+    from reference.footprint import measure
+    from reference.machine import machine_name
+
+    writer = MeasurementWriter(out, resume=out.exists())
+    done = writer.done
+    try:
+        for which, rows in (("fit", FIT), ("held out", HELD_OUT)):
+            for source, model, side, batch, cores in rows:
+                c = configure(get_model(model), side, batch=batch, cores=cores)
+                framework = "transformers" if source == "hf" else "torch"
+                record = Measurement(model, side, c.core_tokens, c.impl, batch, "fp32", "ok",
+                                     family=c.spec.family, patch_tokens=c.patch_tokens,
+                                     device="cpu", device_name=machine_name("cpu"),
+                                     runtime="eager", framework=framework,
+                                     torch_version=torch.__version__, threads=2,
+                                     note=f"footprint benchmark ({which})")
+                if record.key() in done:
+                    continue
+                f = measure(model, side, batch=batch, cores=cores, source=source)
+                writer.write(dataclasses.replace(
+                    record, mem_baseline_bytes_measured=f.baseline_bytes,
+                    mem_built_bytes_measured=f.built_bytes,
+                    mem_footprint_bytes_measured=f.forward_bytes))
+                print(f"{which:8s} {source:9s} {model:16s} {side:4d} B={batch} C={cores}: "
+                      f"{f.forward_bytes / 1e6:7.1f} MB", file=sys.stderr)
+    finally:
+        writer.close()
+
+
+def timm_fallbacks(directory: Path) -> str:
+    """timm's batch fall-backs against the GPU footprint: a row whose batch is below its file's
+    usual one says the next larger step did not fit (it should be predicted over capacity); every
+    row that ran should be predicted within capacity. AMP keeps fp32 weights: the fp16
+    configuration's footprint plus 2 bytes per parameter."""
+    from costmodel.config import configure
+    from costmodel.params import parameter_count
+    from costmodel.spec import get_model
+    from costmodel.timm_results import read_timm
+    from planners.devices import get_device
+    from planners.planner import process_bytes
+
+    lines, agree, total = [], 0, 0
+    for path in sorted(directory.glob("benchmark-infer-*.csv")):
+        results = read_timm(path)
+        if results.file.device_kind != "cuda" or results.file.precision != "fp16":
+            continue
+        device = get_device(results.file.device)
+        usual = max(r.batch for r in results.records)
+        steps = [usual]
+        while steps[-1] > 1:
+            steps.append(int(steps[-1] * 0.75) if len(steps) % 2 else steps[-1] * 2 // 3)
+        for r in results.records:
+            spec = get_model(r.model)
+
+            def fits(batch):
+                c = configure(spec, r.resolution, batch=batch, dtype="fp16")
+                need = process_bytes(c, device) + 2 * parameter_count(spec)
+                return need <= device.memory_capacity_bytes
+
+            checks = [fits(r.batch)]
+            if r.batch < usual:
+                bigger = steps[steps.index(r.batch) - 1] if r.batch in steps else None
+                if bigger:
+                    checks.append(not fits(bigger))
+            agree += sum(checks)
+            total += len(checks)
+            if not all(checks):
+                lines.append(f"  disagree: {device.name} {r.model} {r.resolution}px ran at batch "
+                             f"{r.batch} (usual {usual})")
+    lines.insert(0, f"timm batch fall-backs: {agree} of {total} checks agree with the footprint")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--report", type=Path)
+    parser.add_argument("--timm", type=Path, help="timm benchmark folder: check batch fall-backs")
+    args = parser.parse_args()
+    if args.out:
+        measure_all(args.out)
+    if args.report:
+        from planners.footprint import report
+
+        print(report(args.report))
+    if args.timm:
+        print(timm_fallbacks(args.timm))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The process footprint model: terms by hand, a fake allocator recovered, files, planner, CLI."""
+
+import dataclasses
+import json
+
+import pytest
+
+from costmodel.config import configure
+from costmodel.errors import CoreplanError
+from costmodel.memory import inference_memory
+from costmodel.spec import get_model
+from planners.devices import get_device, load_devices
+from planners.footprint import FootprintModel, Observation, fit_model, footprint
+from planners.planner import plan
+
+TOY = FootprintModel(baseline_bytes={"torch": 200e6, "transformers": 230e6}, weights_factor=1.1,
+                     build_bytes={"torch": 5e6, "transformers": 90e6}, activation_factor=1.7,
+                     pack_factor=0.5, workspace_bytes=15e6, source="toy")
+
+
+def test_footprint_terms_by_hand():
+    c = configure(get_model("veca-small"), 256, cores=8, batch=2)
+    weights = 86_485_000                     # veca-small's parameter bytes (tests/test_derivations)
+    inputs = 2 * 3 * 256 * 256 * 4           # the image batch, fp32
+    fc1 = 384 * 2 * 1024 * 4                 # the largest weight: SwiGLU fc1 D -> 2F
+    activations = inference_memory(c).activation_peak_bytes
+    f = footprint(c, TOY, "torch")
+    assert f.terms == {"runtime_baseline": 200_000_000, "weights": round(1.1 * weights),
+                       "build": 5_000_000, "inputs": inputs,
+                       "activations": round(1.7 * activations), "gemm_packing": round(0.5 * fc1),
+                       "workspace": 15_000_000}
+    assert f.total_bytes == sum(f.terms.values())
+    hf = footprint(c, TOY, "transformers")
+    assert hf.total_bytes - f.total_bytes == 30_000_000 + 85_000_000  # baseline and build differ
+
+
+def test_a_fake_allocator_with_known_terms_is_recovered():
+    """Measurements made up from known terms (each stage as reference/footprint.py records it):
+    the fit returns those terms."""
+    rows = []
+    for name, res, batch, framework in (("veca-small", 256, 1, "torch"), ("dinov2-base", 448, 4, "torch"),
+                                        ("dinov3-small", 512, 2, "torch"), ("veca-base", 384, 8, "torch"),
+                                        ("dinov2-small", 224, 1, "transformers")):
+        c = configure(get_model(name), res, batch=batch)
+        f = footprint(c, TOY, framework).terms
+        built = f["runtime_baseline"] + f["weights"] + f["build"] + f["inputs"]
+        rows.append(Observation(c, framework, f["runtime_baseline"], built,
+                                built + f["activations"] + f["gemm_packing"] + f["workspace"]))
+    got = fit_model(rows)
+    assert got.baseline_bytes == TOY.baseline_bytes
+    assert got.weights_factor == pytest.approx(1.1, rel=1e-6)
+    assert got.build_bytes["torch"] == pytest.approx(5e6, rel=1e-4)
+    assert got.build_bytes["transformers"] == pytest.approx(90e6, rel=1e-4)
+    assert got.activation_factor == pytest.approx(1.7, rel=1e-6)
+    assert got.pack_factor == pytest.approx(0.5, rel=1e-4)
+    assert got.workspace_bytes == pytest.approx(15e6, rel=1e-4)
+
+
+@pytest.mark.parametrize("body,message", [
+    ("footprint = { speed = 1 }\n", "footprint.speed: unknown field"),
+    ("footprint = { activation_factor = -1 }\n", "footprint.activation_factor: expected a number"),
+    ("footprint = { baseline_bytes = { jax = 1 } }\n", "footprint.baseline_bytes: expected a table"),
+])
+def test_bad_footprint_tables_are_one_clear_error(tmp_path, body, message):
+    path = tmp_path / "d.toml"
+    path.write_text("[devices.x]\nsource = 'datasheet'\nmemory_bandwidth_bytes_per_s = 1e10\n"
+                    "memory_capacity_bytes = 1e9\npeak_flops_per_s = { fp32 = 1e11 }\n" + body)
+    with pytest.raises(CoreplanError, match=message.replace("(", r"\(")):
+        load_devices(path)
+
+
+def test_the_planner_checks_memory_against_the_footprint():
+    device = dataclasses.replace(get_device("cpu-2core"), footprint=TOY)
+    p = plan(get_model("veca-small"), device, resolution=256, batch=2, dtype="fp32",
+             cores_allowed=[8])
+    (candidate,) = p.candidates
+    c = configure(get_model("veca-small"), 256, cores=8, batch=2)
+    assert candidate.memory_bytes == footprint(c, TOY).total_bytes
+    assert candidate.tensor_memory_bytes == inference_memory(c).total_bytes
+    assert candidate.usage["capacity"] == pytest.approx(candidate.memory_bytes / 24e9)
+
+
+def test_memory_command_reports_the_footprint(cli):
+    code, out, err = cli("memory", "dinov2-small", "--resolution", "518", "--batch", "4",
+                         "--framework", "transformers", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["footprint_bytes"] == sum(doc["footprint_terms"].values())
+    assert doc["footprint_device"] == "cpu-2core" and doc["footprint_framework"] == "transformers"
+    assert doc["total_bytes"] == doc["weights_bytes"] + doc["activation_peak_bytes"]  # unchanged
+    assert doc["footprint_bytes"] > 2 * doc["total_bytes"]
+    code, _, err = cli("memory", "dinov2-small", "--resolution", "518", "--framework", "jax")
+    assert code == 2 and "unknown framework 'jax'" in err
+
+
+def test_the_catalog_cpu_footprint_is_the_fit_of_the_committed_data():
+    from pathlib import Path
+
+    from planners.footprint import FIT_KEYS, read_observations
+
+    path = Path(__file__).resolve().parents[1] / "data/measurements/footprint-cpu-epyc-2core-2026-11-24.csv"
+    rows = read_observations(path)
+    key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
+    fitted = fit_model([o for row, o in rows if key(row) in FIT_KEYS])
+    shipped = get_device("cpu-2core").footprint
+    assert len(rows) == 26 and sum(key(r) in FIT_KEYS for r, _ in rows) == 7
+    for name in ("weights_factor", "activation_factor", "pack_factor", "workspace_bytes"):
+        assert getattr(shipped, name) == pytest.approx(getattr(fitted, name), rel=1e-5)
+    for name in ("baseline_bytes", "build_bytes"):
+        for framework in ("torch", "transformers"):
+            assert getattr(shipped, name)[framework] == pytest.approx(
+                getattr(fitted, name)[framework], rel=1e-5)
