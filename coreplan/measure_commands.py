@@ -155,6 +155,8 @@ def profile(
     check: Optional[str] = typer.Option(None, "--check",
                                         help="A validate CSV to predict with the new profile."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    footprint: bool = typer.Option(True, "--footprint/--no-footprint",
+                                   help="Also measure the process footprint terms (CPU, ~30 s)."),
 ) -> None:
     """Measure this machine op by op and write a device file that plan and simulate use.
 
@@ -177,6 +179,10 @@ def profile(
     from planners.devices import device_toml, write_device_file
 
     spec = _profiled_device(name, device, dtype, run)
+    if footprint and device == "cpu":
+        import dataclasses
+
+        spec = dataclasses.replace(spec, footprint=_measure_footprint(threads))
     write_device_file(out, device_toml(spec, comments=(
         f"Measured by `coreplan profile` in {run.seconds:.0f} s: {run.measured} op points, "
         f"{run.skipped} skipped (over the per-call cap or the budget).",)), force=True)
@@ -208,6 +214,27 @@ def _profile_with_progress(device, dtype, threads, budget_s):
         except KeyboardInterrupt:
             print("coreplan: interrupted; no device file written", file=sys.stderr)
             raise typer.Exit(130)
+
+
+# configurations the footprint terms are fitted on: small and cheap, weights and sizes varied
+FOOTPRINT_FIT = (("dinov2-small", 224, 1, None), ("veca-small", 256, 4, 64),
+                 ("dinov3-base", 256, 1, None), ("veca-base", 224, 2, 8),
+                 ("dinov2-small", 448, 2, None), ("veca-small", 384, 1, 32))
+
+
+def _measure_footprint(threads):
+    """Peak RSS of fresh workers (reference/footprint.py) fitted into footprint terms."""
+    from costmodel.config import configure
+    from planners.footprint import Observation, fit_model
+    from reference.footprint import measure
+
+    rows = []
+    for model, side, batch, cores in FOOTPRINT_FIT:
+        f = measure(model, side, batch=batch, cores=cores, threads=threads or 2)
+        c = configure(get_model(model), side, batch=batch, cores=cores)
+        rows.append(Observation(c, "torch", f.baseline_bytes, f.built_bytes, f.forward_bytes))
+    return fit_model(rows, source=f"measured by `coreplan profile`: peak RSS of fresh processes "
+                                  f"running {len(rows)} configurations (torch only)")
 
 
 def _profiled_device(name, device, dtype, run):

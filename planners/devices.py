@@ -190,6 +190,16 @@ def device_toml(d: DeviceSpec, *, comments: tuple[str, ...] = (),
     if calibrated_from:
         lines.append(f"calibrated_from = {_quote(calibrated_from)}")
     lines.append(f"source = {_quote(d.source)}")
+    if d.footprint is not None and d.footprint.source.startswith("measured by `coreplan profile`"):
+        f = d.footprint
+        per = lambda terms: ", ".join(f"{k} = {v:.6g}" for k, v in terms.items())  # noqa: E731
+        lines += ["", f"[devices.{d.name}.footprint]",
+                  f"baseline_bytes = {{ {per(f.baseline_bytes)} }}",
+                  f"weights_factor = {f.weights_factor:.6g}",
+                  f"build_bytes = {{ {per(f.build_bytes)} }}",
+                  f"activation_factor = {f.activation_factor:.6g}",
+                  f"pack_factor = {f.pack_factor:.6g}", f"workspace_bytes = {f.workspace_bytes:.6g}",
+                  f"source = {_quote(f.source)}"]
     if d.profile is not None:
         lines += ["", *profile_toml(d.name, d.profile)]
     return "\n".join(lines) + "\n"

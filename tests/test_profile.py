@@ -150,7 +150,7 @@ def test_the_profile_pipeline_recovers_known_op_times(monkeypatch):
 def test_profile_command_writes_a_usable_device_file(cli, tmp_path):
     out = tmp_path / "here.toml"
     code, stdout, err = cli("profile", "--name", "here", "--out", str(out), "--budget-s", "2",
-                            "--threads", "1")
+                            "--threads", "1", "--no-footprint")
     assert code == 0, err
     assert "op points" in stdout and out.exists()
     code, stdout, err = cli("simulate", "veca-small", "--device", "here", "--device-file",
@@ -158,6 +158,36 @@ def test_profile_command_writes_a_usable_device_file(cli, tmp_path):
     assert code == 0, err
     code, _, err = cli("profile", "--name", "here", "--out", str(out), "--budget-s", "2")
     assert code == 2 and "pass --force" in err
+
+
+def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
+    """The profile's footprint step with the fresh workers replaced by a fake allocator of known
+    terms: the device file it writes carries those terms back."""
+    import dataclasses
+
+    import coreplan.measure_commands as mc
+    import reference.footprint as rf
+    from planners.footprint import FootprintModel, footprint
+
+    known = FootprintModel({"torch": 200e6}, 1.05, {"torch": 4e6}, 1.6, 1.2, 12e6)
+
+    def fake(model, side, *, batch=1, cores=None, impl=None, threads=2, **_):
+        c = configure(get_model(model), side, batch=batch, cores=cores)
+        t = footprint(c, known).terms
+        built = t["runtime_baseline"] + t["weights"] + t["build"] + t["inputs"]
+        return rf.Footprint(t["runtime_baseline"], built,
+                            built + t["activations"] + t["gemm_packing"] + t["workspace"])
+
+    monkeypatch.setattr(rf, "measure", fake)
+    fitted = mc._measure_footprint(2)
+    assert fitted.activation_factor == pytest.approx(1.6, rel=1e-6)
+    assert fitted.pack_factor == pytest.approx(1.2, rel=1e-4)
+    device = dataclasses.replace(get_device("cpu-2core"), name="here", footprint=fitted)
+    path = tmp_path / "here.toml"
+    path.write_text(device_toml(device))
+    back = load_devices(path)["here"].footprint
+    assert back.baseline_bytes == pytest.approx({"torch": 200e6})
+    assert back.workspace_bytes == pytest.approx(12e6, rel=1e-4)
 
 
 def test_an_interrupted_profile_writes_nothing(tmp_path):
