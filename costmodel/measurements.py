@@ -194,11 +194,18 @@ def _check_header(path, header: list[str] | None) -> None:
 def read_measurements(path: str | Path) -> list[Measurement]:
     """Every row of a measurement CSV as a typed record; errors name the file, line and field."""
     path = Path(path)
+    return [_record(path, line, row) for line, row in csv_rows(path, _check_header)]
+
+
+def csv_rows(path: str | Path, check_header) -> list[tuple[int, dict]]:
+    """(line, row) of a CSV file read by column name, after `check_header(path, header)`; a
+    missing, binary or malformed file, or a row of the wrong length, is one error."""
+    path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            _check_header(path, reader.fieldnames)
-            rows = [_record(path, line, row) for line, row in enumerate(reader, start=2)]
+            check_header(path, reader.fieldnames)
+            rows = list(enumerate(reader, start=2))
     except FileNotFoundError:
         raise CoreplanError(f"measurements {path}: no such file") from None
     except IsADirectoryError:
@@ -209,12 +216,13 @@ def read_measurements(path: str | Path) -> list[Measurement]:
         raise CoreplanError(f"measurements {path}: malformed CSV ({err})") from None
     except OSError as err:
         raise CoreplanError(f"measurements {path}: {err.strerror}") from None
+    for line, row in rows:
+        if None in row or any(v is None for v in row.values()):
+            raise CoreplanError(f"{path}:{line}: wrong number of fields")
     return rows
 
 
 def _record(path, line: int, row: dict) -> Measurement:
-    if None in row or any(v is None for v in row.values()):
-        raise CoreplanError(f"{path}:{line}: wrong number of fields")
     values = {name: _parse(path, line, name, text) for name, text in row.items()}
     version = values.pop("schema_version", None) or 1
     if version > SCHEMA_VERSION:

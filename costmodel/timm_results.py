@@ -11,14 +11,13 @@ silently.
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from costmodel.errors import CoreplanError
-from costmodel.measurements import Measurement
+from costmodel.measurements import Measurement, csv_rows
 from costmodel.timm_names import timm_spec
 
 PRECISIONS = {"amp": "fp16", "amp_bf16": "bf16", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
@@ -70,26 +69,18 @@ def is_timm_file(path: str | Path) -> bool:
 def read_timm(path: str | Path) -> TimmResults:
     """Every row of a timm benchmark CSV; errors name the file, line and field."""
     info = parse_name(path)
-    try:
-        with open(info.path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in REQUIRED if c not in header]
-            if missing or not {"infer_step_time", "infer_samples_per_sec"} & set(header):
-                raise CoreplanError(f"{info.path}:1: not a timm benchmark CSV: needs "
-                                    f"{', '.join(REQUIRED)} and infer_step_time or "
-                                    f"infer_samples_per_sec")
-            rows = list(enumerate(reader, start=2))
-    except FileNotFoundError:
-        raise CoreplanError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise CoreplanError(f"{path}: not a text CSV file") from None
-    except csv.Error as err:
-        raise CoreplanError(f"{path}: malformed CSV ({err})") from None
+
+    def check(where, header):
+        header = header or []
+        if [c for c in REQUIRED if c not in header] or not (
+                {"infer_step_time", "infer_samples_per_sec"} & set(header)):
+            raise CoreplanError(f"{where}:1: not a timm benchmark CSV: needs "
+                                f"{', '.join(REQUIRED)} and infer_step_time or "
+                                f"infer_samples_per_sec")
+
+    rows = csv_rows(info.path, check)
     records, unmapped, gmacs = [], [], {}
     for line, row in rows:
-        if None in row or any(v is None for v in row.values()):
-            raise CoreplanError(f"{info.path}:{line}: wrong number of fields")
         spec = timm_spec(row["model"])
         if spec is None:
             unmapped.append(row["model"])
