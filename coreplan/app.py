@@ -26,7 +26,8 @@ FLAGS = {
     "latency_ms": "--latency-ms", "memory_gb": "--memory-gb", "throughput_img_per_s": "--throughput",
     "demand_img_per_s": "--demand", "versus": "--versus", "resume": "--resume", "out": "--out",
     "max_resolution": "--max-resolution", "max_batch": "--max-batch", "min_time": "--min-time",
-    "threads": "--threads", "force": "--force",
+    "threads": "--threads", "force": "--force", "teacher": "--teacher",
+    "distill_output_dim": "--output-dim",
 }
 
 
@@ -74,6 +75,23 @@ def Scope():  # noqa: N802
 def Runtime():  # noqa: N802
     return typer.Option("eager", "--runtime",
                         help="eager, or compiled (torch.compile fuses elementwise chains).")
+
+
+def OutputDim():  # noqa: N802
+    return typer.Option(None, "--output-dim",
+                        help="Width of the distillation output head (0: none; default: the "
+                             "catalog's, 768 for VECA).")
+
+
+def with_output_dim(spec, output_dim: Optional[int]):
+    """The spec with another distillation head width (None keeps the spec's own)."""
+    import dataclasses
+
+    if output_dim is None:
+        return spec
+    if output_dim < 0:
+        raise ArgumentError("distill_output_dim", f"must be 0 (no head) or positive, got {output_dim}")
+    return dataclasses.replace(spec, distill_output_dim=output_dim)
 
 
 def Dtype(default: str = "fp32"):  # noqa: N802

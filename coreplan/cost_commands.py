@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, Resolution,
-                          Scope, check_format, sides)
+from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, OutputDim,
+                          Resolution, Scope, check_format, sides, with_output_dim)
 from coreplan.app import app
 from coreplan.app import resolution as resolution_of
 from coreplan.output import emit
@@ -31,6 +31,8 @@ def models(model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None
     rows = [{"model": s.name, "kind": s.kind, "patch": s.patch_size, "D": s.embed_dim,
              "heads": s.num_heads, "layers": s.depth, "mlp": s.mlp, "F": s.mlp_hidden_dim,
              "extra": s.extra_tokens, "max_cores": s.max_cores or None, "pos": s.pos_embed,
+             "out head": (f"D->{s.distill_output_dim}" if s.output_head else
+                          "identity" if s.distill_output_dim else ""),
              "params": parameter_count(s)} for s in specs.values()]
     emit(check_format(fmt), document=docs, rows=rows, title="coreplan model catalog")
 
@@ -39,13 +41,22 @@ def models(model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None
 def flops(model: str, resolution: str = Resolution(), cores: Optional[int] = Cores(),
           batch: int = Batch(), scope: str = Scope(),
           convention: str = typer.Option("flop", "--convention", help="flop, mac or full."),
-          impl: Optional[str] = Impl(), model_file: Optional[str] = ModelFile(),
-          fmt: str = Format()) -> None:
-    """Exact FLOPs of one configuration, per op and in total."""
+          impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
+          mode: str = typer.Option("inference", "--mode",
+                                   help="inference, or training (forward + backward)."),
+          teacher: Optional[str] = typer.Option(None, "--teacher",
+                                                help="Training: a dense distillation teacher."),
+          model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
+    """Exact FLOPs of one configuration, per op and in total (or of a training step)."""
     from costmodel.cost import count
 
-    c = configure(get_model(model, model_file), resolution_of(resolution), cores=cores, batch=batch,
-                  impl=impl)
+    check_choice("mode", mode, ("inference", "training"))
+    spec = with_output_dim(get_model(model, model_file), output_dim)
+    c = configure(spec, resolution_of(resolution), cores=cores, batch=batch, impl=impl)
+    if mode == "training":
+        return _training_flops(c, teacher, model_file, fmt)
+    if teacher:
+        raise CoreplanError("--teacher applies to --mode training")
     result = count(c, scope, convention)
     doc = {"model": c.spec.name, "resolution": [c.height, c.width], "patch_tokens": c.patch_tokens,
            "core_tokens": c.core_tokens, "extra_tokens": c.spec.extra_tokens, "batch": c.batch,
@@ -59,11 +70,33 @@ def flops(model: str, resolution: str = Resolution(), cores: Optional[int] = Cor
                f"B={c.batch} impl={c.impl} scope={scope}")
 
 
+def _training_flops(c, teacher, model_file, fmt) -> None:
+    from costmodel.training import teacher_config, training_flops
+
+    taught = teacher_config(c, get_model(teacher, model_file)) if teacher else None
+    with_teacher = training_flops(c, teacher=taught)
+    alone = training_flops(c)
+    doc = {"model": c.spec.name, "resolution": [c.height, c.width], "core_tokens": c.core_tokens,
+           "batch": c.batch, "convention": "flop", "teacher": teacher, "with_teacher": with_teacher,
+           "without_teacher": alone}
+    rows = [{"quantity": k, "flop": v} for k, v in with_teacher.items()]
+    if teacher:
+        rows.append({"quantity": "total without teacher", "flop": alone["total"]})
+    emit(check_format(fmt), document=doc, rows=rows,
+         title=f"{c.spec.name} training step {c.height}x{c.width} C={c.core_tokens} B={c.batch}"
+               + (f" with teacher {teacher}" if teacher else ""),
+         caption="backward: linear 2x forward, patch conv 1x, flash-style SDPA 2.5x; the teacher "
+                 "runs forward only")
+
+
 @app.command()
 def memory(model: str, resolution: str = Resolution(), cores: Optional[int] = Cores(),
            batch: int = Batch(), dtype: str = Dtype(),
            mode: str = typer.Option("inference", "--mode", help="inference or training."),
-           impl: Optional[str] = Impl(), model_file: Optional[str] = ModelFile(),
+           impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
+           teacher: Optional[str] = typer.Option(None, "--teacher",
+                                                 help="Training: a dense distillation teacher."),
+           model_file: Optional[str] = ModelFile(),
            device: str = typer.Option("cpu-2core", "--device",
                                       help="Device whose process footprint to report."),
            framework: str = typer.Option("torch", "--framework",
@@ -76,9 +109,16 @@ def memory(model: str, resolution: str = Resolution(), cores: Optional[int] = Co
     from planners.footprint import FRAMEWORKS, footprint
 
     check_choice("mode", mode, ("inference", "training"))
-    c = configure(get_model(model, model_file), resolution_of(resolution), cores=cores, batch=batch,
-                  impl=impl, dtype=dtype)
-    m = memory_of(c, mode)
+    spec = with_output_dim(get_model(model, model_file), output_dim)
+    c = configure(spec, resolution_of(resolution), cores=cores, batch=batch, impl=impl, dtype=dtype)
+    taught = None
+    if teacher:
+        from costmodel.training import teacher_config
+
+        if mode != "training":
+            raise CoreplanError("--teacher applies to --mode training")
+        taught = teacher_config(c, get_model(teacher, model_file))
+    m = memory_of(c, mode, taught)
     check_choice("framework", framework, FRAMEWORKS)
     dev = get_device(device, device_file)
     fp = footprint(c, dev.footprint, framework) if mode == "inference" and dev.footprint else None
@@ -86,7 +126,7 @@ def memory(model: str, resolution: str = Resolution(), cores: Optional[int] = Co
            "core_tokens": c.core_tokens, "batch": c.batch, "dtype": dtype, "mode": mode,
            "impl": c.impl, "weights_bytes": m.weights_bytes,
            "activation_peak_bytes": m.activation_peak_bytes, "total_bytes": m.total_bytes,
-           "peak_stage": m.peak_stage, "terms": m.terms,
+           "peak_stage": m.peak_stage, "terms": m.terms, "teacher": teacher,
            "footprint_bytes": fp.total_bytes if fp else None,
            "footprint_terms": fp.terms if fp else None,
            "footprint_device": dev.name if fp else None, "footprint_framework": framework}

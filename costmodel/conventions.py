@@ -26,6 +26,8 @@ FULL_COST_PER_ELEMENT = {
     "silu": 4,            # x / (1 + exp(-x)): neg, exp, add, divide
     "rope": 3,            # x*cos + rotate_half(x)*sin: 2 multiplies + 1 add
     "interp_bicubic": 32,  # 16 taps x (multiply + add) per output element
+    "rope_table": 3,      # per (token, head dim) entry: angle = coordinate x frequency, cos, sin
+    "tanh": 4,            # (e^2x - 1) / (e^2x + 1): exp, subtract, add, divide
 }
 
 # fvcore's default layer_norm rule: 5 per element with affine, 4 without (fvcore norm_flop_counter).

@@ -47,6 +47,11 @@ def build_graph(spec: ModelSpec, dims: Dims, impl: str) -> list[OpNode]:
     tokens = dims.batch * dims.seq_len
     nodes.append(OpNode("final_norm", "layer_norm",
                         dict(numel=tokens * dims.embed_dim, affine=True, elem_bytes=dims.elem_bytes)))
+    if spec.output_head:
+        # x (B*S, D) @ W_out^T (D, out) -> (B*S, out): the distillation head on every token
+        nodes.append(OpNode("output_head", "linear", dict(
+            tokens=tokens, in_features=dims.embed_dim, out_features=spec.distill_output_dim,
+            bias=True, elem_bytes=dims.elem_bytes)))
     return nodes
 
 
@@ -63,10 +68,21 @@ def _stem(spec: ModelSpec, d: Dims) -> list[OpNode]:
         nodes.append(OpNode("pos_embed/add", "add", dict(numel=d.batch * rows * d.embed_dim,
                                                          elem_bytes=W)))
     if spec.core_coord_head:
-        # Linear(D, 2) on the C core tokens, before layers 1..L-1
-        nodes.append(OpNode("core_head", "linear", dict(
-            tokens=d.batch * d.core_tokens, in_features=d.embed_dim, out_features=2, bias=True,
-            elem_bytes=W), repeat=d.depth - 1))
+        coords = dict(numel=d.batch * d.core_tokens * 2, elem_bytes=W)
+        # before layers 1..L-1: that layer's Linear(D, 2) on the C cores, times its gate, added
+        nodes += [OpNode("core_coords/head", "linear", dict(
+                      tokens=d.batch * d.core_tokens, in_features=d.embed_dim, out_features=2,
+                      bias=True, elem_bytes=W), repeat=d.depth - 1),
+                  OpNode("core_coords/gate", "mul", coords, repeat=d.depth - 1),
+                  OpNode("core_coords/update", "add", coords, repeat=d.depth - 1),
+                  # tanh of the raw coordinates: once before layer 0, then after every update
+                  OpNode("core_coords/tanh", "tanh", coords, repeat=d.depth)]
+    if spec.pos_embed == "rope":
+        # cos and sin tables over the rotated tokens: every layer for core models (the cores'
+        # coordinates move), once per forward for dense models (fixed patch grid)
+        rotated = d.batch * spec.rope_tokens(d.patch_tokens, d.core_tokens) * d.head_dim
+        nodes.append(OpNode("rope_tables", "rope_table", dict(numel=rotated, elem_bytes=W),
+                            repeat=d.depth if spec.is_core else 1))
     return nodes
 
 

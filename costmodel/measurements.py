@@ -24,6 +24,9 @@ from pathlib import Path
 from costmodel.errors import ArgumentError, CoreplanError
 
 SCHEMA_VERSION = 5
+# A row whose machine probe ran this much slower than its quiet time was timed on a busy machine
+# (quiet rows here: 1.00-1.04; a probe 1.05-1.10x slow already came with forwards 10-25% slow).
+BUSY_PROBE_RATIO = 1.05
 
 
 @dataclass(frozen=True)
@@ -129,13 +132,15 @@ class Measurement:
 
     @property
     def timed(self) -> bool:
-        """Status ok with a forward time: usable for calibration."""
-        return self.status == "ok" and self.time_ms_median is not None
+        """Status ok with a forward time, on a quiet machine: usable for calibration."""
+        return self.status == "ok" and self.time_ms_median is not None and not self.busy
 
     @property
     def busy(self) -> bool:
-        """Timed, but on a busy machine: not used for calibration unless asked."""
-        return self.status == "busy" and self.time_ms_median is not None
+        """Timed, but on a busy machine (its status says so, or its probe ran slow by today's
+        limit): not used for calibration unless asked."""
+        slow = self.probe_ratio is not None and self.probe_ratio > BUSY_PROBE_RATIO
+        return self.time_ms_median is not None and (self.status == "busy" or slow)
 
     def label(self) -> str:
         cores = f" C={self.core_tokens}" if self.core_tokens else ""

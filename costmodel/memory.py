@@ -65,6 +65,8 @@ def inference_stages(c: Config) -> dict[str, int]:
         "attention/sdpa": base + 3 * X + X + u["lse"] + u["mask"],
         "mlp": base + mlp,
         "final_norm": 2 * X,
+        **({"output_head": X + c.batch * c.seq_len * s.distill_output_dim * c.elem_bytes}
+           if s.output_head else {}),
     }
 
 
@@ -103,22 +105,37 @@ def saved_per_layer(c: Config) -> dict[str, int]:
     return terms
 
 
-def training_memory(c: Config, optimizer_states: int = 2) -> MemoryResult:
+def training_memory(c: Config, optimizer_states: int = 2, teacher: Config | None = None) -> MemoryResult:
     """Weights, gradients, AdamW states (2 per parameter, in the parameters' dtype) and the
-    activations kept for backward over all layers; the peak adds one MLP's temporaries."""
+    activations kept for backward over all layers; the peak adds one MLP's temporaries.
+
+    With a distillation `teacher` (frozen, forward only, before the student's forward): its
+    weights stay resident, its outputs are kept for the loss, and its own forward peak (no saved
+    activations) competes with the student's backward peak."""
     weights = weights_bytes(c)
     per_layer = saved_per_layer(c)
     saved = sum(per_layer.values()) * c.spec.depth
+    if c.spec.output_head:
+        saved += _units(c)["X"]  # the output head's input (the final norm's output)
     transient = inference_stages(c)["mlp"]
     terms = {"weights": weights, "gradients": weights, "optimizer": optimizer_states * weights,
              "saved_activations": saved, "transient": transient,
              **{f"saved_per_layer/{k}": v for k, v in per_layer.items()}}
-    activation = saved + transient
-    total = (2 + optimizer_states) * weights + activation
-    return MemoryResult(weights, activation, total, terms, "backward")
+    activation, stage, extra = saved + transient, "backward", 0
+    if teacher is not None:
+        t = inference_memory(teacher)
+        outputs = teacher.batch * teacher.seq_len * teacher.spec.embed_dim * teacher.elem_bytes
+        terms.update({"teacher/weights": t.weights_bytes, "teacher/outputs": outputs,
+                      "teacher/forward_peak": t.activation_peak_bytes})
+        if t.activation_peak_bytes > activation:
+            stage = "teacher forward"
+        activation = max(activation, t.activation_peak_bytes) + outputs
+        extra = t.weights_bytes
+    total = (2 + optimizer_states) * weights + extra + activation
+    return MemoryResult(weights, activation, total, terms, stage)
 
 
-def memory(c: Config, mode: str = "inference") -> MemoryResult:
+def memory(c: Config, mode: str = "inference", teacher: Config | None = None) -> MemoryResult:
     if mode == "training":
-        return training_memory(c)
+        return training_memory(c, teacher=teacher)
     return inference_memory(c)

@@ -133,8 +133,26 @@ def rope(*, numel, elem_bytes) -> OpCost:
     return _pointwise("rope", numel, elem_bytes)
 
 
+@register_op("rope_table", op_class="elementwise", aten_ops=("aten::repeat_interleave",))
+def rope_table(*, numel, elem_bytes) -> OpCost:
+    """cos and sin of 2D RoPE angles: `numel` = tokens x head dim entries of each table.
+
+    NB: costed per table entry (angle, cos, sin); the angle is computed for half the entries and
+    repeated, which this over-counts by one multiply per entry.
+    """
+    return OpCost(flop=ZERO, mac=ZERO, full=PER_ELEMENT["rope_table"] * numel,
+                  bytes_read=elem_bytes * numel, bytes_written=2 * elem_bytes * numel)
+
+
+@register_op("tanh", op_class="elementwise", aten_ops=("aten::tanh",))
+def tanh(*, numel, elem_bytes) -> OpCost:
+    """tanh, which squashes the cores' learned coordinates into (-1, 1)."""
+    return _pointwise("tanh", numel, elem_bytes)
+
+
 @register_op("index_setup", op_class="elementwise",
-             aten_ops=("aten::meshgrid", "aten::lt", "aten::__or__", "aten::logical_or"))
+             aten_ops=("aten::meshgrid", "aten::lt", "aten::__or__", "aten::logical_or",
+                       "aten::reciprocal"))
 def index_setup(*, numel, elem_bytes) -> OpCost:
     """Index and mask bookkeeping (patch-coordinate grids, mask comparisons): no arithmetic on
     activations, so 0 in every convention. NB: registered so that no counted op is ever unknown."""

@@ -23,7 +23,9 @@ def parameter_counts(spec: ModelSpec) -> dict[str, int]:
         counts["core_tokens"] = spec.max_cores * D
         counts["core_coords"] = spec.max_cores * 2  # learned (y, x) of every core for RoPE
     if spec.core_coord_head:
-        counts["core_head"] = _linear(D, 2, True)
+        # one Linear(D, 2) per layer after the first, and one scalar gate per such layer
+        counts["core_head"] = (L - 1) * _linear(D, 2, True)
+        counts["core_gate"] = L - 1
     layer = {"layer/norm1": 2 * D, "layer/norm2": 2 * D, "layer/attn/out": _linear(D, D, True)}
     if spec.fused_qkv:
         # NB: DINOv3 keeps a 3D bias vector and masks its key third; the parameters still exist.
@@ -40,6 +42,8 @@ def parameter_counts(spec: ModelSpec) -> dict[str, int]:
         layer["layer/mlp/layer_scale"] = D
     counts.update({path: L * n for path, n in layer.items()})
     counts["final_norm"] = 2 * D
+    if spec.output_head:
+        counts["output_head"] = _linear(D, spec.distill_output_dim, True)
     return counts
 
 

@@ -23,6 +23,11 @@ class ModelSpec:
     Core models (kind="core") prepend `core_tokens` learned cores (a prefix of a bank of
     `max_cores`) and run core-periphery attention; dense models prepend `cls_tokens` +
     `register_tokens` extra tokens and run dense attention.
+
+    `core_coord_head`: the cores' 2D coordinates are updated before every layer after the first
+    by a Linear(D, 2) of that layer and a learned scalar gate (coords += gate * linear(cores)),
+    then squashed by tanh. `distill_output_dim`: a Linear(D, distill_output_dim) applied after the
+    final norm to every token (0, or equal to D: none).
     """
 
     name: str
@@ -46,6 +51,7 @@ class ModelSpec:
     core_chunk: int = 0
     budget_weights: tuple[int, ...] = ()
     core_coord_head: bool = False
+    distill_output_dim: int = 0
     in_chans: int = 3
     description: str = ""
 
@@ -61,6 +67,11 @@ class ModelSpec:
     @property
     def is_core(self) -> bool:
         return self.kind == "core"
+
+    @property
+    def output_head(self) -> bool:
+        """Whether the distillation output projection is a real layer (not an identity)."""
+        return bool(self.distill_output_dim) and self.distill_output_dim != self.embed_dim
 
     @property
     def budgets(self) -> tuple[int, ...]:
@@ -112,7 +123,8 @@ class ModelSpec:
 _REQUIRED = ("family", "kind", "patch_size", "embed_dim", "num_heads", "depth", "mlp", "pos_embed",
              "fused_qkv", "qkv_bias", "key_bias", "layer_scale")
 _INT_FIELDS = ("patch_size", "embed_dim", "num_heads", "depth", "mlp_hidden_dim", "cls_tokens",
-               "register_tokens", "pos_embed_grid", "max_cores", "core_chunk", "in_chans")
+               "register_tokens", "pos_embed_grid", "max_cores", "core_chunk", "in_chans",
+               "distill_output_dim")
 _BOOL_FIELDS = ("fused_qkv", "qkv_bias", "key_bias", "layer_scale", "core_coord_head")
 
 
@@ -162,6 +174,8 @@ def _validate(s: ModelSpec) -> None:
     for f in ("patch_size", "embed_dim", "num_heads", "depth", "mlp_hidden_dim", "in_chans"):
         if getattr(s, f) <= 0:
             raise bad(f, "must be positive")
+    if s.distill_output_dim < 0:
+        raise bad("distill_output_dim", "must be 0 (no output head) or positive")
     if s.embed_dim % s.num_heads:
         raise bad("num_heads", f"must divide embed_dim {s.embed_dim}")
     if s.pos_embed == "rope" and s.head_dim % 4:

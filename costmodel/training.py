@@ -14,6 +14,7 @@ from dataclasses import replace
 from costmodel.config import Config
 from costmodel.cost import OpTotal, config_cost
 from costmodel.registry import op_cost
+from costmodel.spec import ModelSpec
 
 BACKWARDS = ("flash", "math")
 
@@ -33,21 +34,38 @@ def _backward(op: OpTotal, attention_backward: str) -> int:
     return 2 * forward
 
 
-def training_flops(c: Config, attention_backward: str = "flash") -> dict[str, int]:
-    """{'forward', 'backward', 'total'} FLOPs of one training step at the config's C."""
+def training_flops(c: Config, attention_backward: str = "flash",
+                   teacher: Config | None = None) -> dict[str, int]:
+    """{'forward', 'backward', 'teacher', 'total'} FLOPs of one training step at the config's C;
+    a distillation `teacher` (frozen) adds its forward only."""
     if attention_backward not in BACKWARDS:
         raise ValueError(f"attention_backward must be one of {BACKWARDS}")
     forward = backward = 0
     for op in config_cost(c).ops:
         forward += int(op.flop)
         backward += int(_backward(op, attention_backward))
-    return {"forward": forward, "backward": backward, "total": forward + backward}
+    taught = int(config_cost(teacher).total("flop")) if teacher is not None else 0
+    return {"forward": forward, "backward": backward, "teacher": taught,
+            "total": forward + backward + taught}
 
 
-def expected_training_flops(c: Config, attention_backward: str = "flash") -> float:
+def teacher_config(student: Config, teacher: ModelSpec) -> Config:
+    """The teacher's configuration for a student's batch: the same images at the teacher's patch
+    grid; a teacher must be a dense model."""
+    from costmodel.config import configure
+    from costmodel.errors import ArgumentError
+
+    if teacher.is_core:
+        raise ArgumentError("teacher", f"must be a dense model; {teacher.name} is a core model")
+    return configure(teacher, teacher.round_resolution(student.height), batch=student.batch,
+                     dtype=student.dtype)
+
+
+def expected_training_flops(c: Config, attention_backward: str = "flash",
+                            teacher: Config | None = None) -> float:
     """Expected FLOPs per step when C is drawn from the model's nested budgets with its weights."""
     spec = c.spec
     weights = spec.budget_weights or (1,) * len(spec.budgets)
-    steps = [training_flops(replace(c, core_tokens=budget), attention_backward)["total"]
+    steps = [training_flops(replace(c, core_tokens=budget), attention_backward, teacher)["total"]
              for budget in spec.budgets]
     return sum(w * s for w, s in zip(weights, steps)) / sum(weights)

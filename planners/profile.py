@@ -23,7 +23,8 @@ import numpy as np
 from costmodel.errors import CoreplanError
 
 # op kind -> how a graph op's shape becomes (curve key, work per launch)
-ELEMENTWISE_KINDS = ("layer_norm", "gelu", "silu", "mul", "add", "rope", "softmax")
+ELEMENTWISE_KINDS = ("layer_norm", "gelu", "silu", "mul", "add", "rope", "rope_table", "tanh",
+                     "softmax")
 SHORT = 64  # an attention side of at most this many tokens is "short" (the split layout's cores)
 
 

@@ -40,9 +40,9 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def patch_grid(rows: int, cols: int, device, dtype) -> torch.Tensor:
-    """(rows*cols, 2) patch-centre coordinates in patch units, row-major."""
-    ys = torch.arange(rows, device=device, dtype=dtype) + 0.5
-    xs = torch.arange(cols, device=device, dtype=dtype) + 0.5
+    """(rows*cols, 2) patch-centre coordinates in (-1, 1), row-major."""
+    ys = (torch.arange(rows, device=device, dtype=dtype) + 0.5) * (2 / rows) - 1
+    xs = (torch.arange(cols, device=device, dtype=dtype) + 0.5) * (2 / cols) - 1
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
 
 
@@ -115,6 +115,13 @@ class Mlp(nn.Module):
         return self.fc2(u)
 
 
+def output_head(spec: ModelSpec) -> nn.Module:
+    """The distillation output projection Linear(D, out) on every token, or an identity."""
+    if spec.output_head:
+        return nn.Linear(spec.embed_dim, spec.distill_output_dim)
+    return nn.Identity()
+
+
 class LayerScale(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -157,6 +164,7 @@ class DenseEncoder(nn.Module):
             self.pos_embed = nn.Parameter(torch.randn(1, rows, D) * 0.02)
         self.blocks = nn.ModuleList(Block(spec, DenseAttention()) for _ in range(spec.depth))
         self.norm = nn.LayerNorm(D)
+        self.head = output_head(spec)
 
     def _positions(self, rows: int, cols: int) -> torch.Tensor:
         s, table = self.spec, self.pos_embed
@@ -186,7 +194,7 @@ class DenseEncoder(nn.Module):
             attn_args = dict(rope=rope_tables(grid, s.head_dim), rope_start=s.rope_start)
         for block in self.blocks:
             x = block(x, **attn_args)
-        return self.norm(x)
+        return self.head(self.norm(x))
 
 
 class CoreEncoder(nn.Module):
@@ -203,11 +211,17 @@ class CoreEncoder(nn.Module):
         self.spec, D = spec, spec.embed_dim
         self.patch_embed = nn.Conv2d(spec.in_chans, D, spec.patch_size, spec.patch_size)
         self.cores = nn.Parameter(torch.randn(spec.max_cores, D) * 0.02)
-        self.core_coords = nn.Parameter(torch.rand(spec.max_cores, 2) * 8.0)
+        # raw (pre-tanh) coordinates of every core; tanh puts them in the patch grid's (-1, 1)
+        self.core_coords = nn.Parameter(torch.rand(spec.max_cores, 2) * 2.0 - 1.0)
         kernel = CorePeripheryAttention(impl=impl, compile_flex=compile_flex)
         self.blocks = nn.ModuleList(Block(spec, kernel) for _ in range(spec.depth))
-        self.core_head = nn.Linear(D, 2) if spec.core_coord_head else None
+        # the coordinate update before each layer after the first: its own Linear(D, 2) and gate
+        self.core_heads = (nn.ModuleList(nn.Linear(D, 2) for _ in range(spec.depth - 1))
+                           if spec.core_coord_head else None)
+        self.core_gates = (nn.Parameter(torch.full((spec.depth - 1,), 0.01))
+                           if spec.core_coord_head else None)
         self.norm = nn.LayerNorm(D)
+        self.head = output_head(spec)
 
     def forward(self, images: torch.Tensor, *, core_tokens: int | None = None) -> torch.Tensor:
         s = self.spec
@@ -220,14 +234,16 @@ class CoreEncoder(nn.Module):
         x = torch.cat([self.cores[:c].expand(batch, -1, -1), patches.flatten(2).transpose(1, 2)], 1)
         del patches
         grid = patch_grid(rows, cols, x.device, x.dtype).expand(batch, -1, -1)
-        core_pos = self.core_coords[:c].expand(batch, -1, -1)
+        raw = self.core_coords[:c].expand(batch, -1, -1)
+        core_pos = torch.tanh(raw) if self.core_heads is not None else raw
         for index, block in enumerate(self.blocks):
-            if index and self.core_head is not None:
-                # cores x (B,C,D) @ W_head^T (D,2) -> predicted coordinates (B,C,2)
-                core_pos = self.core_head(x[:, :c])
+            if index and self.core_heads is not None:
+                # cores x (B,C,D) @ W_head^T (D,2) -> (B,C,2), gated into the raw coordinates
+                raw = raw + self.core_gates[index - 1] * self.core_heads[index - 1](x[:, :c])
+                core_pos = torch.tanh(raw)
             rope = rope_tables(torch.cat([core_pos, grid], dim=1), s.head_dim)
             x = block(x, rope=rope, core_tokens=c)
-        return self.norm(x)
+        return self.head(self.norm(x))
 
 
 def build_model(spec: ModelSpec, *, impl: str | None = None, compile_flex: bool = False) -> nn.Module:

@@ -27,7 +27,7 @@ from costmodel.spec import catalog
 from planners.profile import ELEMENTWISE_KINDS, Curve, Profile
 from reference.attention import core_periphery_mask
 from reference.counting import DTYPES
-from reference.models import apply_rope
+from reference.models import apply_rope, rope_tables
 
 TOKENS = (32, 128, 512, 2048, 8192, 32768)
 SEQUENCES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -128,9 +128,26 @@ def _split_half(h, c, n, d, device, dtype, cores_half: bool):
     return make
 
 
+COLD_BYTES = 64 * 2**20  # elementwise inputs rotate through this much memory: beyond the caches
+
+
+def _rotating(make_inputs, count: int, call):
+    """A no-argument callable that runs `call` on the next of `count` input sets in turn, so each
+    call reads memory the previous calls did not leave in cache (a model's activations are not
+    reused call after call either)."""
+    sets = [make_inputs() for _ in range(count)]
+    state = {"next": 0}
+
+    def run():
+        inputs = sets[state["next"]]
+        state["next"] = (state["next"] + 1) % count
+        return call(*inputs)
+    return run
+
+
 def _elementwise_points(device, dtype, width: int = 384):
     ops = {"gelu": lambda a, b: F.gelu(a), "silu": lambda a, b: F.silu(a),
-           "mul": lambda a, b: a * b, "add": lambda a, b: a + b}
+           "mul": lambda a, b: a * b, "add": lambda a, b: a + b, "tanh": lambda a, b: torch.tanh(a)}
     for numel in NUMELS:
         rows = max(1, numel // width)
         for kind in ELEMENTWISE_KINDS:
@@ -138,16 +155,21 @@ def _elementwise_points(device, dtype, width: int = 384):
                 continue
 
             def make(kind=kind, rows=rows):
-                a = torch.randn(rows, width, device=device, dtype=dtype)
-                b = torch.randn(rows, width, device=device, dtype=dtype)
+                copies = max(1, min(256, COLD_BYTES // (2 * rows * width * 4)))
+                pair = lambda: (torch.randn(rows, width, device=device, dtype=dtype),  # noqa: E731
+                                torch.randn(rows, width, device=device, dtype=dtype))
+                a, b = pair()
                 if kind == "layer_norm":
                     norm = torch.nn.LayerNorm(width).to(device=device, dtype=dtype)
-                    return lambda: norm(a)
+                    return _rotating(pair, copies, lambda x, _: norm(x))
+                if kind == "rope_table":  # the tables as the models build them: S = numel / 64
+                    coords = torch.randn(1, rows * width // 64, 2, device=device, dtype=dtype)
+                    return lambda: rope_tables(coords, 64)
                 if kind == "rope":  # (B, H, S, d) with d = 64 and cos/sin (B, 1, S, d)
                     x = a.view(1, width // 64, rows, 64)
                     cos, sin = b[:, :64].reshape(1, 1, rows, 64), b[:, 64:128].reshape(1, 1, rows, 64)
                     return lambda: apply_rope(x, cos, sin)
-                return lambda: ops[kind](a, b)
+                return _rotating(pair, copies, ops[kind])
             yield Point(kind, (kind,), float(rows * width), make)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-BUSY_PROBE_RATIO = 1.10   # probe slower than its quiet time by more than 10%: the machine is busy
+from costmodel.measurements import BUSY_PROBE_RATIO  # noqa: E402  (one limit for writers and readers)
 BUSY_DISPERSION = 0.10    # interquartile range above 10% of the median: the timing is not stable
 
 

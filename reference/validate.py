@@ -252,7 +252,7 @@ def summarize(records: list[Measurement]) -> Summary:
 
     records = latest(records)
     match = [r.flops_match for r in records]
-    status = [r.status for r in records]
+    status = ["busy" if r.busy else r.status for r in records]
     errors = [(memory_error(r), r) for r in records]
     errors = [(e, r) for e, r in errors if e is not None]
     worst = max(errors, key=lambda er: abs(er[0]), default=(None, None))
@@ -287,7 +287,7 @@ def sweep(cases: list[Case], results: MeasurementWriter, options: Options,
     if retry_busy:
         from costmodel.measurements import latest
 
-        done -= {r.key() for r in latest(results.records) if r.status == "busy"}
+        done -= {r.key() for r in latest(results.records) if r.busy}
     try:
         for case in cases:
             if case.key() in done:

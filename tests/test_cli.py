@@ -64,7 +64,8 @@ def test_custom_model_file_works(cli, tmp_path):
     # two layers of veca-small at 256 px, C=8 (see test_models_hand for the per-layer terms)
     N, C, D, F, S = 256, 8, 384, 1024, 264
     per_layer = 8 * S * D * D + 4 * S * D * F + 2 * S * F * D + 4 * D * (2 * N * C + C * C)
-    assert doc["total"] == 2 * N * D * 768 + 2 * per_layer + 2 * C * D * 2 * 1
+    # + the coordinate head (layer 1 only) and the distillation head Linear(D, 768) on all S tokens
+    assert doc["total"] == 2 * N * D * 768 + 2 * per_layer + 2 * C * D * 2 * 1 + 2 * S * D * 768
 
 
 def test_flops_json_document(cli):

@@ -18,11 +18,12 @@ def test_veca_small_256px_8_cores():
                  + 2 * S * F * D            # fc2 F -> D
                  + 4 * D * (2 * N * C + C * C))  # cores over all + patches over cores
     patch = 2 * N * D * 3 * P * P
-    head = 2 * C * D * 2 * (L - 1)          # core-coordinate head before layers 1..L-1
-    flop = patch + L * per_layer + head
+    head = 2 * C * D * 2 * (L - 1)          # core-coordinate heads before layers 1..L-1
+    out = 2 * S * D * 768                   # distillation head Linear(D, 768) on every token
+    flop = patch + L * per_layer + head + out
     norms = (2 * L + 1) * S * D             # two norms per layer + final norm
     t = totals("veca-small", 256, cores=8)
-    assert t["flop"] == flop == 11_439_181_824
+    assert t["flop"] == flop == 11_439_181_824 + 155_713_536
     assert t["mac"] == flop // 2 + 5 * norms
     full_extra = (N * D                                          # patch-embed bias
                   + L * (2 * 7 * S * D                          # norms (affine)
@@ -32,8 +33,12 @@ def test_veca_small_256px_8_cores():
                          + 2 * S * D                            # residuals
                          + S * 2 * F + 4 * S * F + S * F        # fc1 bias, silu, gate
                          + S * D)                               # fc2 bias
-                  + 2 * C * (L - 1)                             # head bias
-                  + 7 * S * D)                                  # final norm
+                  + 2 * C * (L - 1)                             # coordinate heads' bias
+                  + 7 * S * D                                   # final norm
+                  + S * 768                                     # distillation head bias
+                  + L * 3 * S * (D // H)                        # RoPE tables every layer
+                  + L * 4 * 2 * C                               # tanh of the core coordinates
+                  + (L - 1) * 2 * 2 * C)                        # gate multiply and update add
     assert t["full"] == flop + full_extra
 
 
@@ -110,7 +115,8 @@ def test_dinov3_base_full_convention():
                         + 6 * H * S * S                  # scale + softmax
                         + 2 * S * D + 2 * S * D          # LayerScale x2, residual x2
                         + S * F + 8 * S * F + S * D)     # fc1 bias, gelu, fc2 bias
-                 + 7 * S * D)                            # final norm
+                 + 7 * S * D                             # final norm
+                 + 3 * N * (D // H))                     # RoPE tables, once per forward
     assert flop["full"] == flop["flop"] + extra
 
 
@@ -122,8 +128,9 @@ def test_training_flops_and_expected_step():
     K, A = 2 * 2 * 16 * 384 * 768, 4 * 2 * 384 * (2 * 16 * 8 + 64) * 12
     forward = count(c, "model", "flop").total
     G = forward - K - A
-    assert training_flops(c)["total"] == 3 * G + 2 * K + 7 * A // 2 == 6_195_142_656
-    assert training_flops(c, "math")["total"] == 3 * G + 2 * K + 3 * A == 6_189_244_416
+    # (6_195_142_656 and 6_189_244_416 before the distillation head: + 3 x 2*2*24*384*768)
+    assert training_flops(c)["total"] == 3 * G + 2 * K + 7 * A // 2 == 6_280_077_312
+    assert training_flops(c, "math")["total"] == 3 * G + 2 * K + 3 * A == 6_274_179_072
     steps = [training_flops(configure(get_model("veca-small"), 64, cores=k, batch=2))["total"]
              for k in range(8, 65, 8)]
     weights = [1, 1, 2, 2, 3, 3, 4, 4]

@@ -28,6 +28,9 @@ HAND = {
     "add": (dict(numel=10, elem_bytes=2), (0, 0, 10, 40, 20)),
     "rope": (dict(numel=10, elem_bytes=4), (0, 0, 30, 40, 40)),
     "index_setup": (dict(numel=10, elem_bytes=1), (0, 0, 0, 0, 10)),
+    # 10 table entries: angle, cos, sin (3 each); reads the angles, writes cos and sin
+    "rope_table": (dict(numel=10, elem_bytes=4), (0, 0, 30, 40, 80)),
+    "tanh": (dict(numel=10, elem_bytes=4), (0, 0, 40, 40, 40)),
     "interp_bicubic": (dict(out_numel=50, in_numel=20, elem_bytes=4), (0, 0, 32 * 50, 80, 200)),
     # B=2, H=3, Sq=4, Skv=5, d=8: qk 2*3*4*8*5 = 960 MACs, av 960 MACs; 120 scores
     # full: 2*1920 + (scale 1 + softmax 5) * 120; fused bytes: q 2*3*4*8*2 + kv 2*(2*3*5*8)*2, out = q

@@ -44,7 +44,7 @@ def synthetic_profile(pairs, conv_pairs, head_dim=64) -> Profile:
                             (1e6 / RATES["sdpa"], 1e12 / RATES["sdpa"]))
                       for regime in ("square", "few_queries", "few_keys") for masked in (False, True)),
         **{k: (Curve((k,), (1e3, 1e9), (1e3 / ELEMENTS_PER_S, 1e9 / ELEMENTS_PER_S)),)
-           for k in ("layer_norm", "gelu", "silu", "mul", "add", "rope")},
+           for k in ("layer_norm", "gelu", "silu", "mul", "add", "rope", "rope_table", "tanh")},
     }
     return Profile("fp32", 2, 3e-6, curves, "synthetic")
 
@@ -55,19 +55,23 @@ def test_a_synthetic_profile_predicts_known_op_times():
     c = configure(spec, 256, cores=8, batch=1)
     N, C, D, F, L = 256, 8, 384, 1024, 12
     S = N + C
-    profile = synthetic_profile([(D, D), (D, 2 * F), (F, D), (D, 2)], [(768, D)])
+    profile = synthetic_profile([(D, D), (D, 2 * F), (F, D), (D, 2), (D, 768)], [(768, D)])
     device = dataclasses.replace(get_device("cpu-2core"), profile=profile,
                                  efficiency={k: 1.0 for k in OP_CLASSES},
                                  kernel_launch_overhead_s=0.0)
     gemm = (2 * N * 768 * D                                          # patch conv
             ) / RATES["conv2d"] + (
         L * (4 * 2 * S * D * D + 2 * S * D * 2 * F + 2 * S * F * D)  # projections and MLP
-        + (L - 1) * 2 * C * D * 2) / RATES["linear"]                 # core-coordinate head
+        + (L - 1) * 2 * C * D * 2                                    # core-coordinate heads
+        + 2 * S * D * 768) / RATES["linear"]                         # distillation head
     attention = L * 4 * D * (2 * N * C + C * C) / RATES["sdpa"]     # two split calls per layer
     elements = (2 * L + 1) * S * D        # norms
     elements += L * 2 * S * D             # RoPE on q and k
     elements += L * 2 * S * D             # residual adds
     elements += L * 2 * S * F             # SwiGLU: silu and the gate product
+    elements += L * S * (D // 6)          # RoPE tables (tokens x head dim) every layer
+    elements += L * C * 2                 # tanh of the core coordinates
+    elements += (L - 1) * 2 * C * 2       # coordinate gate multiply and update add
     predicted = latency_s(op_rooflines(config_cost(c), device, "fp32"), device)
     assert predicted == pytest.approx(gemm + attention + elements / ELEMENTS_PER_S, rel=1e-9)
     assert {op.source for op in simulate(c, device).ops} == {"profile"}

@@ -22,13 +22,16 @@ def test_the_committed_file_reads_as_typed_records():
     from costmodel.measurements import latest
 
     rows = read_measurements(CPU_CSV)
-    assert len(rows) == 78 and all(r.schema_version == 3 for r in rows)
+    assert len(rows) == 99 and all(r.schema_version == 5 for r in rows)
     assert len(latest(rows)) == 60 and all(r.timed for r in latest(rows))  # busy rows re-measured
-    first = rows[0]  # line 2 of the file, written out here
+    first = rows[0]  # line 2 of the file, written out here: timed on a busy machine
     assert (first.model, first.resolution, first.core_tokens, first.impl, first.batch) == \
         ("veca-small", 256, 8, "split", 1)
-    assert first.flops_predicted == 11439181824 and first.time_ms_median == 80.5914
-    assert first.threads == 2 and first.line == 2 and first.timed and first.probe_ratio < 1.1
+    assert first.flops_predicted == 11_594_895_360 and first.time_ms_median == 104.6024
+    assert first.mem_weights_bytes == 87_698_564  # the reference model's parameters, fp32
+    assert first.probe_ratio == 1.1191 and first.busy and not first.timed
+    again = [r for r in rows if r.key() == first.key()][-1]  # the quiet re-measurement
+    assert again.timed and again.line > first.line
 
 
 def test_a_version_1_file_still_reads(tmp_path):
