@@ -174,15 +174,19 @@ def profile(
         raise CoreplanError(f"--out {out} exists: pass --force to replace it")
     if not Path(out).parent.is_dir():
         raise CoreplanError(f"--out {out}: directory {Path(out).parent} does not exist")
-    _check_device(device)
-    run = _profile_with_progress(device, dtype, threads, budget_s)
+    try:
+        _check_device(device)
+        run = _profile_with_progress(device, dtype, threads, budget_s)
+        spec = _profiled_device(name, device, dtype, run)
+        if footprint and device == "cpu":
+            import dataclasses
+
+            spec = dataclasses.replace(spec, footprint=_measure_footprint(threads))
+    except KeyboardInterrupt:  # at any point before the file is written: nothing is written
+        print("coreplan: interrupted; no device file written", file=sys.stderr)
+        raise typer.Exit(130)
     from planners.devices import device_toml, write_device_file
 
-    spec = _profiled_device(name, device, dtype, run)
-    if footprint and device == "cpu":
-        import dataclasses
-
-        spec = dataclasses.replace(spec, footprint=_measure_footprint(threads))
     write_device_file(out, device_toml(spec, comments=(
         f"Measured by `coreplan profile` in {run.seconds:.0f} s: {run.measured} op points, "
         f"{run.skipped} skipped (over the per-call cap or the budget).",)), force=True)
@@ -208,12 +212,8 @@ def _profile_with_progress(device, dtype, threads, budget_s):
         def on_point(done, total, point):
             progress.update(task, completed=done, total=total,
                             description=f"{point.kind} {point.key}")
-        try:
-            return run_profile(device=device, dtype=dtype, threads=threads, budget_s=budget_s,
-                               source=source, on_point=on_point)
-        except KeyboardInterrupt:
-            print("coreplan: interrupted; no device file written", file=sys.stderr)
-            raise typer.Exit(130)
+        return run_profile(device=device, dtype=dtype, threads=threads, budget_s=budget_s,
+                           source=source, on_point=on_point)
 
 
 # configurations the footprint terms are fitted on: small and cheap, weights and sizes varied

@@ -199,7 +199,7 @@ def test_an_interrupted_profile_writes_nothing(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "coreplan.cli", "profile", "--name", "x",
                              "--out", str(out), "--budget-s", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    time.sleep(8)  # torch's import on a busy machine; an interrupt at any point writes nothing
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "no device file written" in err
@@ -227,7 +227,9 @@ def test_a_slow_probe_marks_the_timing_busy():
     assert "probe 1.30x" in t.busy_reason()
     quiet = time_call(lambda: time.sleep(0.005), min_run_time_s=0.0, min_repeats=4, warmup=0,
                       probe=ScriptedProbe([2.0e-3, 2.1e-3, 2.0e-3, 2.05e-3, 2.0e-3]))
-    assert quiet.probe_ratio == pytest.approx(1.0) and quiet.busy_reason() is None
+    # (dispersion is tested by hand below; a sleep's jitter on a loaded machine must not count)
+    assert quiet.probe_ratio == pytest.approx(1.0)
+    assert quiet.busy_reason(dispersion_limit=10.0) is None
 
 
 def test_wide_dispersion_marks_the_timing_busy():
