@@ -13,7 +13,9 @@ from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
 
 KINDS = ("scaling", "crossover", "validation", "roofline", "frontier", "elastic")
-DEFAULT_MEASUREMENTS = "data/measurements/cpu-epyc-2core-2026-11-24.csv"
+# the committed CPU data, found from the installed package (not from the working directory)
+DEFAULT_MEASUREMENTS = str(Path(__file__).resolve().parents[1]
+                           / "data/measurements/cpu-epyc-2core-2026-11-24.csv")
 
 
 @app.command()
@@ -46,8 +48,9 @@ def chart(kind: str,
     side = square(resolution, "chart")
     if kind == "scaling":
         q = check_choice("quantity", quantity or "gflops", ("gflops", "memory_gb"))
+        check_choice("dtype", dtype, ("fp32", "bf16", "fp16"))
         frame = charts.scaling_frame([get_model(m) for m in names(models, "--models")],
-                                     sides(resolutions), batch, "fp32")
+                                     sides(resolutions), batch, dtype)
         result = charts.scaling_chart(frame, q, log=not linear)
     elif kind == "crossover":
         dense = get_model(versus) if versus else baseline_model(spec)
@@ -68,6 +71,8 @@ def chart(kind: str,
         result = charts.frontier_chart(charts.frontier_frame(spec, devs, resolution=side,
                                                              batch=batch, dtype=dtype), spec.name)
     else:
+        if not spec.is_core:
+            raise CoreplanError(f"the elastic chart needs a core model; {spec.name} is dense")
         dev = get_device(device or "h100-sxm", device_file)
         result = charts.elastic_chart(charts.elastic_frame(spec, dev, resolution=side,
                                                            batch=batch, dtype=dtype))

@@ -222,13 +222,14 @@ def save(chart, path: str | Path) -> Path:
     """Write .html (self-contained, offline), .png (2x scale) or .svg."""
     check_out(path)
     path = Path(path)
+    kind = path.suffix.lower().lstrip(".")
     try:
-        if path.suffix.lower() == ".html":
-            chart.save(str(path), inline=True)
-        elif path.suffix.lower() == ".png":
-            chart.save(str(path), scale_factor=2)
+        if kind == "html":
+            chart.save(str(path), format="html", inline=True)
+        elif kind == "png":
+            chart.save(str(path), format="png", scale_factor=2)
         else:
-            chart.save(str(path))
+            chart.save(str(path), format="svg")
     except OSError as err:
         raise CoreplanError(f"--out {path}: cannot write ({err.strerror})") from None
     return path

@@ -26,7 +26,8 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
     if device_file:
         found.update(load_devices(device_file))
     rows = [{"device": d.name, "kind": d.kind,
-             **{f"{k} TFLOP/s": d.peak_flops_per_s.get(k, 0) / 1e12 for k in ("fp32", "bf16")},
+             **{f"{k} TFLOP/s": (d.peak_flops_per_s[k] / 1e12 if k in d.peak_flops_per_s
+                                 else "n/a") for k in ("fp32", "bf16")},
              "GB/s": d.memory_bandwidth_bytes_per_s / 1e9, "GB": d.memory_capacity_bytes / 1e9,
              "launch us": d.kernel_launch_overhead_s * 1e6,
              "calibrated": "yes" if d.calibrated else "no",
@@ -129,7 +130,9 @@ def _calibration_rows(cal) -> list[dict]:
 @app.command()
 def plan(model: str, device: str = typer.Option(..., "--device", help="Device name(s), comma list."),
          resolution: Optional[str] = Resolution(None, "Side in px (square images)."),
-         batch: int = Batch(), dtype: str = Dtype("bf16"),
+         batch: int = Batch(),
+         dtype: str = typer.Option("auto", "--dtype",
+                                   help="fp32, bf16, fp16, or auto: each device's best supported."),
          latency_ms: Optional[str] = typer.Option(None, "--latency-ms"),
          memory_gb: Optional[str] = typer.Option(None, "--memory-gb", help="Decimal GB."),
          throughput: Optional[str] = typer.Option(None, "--throughput", help="Minimum img/s."),

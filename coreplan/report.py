@@ -54,7 +54,7 @@ def build_report(specs: list[ModelSpec], devices: list[DeviceSpec], *, resolutio
                                  spec, device, resolution=resolution, batch=batch, dtype=dtype))))
         sections.append((f"Frontier: {spec.name}", "", charts.frontier_chart(charts.frontier_frame(
             spec, devices, resolution=resolution, batch=batch, dtype=dtype), spec.name)))
-    if measurements and Path(measurements).exists():
+    if measurements:
         from planners.devices import get_device
 
         df = charts.validation_frame(measurements, get_device("cpu-2core"))

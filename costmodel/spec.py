@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from functools import lru_cache
@@ -143,8 +144,12 @@ def _hidden_dim(name: str, table: dict) -> int:
     if "mlp_hidden_dim" in table:
         return table["mlp_hidden_dim"]
     ratio = table.get("mlp_ratio")
-    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):
+    if "mlp_ratio" not in table:
         raise CoreplanError(f"model {name!r}: missing field 'mlp_hidden_dim' (or 'mlp_ratio')")
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not (
+            math.isfinite(ratio) and ratio > 0):
+        raise CoreplanError(f"model {name!r}: field 'mlp_ratio' must be a positive number, "
+                            f"got {ratio!r}")
     return int(table["embed_dim"] * ratio)
 
 

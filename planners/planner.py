@@ -278,6 +278,11 @@ def _unique(candidates: list[Candidate]) -> list[Candidate]:
 
 
 # --------------------------------------------------------------------------- the planner
+def best_dtype(device: DeviceSpec) -> str:
+    """The device's fastest 16-bit type it has a peak for (bf16, else fp16), else fp32."""
+    return next((d for d in ("bf16", "fp16") if d in device.peak_flops_per_s), "fp32")
+
+
 def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, batch: int = 1,
          dtype: str = "bf16", budgets: Budgets = Budgets(), cores_allowed=None,
          solve: str = "cores", cores: int | None = None, impl: str | None = None,
@@ -292,7 +297,10 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
         versus: dense baseline (default: the catalog's dense model of the same width and depth).
         max_resolution, max_batch: search limits of solve="resolution" and solve="batch".
         runtime: "eager" or "compiled" (torch.compile fuses elementwise chains).
+        dtype: a dtype, or "auto": the device's best supported (`best_dtype`).
     """
+    if dtype == "auto":
+        dtype = best_dtype(device)
     problem = _problem(spec, device, resolution=resolution, batch=batch, dtype=dtype,
                        budgets=budgets, cores_allowed=cores_allowed, solve=solve, cores=cores,
                        impl=impl, max_resolution=max_resolution, max_batch=max_batch,

@@ -1,0 +1,76 @@
+"""Bad or edge input across commands: one clear line and exit 2, or a correct answer."""
+
+import json
+
+import pytest
+
+CATALOG = open("costmodel/catalog.toml").read().split("[models.veca-splus]")[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (("plan", "veca-base", "--device", "l4", "--resolution", "0"), "--resolution 0x0: must be positive"),
+    (("plan", "veca-base", "--device", "l4", "--resolution", "8"), "below one 16-px patch"),
+    (("compare", "veca-base", "dinov3-base", "--resolutions", "256,-4"), "must be positive"),
+    (("chart", "scaling", "--resolutions", "0", "--out", "x.png"), "must be positive"),
+    (("plan", "veca-base", "--device", "l4", "--resolution", "512", "--demand", "inf"),
+     "--demand must be a positive number"),
+    (("plan", "veca-base", "--device", "l4", "--resolution", "512", "--solve", "cores", "--cores", "8"),
+     "--cores fixes C"),
+    (("validate", "--quick", "--min-time", "nan", "--out", "never.csv"), "--min-time must be"),
+    (("validate", "--quick", "--min-time", "inf", "--out", "never.csv"), "--min-time must be"),
+    (("chart", "elastic", "--model", "dinov3-base", "--out", "e.png"), "needs a core model"),
+    (("chart", "scaling", "--dtype", "int8", "--out", "s.png"), "unknown dtype 'int8'"),
+    (("report", "--measurements", "/nonexistent.csv", "--out", "r.html"), "no such file"),
+])
+def test_bad_input_is_one_line(cli, tmp_path, args, message):
+    args = [str(tmp_path / a) if a.endswith((".png", ".html", ".csv")) and "/" not in a else a
+            for a in args]
+    code, _, err = cli(*args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-2.0"])
+def test_a_non_finite_mlp_ratio_is_named(cli, tmp_path, value):
+    path = tmp_path / "m.toml"
+    path.write_text(CATALOG.replace("[models.veca-small]", "[models.x]").replace(
+        "mlp_ratio = 2.66667", f"mlp_ratio = {value}"))
+    code, _, err = cli("flops", "x", "--resolution", "256", "--model-file", str(path))
+    assert code == 2 and "field 'mlp_ratio' must be a positive number" in err
+
+
+def test_upper_case_chart_suffix_writes_that_format(cli, tmp_path):
+    out = tmp_path / "cost.PNG"
+    code, _, err = cli("chart", "scaling", "--models", "veca-small", "--resolutions", "224",
+                       "--out", str(out))
+    assert code == 0, err
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_plan_picks_each_devices_best_dtype_by_default(cli):
+    code, out, err = cli("plan", "veca-base", "--device", "t4,cpu-2core,h100-sxm", "--resolution",
+                         "256", "--format", "json")
+    assert code == 0, err
+    # the T4 has no bf16 (Turing), the CPU only fp32, the H100 bf16
+    assert [(d["device"], d["dtype"]) for d in json.loads(out)] == [
+        ("t4", "fp16"), ("cpu-2core", "fp32"), ("h100-sxm", "bf16")]
+
+
+def test_devices_say_na_for_a_dtype_a_device_lacks(cli):
+    code, out, _ = cli("devices")
+    t4 = next(line for line in out.splitlines() if "│ t4 " in line)
+    assert code == 0 and "n/a" in t4
+
+
+def test_chart_and_report_find_the_committed_data_from_any_directory(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "v.png"
+    proc = subprocess.run([sys.executable, "-m", "coreplan.cli", "chart", "validation", "--out",
+                           str(out)], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes().startswith(b"\x89PNG")
