@@ -25,10 +25,10 @@ validate-quick: $(VENV)/.installed
 
 # The README's charts, regenerated from the public API (not drawn by hand).
 docs: $(VENV)/.installed
-	$(VENV)/bin/coreplan chart scaling --models veca-base,dinov3-base --out docs/cost-scaling.png
-	$(VENV)/bin/coreplan chart validation --out docs/validation-cpu.png
+	$(VENV)/bin/coreplan chart scaling --models veca-base,dinov3-base --out docs/cost-scaling.png --force
+	$(VENV)/bin/coreplan chart validation --out docs/validation-cpu.png --force
 	$(VENV)/bin/coreplan chart frontier --model veca-base --devices h100-sxm,l4,jetson-agx-orin \
-		--resolution 1024 --out docs/frontier.png
+		--resolution 1024 --out docs/frontier.png --force
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from coreplan.app import DeviceFile, Runtime, app, names, sides, square
-from coreplan.output import check_out
+from coreplan.output import check_new, check_out
 from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
 
@@ -34,12 +34,14 @@ def chart(kind: str,
                                                  help="scaling: gflops|memory_gb; validation: time|memory."),
           measurements: str = typer.Option(DEFAULT_MEASUREMENTS, "--measurements"),
           linear: bool = typer.Option(False, "--linear", help="scaling: linear y axis."),
+          force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
           device_file: Optional[str] = DeviceFile()) -> None:
     """Render one chart: scaling, crossover, validation, roofline, frontier or elastic."""
     from planners.devices import get_device
 
     check_choice("chart kind", kind, KINDS)
     check_out(out)
+    check_new(out, force)
     from coreplan import charts
     from costmodel.config import configure
     from planners.planner import baseline_model
@@ -89,6 +91,7 @@ def report(out: str = typer.Option("report.html", "--out"),
            memory_gb: Optional[float] = typer.Option(None, "--memory-gb"),
            measurements: str = typer.Option(DEFAULT_MEASUREMENTS, "--measurements"),
            runtime: str = Runtime(),
+           force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
            device_file: Optional[str] = DeviceFile()) -> None:
     """One self-contained HTML page (offline) with the key tables and charts."""
     from planners.devices import get_device
@@ -97,6 +100,7 @@ def report(out: str = typer.Option("report.html", "--out"),
     if Path(out).suffix.lower() != ".html":
         raise CoreplanError(f"--out {out}: the report is HTML; use a .html file name")
     check_out(out)
+    check_new(out, force)
     from coreplan.report import build_report
 
     text = build_report([get_model(m) for m in names(models, "--models")],

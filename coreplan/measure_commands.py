@@ -77,6 +77,8 @@ def validate(
                       min_repeats=repeats, warmup=warmup, threads=threads, compile_flex=compile_flex,
                       footprint=(not quick) if footprint is None else footprint)
     results = MeasurementWriter(out, resume)
+    if results.repaired:
+        print(f"coreplan: note: {results.repaired}", file=sys.stderr)
     _run_sweep(cases, results, options, retry_busy)
 
 

@@ -56,6 +56,16 @@ def emit(fmt: str, *, document, rows: list[dict], title: str | None = None,
 CHART_EXTENSIONS = (".html", ".png", ".svg")
 
 
+def check_new(path, force: bool) -> None:
+    """One rule for every file a command writes: an existing file is replaced only with force."""
+    from pathlib import Path
+
+    from costmodel.errors import ArgumentError
+
+    if Path(path).exists() and not force:
+        raise ArgumentError("force", f"is needed to replace {path}, which exists")
+
+
 def check_out(path) -> None:
     """A chart's --out: a supported extension in an existing directory, else one clear error."""
     from pathlib import Path

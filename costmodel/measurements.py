@@ -253,8 +253,10 @@ class MeasurementWriter:
         if exists and not resume:
             raise ArgumentError("resume", f"is needed to continue {self.path}, which exists "
                                 f"(or write to another file)")
+        self.repaired: str | None = None  # what resuming had to mend in the file, if anything
         if exists:
             self._check_resumable()
+            self.repaired = self._mend_tail()
             self.records = read_measurements(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -279,6 +281,34 @@ class MeasurementWriter:
         if tuple(header) != NAMES:
             raise CoreplanError(f"{self.path}: its columns differ from this version's; cannot "
                                 f"resume into it (choose another file)")
+
+    def _mend_tail(self) -> str | None:
+        """A file cut while a row was written (no final newline, or inside a quoted field) would
+        glue the next row onto it: keep every complete row, drop the cut one, and end with a
+        newline. Returns what was done, or None."""
+        text = self.path.read_text(encoding="utf-8")
+        if text.endswith("\n"):
+            return None  # every row was written whole (the newline is written last)
+        keep, done, pending = 0, 0, ""
+        for line in text.splitlines(keepends=True):
+            pending += line
+            if pending.count('"') % 2:
+                continue  # still inside a quoted field
+            if not pending.endswith("\n"):  # the unterminated last row: complete or cut?
+                if len(next(csv.reader([pending]), [])) == len(NAMES):
+                    keep = len(text)
+                break
+            done += len(pending)
+            keep, pending = done, ""
+        with open(self.path, "r+", encoding="utf-8", newline="") as handle:
+            handle.truncate(keep)
+            if keep and not text[:keep].endswith("\n"):
+                handle.seek(keep)
+                handle.write("\n")
+        if keep == len(text):
+            return f"{self.path}: added the missing newline after the last row"
+        return (f"{self.path}: dropped an incomplete last row ({len(text) - keep} bytes, cut while "
+                f"it was written); it will be measured again")
 
     def write(self, record: Measurement) -> None:
         try:

@@ -74,3 +74,36 @@ def test_chart_and_report_find_the_committed_data_from_any_directory(tmp_path):
                           env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_writing_over_a_file_needs_force(cli, tmp_path):
+    out = tmp_path / "c.svg"
+    out.write_text("keep me")
+    code, _, err = cli("chart", "scaling", "--models", "veca-small", "--resolutions", "224",
+                       "--out", str(out))
+    assert code == 2 and "--force is needed to replace" in err and out.read_text() == "keep me"
+    code, _, err = cli("chart", "scaling", "--models", "veca-small", "--resolutions", "224",
+                       "--out", str(out), "--force")
+    assert code == 0 and out.read_text().startswith("<svg")
+
+
+def test_resume_mends_a_row_cut_while_it_was_written(tmp_path):
+    from costmodel.measurements import Measurement, MeasurementWriter, read_measurements
+
+    path = tmp_path / "r.csv"
+    writer = MeasurementWriter(path, resume=False)
+    writer.write(Measurement("veca-small", 64, 8, "split", 1, "fp32", "ok"))
+    writer.write(Measurement("veca-small", 64, 8, "split", 2, "fp32", "ok", note='a "quoted" note'))
+    writer.close()
+    whole = path.read_text()
+    path.write_text(whole[:whole.index("quoted")])      # cut inside the second row's quoted field
+    resumed = MeasurementWriter(path, resume=True)
+    assert "dropped an incomplete last row" in resumed.repaired
+    resumed.write(Measurement("dinov3-small", 64, 0, "dense", 1, "fp32", "ok"))
+    resumed.close()
+    assert [(r.model, r.batch) for r in read_measurements(path)] == [
+        ("veca-small", 1), ("dinov3-small", 1)]
+    path.write_text(path.read_text().rstrip("\n"))      # a complete last row without its newline
+    again = MeasurementWriter(path, resume=True)
+    assert "added the missing newline" in again.repaired and len(again.records) == 2
+    again.close()
