@@ -33,6 +33,39 @@ def table(rows: list[dict], title: str | None = None, caption: str | None = None
     Console(width=max(100, min(200, 12 * len(columns) + 20))).print(t)
 
 
+def plan_rows(p) -> list[dict]:
+    """A plan's candidates (and its dense baseline) as the rows people read: units in the column
+    names, empty cells rather than None."""
+    from planners.planner import GB
+
+    def row(c, model):
+        interval = (f"{c.latency_ms_interval[0]:.3g}-{c.latency_ms_interval[1]:.3g}"
+                    if c.latency_ms_interval else "")
+        return {"model": model, "C": c.cores or "", "px": c.resolution, "batch": c.batch,
+                "GFLOP": c.flops / 1e9, "latency ms": c.latency_ms, "interval": interval,
+                "memory GB": c.memory_bytes / GB, "img/s": c.throughput_img_per_s,
+                "feasible": "yes" if c.feasible else "no", "binding": c.binding,
+                "chosen": "<-" if c == p.chosen else ""}
+
+    rows = [row(c, p.model) for c in p.candidates]
+    if p.baseline:
+        rows.append({**row(p.baseline, p.baseline_model), "chosen": "dense"})
+    return rows
+
+
+def html_table(rows: list[dict]) -> str:
+    """The same rows as an HTML table, each cell formatted as the terminal table formats it."""
+    import html
+
+    if not rows:
+        return "<p>(no rows)</p>"
+    columns = list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in columns)
+                   + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def csv_rows(rows: list[dict]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")

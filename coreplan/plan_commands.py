@@ -181,20 +181,10 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
 
 
 def _plan_table(p, device) -> None:
-    from planners.planner import GB, describe
+    from coreplan.output import plan_rows
+    from planners.planner import describe
 
-    def row(c, model):
-        interval = (f"{c.latency_ms_interval[0]:.3g}-{c.latency_ms_interval[1]:.3g}"
-                    if c.latency_ms_interval else "")
-        return {"model": model, "C": c.cores or "", "px": c.resolution, "batch": c.batch,
-                "GFLOP": c.flops / 1e9, "latency ms": c.latency_ms, "interval": interval,
-                "memory GB": c.memory_bytes / GB, "img/s": c.throughput_img_per_s,
-                "feasible": "yes" if c.feasible else "no", "binding": c.binding,
-                "chosen": "<-" if c == p.chosen else ""}
-
-    rows = [row(c, p.model) for c in p.candidates]
-    if p.baseline:
-        rows.append({**row(p.baseline, p.baseline_model), "chosen": "dense"})
+    rows = plan_rows(p)
     limits = ", ".join(f"{k}={v:g}" for k, v in vars(p.budgets).items() if v is not None) or "none"
     if p.chosen:
         what = {"cores": f"C={p.chosen.cores}" if p.chosen.cores else f"{p.model} as given",

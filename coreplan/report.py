@@ -11,9 +11,8 @@ import json
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
-
 from coreplan import charts
+from coreplan.output import html_table, plan_rows
 from costmodel.spec import ModelSpec
 from planners.devices import DeviceSpec
 from planners.planner import Budgets, baseline_model, plan
@@ -21,10 +20,6 @@ from planners.planner import Budgets, baseline_model, plan
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;
 padding:3px 8px;text-align:right}th{background:#f3f3f3}h2{margin-top:1.6em}.note{color:#555}"""
-
-
-def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, float_format=lambda v: f"{v:,.4g}", border=0)
 
 
 def build_report(specs: list[ModelSpec], devices: list[DeviceSpec], *, resolution: int = 1024,
@@ -48,7 +43,7 @@ def build_report(specs: list[ModelSpec], devices: list[DeviceSpec], *, resolutio
             chosen = f"C={p.chosen.cores}, binding {p.chosen.binding}" if p.chosen else "none feasible"
             sections.append((f"Plan: {spec.name} on {device.name} ({resolution} px, batch {batch}, "
                              f"{dtype}, {runtime})", f"<p class=note>chosen: {html.escape(chosen)}</p>"
-                             + _table(p.to_frame().drop(columns=["usage"])), None))
+                             + html_table(plan_rows(p)), None))
             sections.append((f"Elastic curve: {spec.name} on {device.name}", "",
                              charts.elastic_chart(charts.elastic_frame(
                                  spec, device, resolution=resolution, batch=batch, dtype=dtype))))

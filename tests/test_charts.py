@@ -96,6 +96,12 @@ def test_report_is_one_self_contained_page(cli, tmp_path):
     text = out.read_text()
     assert text.count("vegaEmbed('#chart") >= 5 and "<table" in text
     assert "cdn.jsdelivr" not in text and "<script src" not in text
+    # plan tables read as the terminal's do: no raw floats, None or NaN in any cell
+    import re
+
+    cells = re.findall(r"<td>([^<]*)</td>", text)
+    assert cells and not [c for c in cells if re.search(r"e[+-]\d|None|NaN|nan", c)]
+    assert "<th>latency ms</th>" in text and "<th>memory GB</th>" in text
 
 
 @pytest.mark.parametrize("name", ["01_cost_model.ipynb", "02_validation.ipynb",
