@@ -210,11 +210,18 @@ def load_models(path: str | Path) -> dict[str, ModelSpec]:
     """Load every `[models.NAME]` table of a TOML file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CoreplanError(f"model file not found: {path}") from None
+    except IsADirectoryError:
+        raise CoreplanError(f"model file {path}: is a directory") from None
+    except UnicodeDecodeError:
+        raise CoreplanError(f"model file {path}: not a text (UTF-8) file") from None
     except tomllib.TOMLDecodeError as err:
-        raise CoreplanError(f"model file {path}: malformed TOML: {err}") from None
+        raise CoreplanError(f"model file {path}: malformed TOML: {' '.join(str(err).split())}") \
+            from None
+    except OSError as err:
+        raise CoreplanError(f"model file {path}: {err.strerror}") from None
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise CoreplanError(f"model file {path}: no [models.NAME] tables")

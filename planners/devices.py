@@ -135,11 +135,18 @@ def load_devices(path: str | Path) -> dict[str, DeviceSpec]:
     """Every `[devices.NAME]` table of a TOML file (with the catalog's [defaults])."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CoreplanError(f"device file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise CoreplanError(f"device file {path}: malformed TOML: {err}") from None
+    except IsADirectoryError:
+        raise CoreplanError(f"device file {path}: is a directory") from None
+    except UnicodeDecodeError:
+        raise CoreplanError(f"device file {path}: not a text (UTF-8) file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise CoreplanError(f"device file {path}: malformed TOML: {' '.join(str(err).split())}") \
+            from None
+    except OSError as err:
+        raise CoreplanError(f"device file {path}: {err.strerror}") from None
     devices = data.get("devices")
     if not isinstance(devices, dict) or not devices:
         raise CoreplanError(f"device file {path}: no [devices.NAME] tables")

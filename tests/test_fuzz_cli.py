@@ -1,0 +1,108 @@
+"""Fuzzing the CLI in-process: whatever the arguments, a command answers (exit 0, or 3 for an
+infeasible plan) or says one line and exits 2 - never a traceback, never a hang."""
+
+import contextlib
+import io
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coreplan.cli import main
+
+MODELS = ["veca-small", "veca-small", "dinov3-small", "dinov2-small-reg", "vit_small_patch16_224",
+          "nope", ""]
+DEVICES = ["l4", "t4", "cpu-2core", "h100", "", "l4,t4"]
+NUMBERS = ["0", "-1", "1", "8", "64", "224", "256", "1e300", "nan", "inf", "abc", "3.5", "768x512"]
+OPTIONS = {
+    "flops": ["--resolution", "--cores", "--batch", "--scope", "--convention", "--impl",
+              "--output-dim", "--mode", "--teacher", "--format"],
+    "memory": ["--resolution", "--cores", "--batch", "--dtype", "--mode", "--teacher",
+               "--device", "--framework", "--format"],
+    "plan": ["--device", "--resolution", "--batch", "--dtype", "--latency-ms", "--memory-gb",
+             "--throughput", "--cores-allowed", "--solve", "--cores", "--demand", "--runtime",
+             "--format"],
+    "simulate": ["--device", "--resolution", "--cores", "--batch", "--dtype", "--runtime"],
+    "compare": ["--resolutions", "--cores", "--batch", "--scope"],
+}
+WORDS = ["model", "layer", "attention-core", "flop", "mac", "full", "split", "masked", "dense",
+         "training", "inference", "dinov3-base", "json", "csv", "table", "bf16", "fp16", "fp32",
+         "int8", "cores", "resolution", "batch", "eager", "compiled", "transformers", "8,16"]
+
+
+# each option mostly gets values of its own kind, sometimes anything (so both the answers and the
+# refusals are exercised)
+POOLS = {"--resolution": ["224", "256", "512", "768x512"] + NUMBERS, "--resolutions": ["224,512"],
+         "--device": ["l4", "t4", "cpu-2core", "l4,t4"] + DEVICES,
+         "--dtype": ["bf16", "fp16", "fp32", "auto", "int8"], "--solve": ["cores", "resolution",
+                                                                          "batch", "width"],
+         "--scope": ["model", "layer", "attention", "attention-core", "block"],
+         "--convention": ["flop", "mac", "full", "gflop"], "--impl": ["split", "masked", "flex",
+                                                                     "dense", "fast"],
+         "--mode": ["inference", "training", "serve"], "--teacher": ["dinov3-base", "veca-base"],
+         "--format": ["table", "json", "csv", "xml"], "--runtime": ["eager", "compiled", "jit"],
+         "--framework": ["torch", "transformers", "jax"], "--cores-allowed": ["8,16", "12", "64"]}
+
+
+@st.composite
+def command_lines(draw):
+    command = draw(st.sampled_from(sorted(OPTIONS)))
+    args = [command, draw(st.sampled_from(MODELS))]
+    if command == "compare":
+        args.append(draw(st.sampled_from(MODELS)))
+    for option in draw(st.lists(st.sampled_from(OPTIONS[command]), max_size=5, unique=True)):
+        own = POOLS.get(option, NUMBERS)
+        args += [option, draw(st.one_of(st.sampled_from(own), st.sampled_from(own),
+                                        st.sampled_from(NUMBERS + WORDS + DEVICES)))]
+    if command in ("plan", "simulate") and "--device" not in args:
+        args += ["--device", draw(st.sampled_from(["l4", "cpu-2core"]))]
+    if "--resolution" not in args and command != "compare":
+        args += ["--resolution", draw(st.sampled_from(["224", "256", "512"]))]
+    return args
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(command_lines())
+def test_any_command_line_answers_or_says_one_line(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    text = err.getvalue()
+    assert "Traceback" not in text, (argv, text)
+    assert code in (0, 2, 3), (argv, code, text)
+    if code == 2:
+        lines = [line for line in text.strip().splitlines() if line.startswith("coreplan: error")]
+        assert len(lines) == 1, (argv, text)
+
+
+# --------------------------------------------------------------------------- input files
+FRAGMENTS = ["[models.x]\n", "[devices.x]\n", "family = 'x'\n", "kind = 'core'\n",
+             "patch_size = 16\n", "embed_dim = 384\n", "num_heads = 0\n", "depth = -1\n",
+             "mlp_ratio = nan\n", "mlp = 'gelu'\n", "pos_embed = 'rope'\n", "source = 'x'\n",
+             "peak_flops_per_s = { fp32 = 1e12 }\n", "memory_bandwidth_bytes_per_s = 'fast'\n",
+             "memory_capacity_bytes = 1e9\n", "[devices.x.profile]\n", "dispatch_s = 1e-6\n",
+             "curves = [1, 2]\n", "footprint = { x = 1 }\n", "= = =\n", "\x00\xff\n",
+             "model,resolution,core_tokens,impl,batch,dtype,status\n", "veca-small,256,8,split,1,fp32,ok\n",
+             "a,\"b\n", "model,infer_img_size,infer_batch_size,infer_step_time\n",
+             "vit_base_patch16_224,224,8,1.5\n", "vit_base_patch16_224,x,8,1.5\n"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=10), st.binary(max_size=20),
+       st.sampled_from(["model", "device", "measurements", "timm"]))
+def test_any_input_file_loads_or_is_one_clear_error(tmp_path_factory, fragments, noise, kind):
+    from costmodel.errors import CoreplanError
+    from costmodel.measurements import read_measurements
+    from costmodel.spec import load_models
+    from costmodel.timm_results import read_timm
+    from planners.devices import load_devices
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    name = "benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv" if kind == "timm" else "f.txt"
+    path = folder / name
+    path.write_bytes("".join(fragments).encode("utf-8", "surrogateescape") + noise)
+    reader = {"model": load_models, "device": load_devices, "measurements": read_measurements,
+              "timm": read_timm}[kind]
+    try:
+        reader(path)
+    except CoreplanError as err:
+        assert str(err) and "\n" not in str(err).strip()
