@@ -29,6 +29,22 @@ def lookup(kind: str, name: str, table: dict, cutoff: float = 0.5):
     raise CoreplanError(f"unknown {kind} {name!r}{hint}")
 
 
+def read_text(path, what: str) -> str:
+    """A user file's text (UTF-8); a missing, directory, binary or unreadable file is one error
+    that names `what` it should have been (e.g. "model file")."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise CoreplanError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise CoreplanError(f"{what} {path}: is a directory") from None
+    except UnicodeDecodeError:
+        raise CoreplanError(f"{what} {path}: not a text (UTF-8) file") from None
+    except OSError as err:
+        raise CoreplanError(f"{what} {path}: {err.strerror}") from None
+
+
 def check_choice(kind: str, value: str, allowed) -> str:
     """`value` if it is one of `allowed`, else one clear error naming the choices."""
     if value not in allowed:

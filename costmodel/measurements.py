@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from costmodel.errors import ArgumentError, CoreplanError
+from costmodel.errors import ArgumentError, CoreplanError, read_text
 
 SCHEMA_VERSION = 5
 # A row whose machine probe ran this much slower than its quiet time was timed on a busy machine
@@ -205,22 +205,16 @@ def read_measurements(path: str | Path) -> list[Measurement]:
 def csv_rows(path: str | Path, check_header) -> list[tuple[int, dict]]:
     """(line, row) of a CSV file read by column name, after `check_header(path, header)`; a
     missing, binary or malformed file, or a row of the wrong length, is one error."""
+    import io
+
     path = Path(path)
+    text = read_text(path, "measurements")
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            check_header(path, reader.fieldnames)
-            rows = list(enumerate(reader, start=2))
-    except FileNotFoundError:
-        raise CoreplanError(f"measurements {path}: no such file") from None
-    except IsADirectoryError:
-        raise CoreplanError(f"measurements {path}: is a directory") from None
-    except UnicodeDecodeError:
-        raise CoreplanError(f"measurements {path}: not a text CSV file") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        check_header(path, reader.fieldnames)
+        rows = list(enumerate(reader, start=2))
     except csv.Error as err:
         raise CoreplanError(f"measurements {path}: malformed CSV ({err})") from None
-    except OSError as err:
-        raise CoreplanError(f"measurements {path}: {err.strerror}") from None
     for line, row in rows:
         if None in row or any(v is None for v in row.values()):
             raise CoreplanError(f"{path}:{line}: wrong number of fields")

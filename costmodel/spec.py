@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
-from costmodel.errors import ArgumentError, CoreplanError, lookup
+from costmodel.errors import ArgumentError, CoreplanError, lookup, read_text
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
@@ -210,18 +210,10 @@ def load_models(path: str | Path) -> dict[str, ModelSpec]:
     """Load every `[models.NAME]` table of a TOML file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CoreplanError(f"model file not found: {path}") from None
-    except IsADirectoryError:
-        raise CoreplanError(f"model file {path}: is a directory") from None
-    except UnicodeDecodeError:
-        raise CoreplanError(f"model file {path}: not a text (UTF-8) file") from None
+        data = tomllib.loads(read_text(path, "model file"))
     except tomllib.TOMLDecodeError as err:
         raise CoreplanError(f"model file {path}: malformed TOML: {' '.join(str(err).split())}") \
             from None
-    except OSError as err:
-        raise CoreplanError(f"model file {path}: {err.strerror}") from None
     models = data.get("models")
     if not isinstance(models, dict) or not models:
         raise CoreplanError(f"model file {path}: no [models.NAME] tables")

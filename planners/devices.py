@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from costmodel.errors import CoreplanError, lookup
+from costmodel.errors import CoreplanError, lookup, read_text
 from planners.footprint import FootprintModel, model_from_table
 from planners.profile import Profile, profile_from_table
 
@@ -135,18 +135,10 @@ def load_devices(path: str | Path) -> dict[str, DeviceSpec]:
     """Every `[devices.NAME]` table of a TOML file (with the catalog's [defaults])."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CoreplanError(f"device file not found: {path}") from None
-    except IsADirectoryError:
-        raise CoreplanError(f"device file {path}: is a directory") from None
-    except UnicodeDecodeError:
-        raise CoreplanError(f"device file {path}: not a text (UTF-8) file") from None
+        data = tomllib.loads(read_text(path, "device file"))
     except tomllib.TOMLDecodeError as err:
         raise CoreplanError(f"device file {path}: malformed TOML: {' '.join(str(err).split())}") \
             from None
-    except OSError as err:
-        raise CoreplanError(f"device file {path}: {err.strerror}") from None
     devices = data.get("devices")
     if not isinstance(devices, dict) or not devices:
         raise CoreplanError(f"device file {path}: no [devices.NAME] tables")

@@ -94,7 +94,7 @@ def test_a_malformed_measurement_file_names_file_line_and_field(tmp_path, text, 
 def test_binary_and_directory_measurement_files_are_one_error(tmp_path):
     binary = tmp_path / "b.csv"
     binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
-    with pytest.raises(CoreplanError, match="not a text CSV file"):
+    with pytest.raises(CoreplanError, match=r"not a text \(UTF-8\) file"):
         read_measurements(binary)
     with pytest.raises(CoreplanError, match="is a directory"):
         read_measurements(tmp_path)
