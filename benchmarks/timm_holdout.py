@@ -1,4 +1,4 @@
-"""Held-out latency error on timm's published GPU benchmarks (shared/public-benchmarks/timm).
+"""Held-out latency error on timm's published GPU benchmarks (data/public/timm).
 
     .venv/bin/python benchmarks/timm_holdout.py [--timm-dir DIR]
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from costmodel.timm_results import read_timm
-from planners.accuracy import Accuracy, RowError, predict_measurement
+from planners.accuracy import accuracy_of
 from planners.calibrate import calibrate
 from planners.devices import get_device
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared/public-benchmarks/timm"
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data/public/timm"
 
 
 def gpu_files(directory: Path, runtime: str) -> list[Path]:
@@ -36,9 +36,7 @@ def gpu_files(directory: Path, runtime: str) -> list[Path]:
 def defaults_error(path: Path) -> dict:
     results = read_timm(path)
     device = get_device(results.file.device)
-    acc = Accuracy(device.name, tuple(RowError(m, predict_measurement(m, device))
-                                      for m in results.records))
-    return acc.summary()
+    return accuracy_of(results.records, device).summary()
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from planners.devices import get_device
 from planners.gpu_shapes import TILE, quantized_matmul_flops
 from planners.roofline import config_rooflines, latency_s
 
-TIMM = Path(__file__).resolve().parents[2] / "shared/public-benchmarks/timm"
+TIMM = Path(__file__).resolve().parents[1] / "data/public/timm"
 HEADER = "model,infer_img_size,infer_samples_per_sec,infer_step_time,infer_batch_size,param_count," \
          "infer_gmacs,infer_macts"
 
