@@ -16,14 +16,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-# (source, model, side px, batch, C or None); the fit uses only FIT (planners.footprint.FIT_KEYS),
-# everything else is held out
-FIT = (
-    ("reference", "dinov2-small", 518, 4, None), ("reference", "veca-small", 512, 4, 64),
-    ("reference", "dinov3-base", 448, 2, None), ("reference", "veca-base", 224, 1, 8),
-    ("reference", "dinov2-small", 224, 1, None), ("reference", "veca-small", 768, 2, 32),
-    ("hf", "dinov2-small", 224, 1, None),
-)
+# (source, model, side px, batch, C or None): the fit set lives beside the model
+# (planners.footprint.FIT); everything below is held out
 HELD_OUT = (
     ("hf", "dinov2-small", 518, 4, None),
     ("hf", "dinov2-small", 448, 8, None), ("hf", "dinov2-base", 224, 4, None),
@@ -49,6 +43,8 @@ def measure_all(out: Path) -> None:
     writer = MeasurementWriter(out, resume=out.exists())
     done = writer.done
     try:
+        from planners.footprint import FIT
+
         for which, rows in (("fit", FIT), ("held out", HELD_OUT)):
             for source, model, side, batch, cores in rows:
                 c = configure(get_model(model), side, batch=batch, cores=cores)

@@ -27,7 +27,7 @@ from costmodel.spec import get_model
 from planners.accuracy import predict_measurement
 from planners.devices import get_device
 from reference.machine import machine_name
-from reference.models import build_model, forward_kwargs
+from reference.models import build_model, forward_kwargs, hf_model
 from reference.timing import Probe, time_call
 
 # (implementation, catalog model, side px, batch, C or None, impl)
@@ -53,23 +53,6 @@ HOLDOUT = (
     ("reference", "dinov3-small", 448, 2, None, "dense"),
     ("reference", "dinov2-base", 336, 1, None, "dense"),
 )
-
-
-def hf_model(name: str) -> torch.nn.Module:
-    """The Hugging Face model of the same shape as catalog model `name`, random init."""
-    from transformers import Dinov2Config, Dinov2Model, DINOv3ViTConfig, DINOv3ViTModel
-
-    s = get_model(name)
-    if s.family == "dinov2":
-        config = Dinov2Config(hidden_size=s.embed_dim, num_hidden_layers=s.depth,
-                              num_attention_heads=s.num_heads,
-                              mlp_ratio=s.mlp_hidden_dim // s.embed_dim, patch_size=s.patch_size,
-                              image_size=s.pos_embed_grid * s.patch_size)
-        return Dinov2Model(config).eval()
-    config = DINOv3ViTConfig(hidden_size=s.embed_dim, num_hidden_layers=s.depth,
-                             num_attention_heads=s.num_heads, intermediate_size=s.mlp_hidden_dim,
-                             patch_size=s.patch_size, num_register_tokens=s.register_tokens)
-    return DINOv3ViTModel(config).eval()
 
 
 def forward_of(source: str, name: str, side: int, batch: int, cores, impl: str):

@@ -172,7 +172,7 @@ def profile(
         raise CoreplanError(f"--budget-s must be seconds in [1, 3600], got {budget_s}")
     if threads is not None and threads <= 0:
         raise CoreplanError(f"--threads must be positive, got {threads}")
-    if Path(out).exists() and not force:
+    if Path(out).exists() and not force:  # before the minutes of measuring, not after
         raise CoreplanError(f"--out {out} exists: pass --force to replace it")
     if not Path(out).parent.is_dir():
         raise CoreplanError(f"--out {out}: directory {Path(out).parent} does not exist")

@@ -82,11 +82,3 @@ def timm_spec(name: str) -> ModelSpec | None:
                       layer_scale=True, qkv_bias=bias, key_bias=bias)
     return None
 
-
-def native_resolution(spec: ModelSpec) -> int | None:
-    """The input side a mapped timm model is defined at (from its name), if it says one."""
-    if spec.family in ("dinov3",) and spec.description.startswith("timm "):
-        return 256
-    if spec.pos_embed == "learned":
-        return spec.pos_embed_grid * spec.patch_size
-    return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from costmodel.errors import CoreplanError
@@ -119,7 +119,3 @@ def _record(info: TimmFile, line: int, row: dict, spec) -> Measurement | None:
         device_name=info.device, runtime=info.runtime, torch_version=info.torch_version,
         time_ms_median=step_ms, note=f"timm benchmark {info.path.name}", line=line)
 
-
-def with_device(records, device: str):
-    """Records relabelled to a coreplan device name (for files whose tag is not in DEVICES)."""
-    return tuple(replace(r, device_name=device) for r in records)

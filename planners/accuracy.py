@@ -68,9 +68,14 @@ def predict_measurement(m: Measurement, device: DeviceSpec) -> float:
     return float(latency_s(config_rooflines(c, device, m.runtime or "eager"), device))
 
 
+def accuracy_of(records, device: DeviceSpec) -> Accuracy:
+    """Measured records against `device`'s prediction."""
+    return Accuracy(device.name, tuple(RowError(m, predict_measurement(m, device)) for m in records))
+
+
 def prediction_errors(path: str | Path, device: DeviceSpec, include_busy: bool = False) -> Accuracy:
     """Every timed row of a measurement file against `device`'s prediction."""
     rows = [m for m in latest(read_measurements(path)) if m.timed or (include_busy and m.busy)]
     if not rows:
         raise CoreplanError(f"{path}: no rows with status ok and a time")
-    return Accuracy(device.name, tuple(RowError(m, predict_measurement(m, device)) for m in rows))
+    return accuracy_of(rows, device)

@@ -70,6 +70,11 @@ def load_rows(paths, include_busy: bool = False) -> list[Measurement]:
     return rows
 
 
+def from_timm(m: Measurement) -> bool:
+    """A row read from a timm benchmark file (its device is a catalog name, not a machine's)."""
+    return bool(m.note) and m.note.startswith("timm benchmark")
+
+
 def row_devices(rows: list[Measurement], device: DeviceSpec | None,
                 device_file=None) -> list[DeviceSpec]:
     """The device each row was measured on: `device` for all (its kind must match theirs, and a
@@ -83,12 +88,12 @@ def row_devices(rows: list[Measurement], device: DeviceSpec | None,
             if m.device and m.device != kind:
                 raise CoreplanError(f"line {m.line}: measured on {m.device}, but the device "
                                     f"being calibrated is {kind}")
-            if m.note and m.note.startswith("timm") and m.device_name != device.name:
+            if from_timm(m) and m.device_name != device.name:
                 raise CoreplanError(f"line {m.line}: measured on {m.device_name}, not on "
                                     f"{device.name}")
             out.append(device)
         else:
-            if not (m.note and m.note.startswith("timm")):
+            if not from_timm(m):
                 raise CoreplanError(f"line {m.line}: a validate row names no catalog device; "
                                     f"give the device")
             out.append(get_device(m.device_name, device_file))
@@ -263,7 +268,7 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
     rows = load_rows(paths, include_busy)
     devices = row_devices(rows, device, device_file)
     if by is None:
-        timm = all(m.note and m.note.startswith("timm") for m in rows)
+        timm = all(from_timm(m) for m in rows)
         by = "device" if device is None else ("family" if timm else "resolution")
     check_choice("held-out grouping", by, GROUPINGS)
     R, launches = design(rows, devices)

@@ -70,9 +70,6 @@ class Profile:
     curves: dict[str, tuple[Curve, ...]] = field(default_factory=dict)
     source: str = ""
 
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(self.curves)
-
     def seconds(self, op: str, shape: dict, launches):
         """Predicted seconds of `launches` launches of graph op `op` at `shape`, or None when the
         profile does not hold this op kind."""

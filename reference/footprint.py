@@ -90,8 +90,7 @@ def _build(request: dict):
                   impl=request["impl"])
     torch.manual_seed(0)
     if request["source"] == "hf":
-        sys.path.insert(0, "benchmarks")
-        from latency_holdout import hf_model
+        from reference.models import hf_model
 
         model = hf_model(spec.name)
         images = torch.randn(c.batch, 3, c.height, c.width)

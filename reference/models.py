@@ -246,6 +246,27 @@ class CoreEncoder(nn.Module):
         return self.head(self.norm(x))
 
 
+def hf_model(name: str) -> nn.Module:
+    """The Hugging Face transformers model of catalog model `name`'s shape (Dinov2Model or
+    DINOv3ViTModel from a config, random weights, their default attention): an implementation
+    nobody here wrote, for held-out checks. Needs the `transformers` package."""
+    from transformers import Dinov2Config, Dinov2Model, DINOv3ViTConfig, DINOv3ViTModel
+
+    from costmodel.spec import get_model
+
+    s = get_model(name)
+    if s.family == "dinov2":
+        config = Dinov2Config(hidden_size=s.embed_dim, num_hidden_layers=s.depth,
+                              num_attention_heads=s.num_heads,
+                              mlp_ratio=s.mlp_hidden_dim // s.embed_dim, patch_size=s.patch_size,
+                              image_size=s.pos_embed_grid * s.patch_size)
+        return Dinov2Model(config).eval()
+    config = DINOv3ViTConfig(hidden_size=s.embed_dim, num_hidden_layers=s.depth,
+                             num_attention_heads=s.num_heads, intermediate_size=s.mlp_hidden_dim,
+                             patch_size=s.patch_size, num_register_tokens=s.register_tokens)
+    return DINOv3ViTModel(config).eval()
+
+
 def build_model(spec: ModelSpec, *, impl: str | None = None, compile_flex: bool = False) -> nn.Module:
     """The encoder for a spec (impl applies to core models)."""
     if spec.is_core:
