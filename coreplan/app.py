@@ -27,7 +27,8 @@ FLAGS = {
     "demand_img_per_s": "--demand", "versus": "--versus", "resume": "--resume", "out": "--out",
     "max_resolution": "--max-resolution", "max_batch": "--max-batch", "min_time": "--min-time",
     "threads": "--threads", "force": "--force", "teacher": "--teacher",
-    "distill_output_dim": "--output-dim",
+    "distill_output_dim": "--output-dim", "devices": "--devices", "rate": "--rate",
+    "duration_s": "--duration-s", "slo_ms": "--slo-ms",
 }
 
 

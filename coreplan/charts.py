@@ -217,6 +217,41 @@ def elastic_chart(df: pd.DataFrame) -> alt.Chart:
         width=WIDTH, height=HEIGHT, title=title)
 
 
+# --------------------------------------------------------------------------- serving under load
+def serve_frame(sweep, capacity_img_per_s: float) -> pd.DataFrame:
+    """One row per (offered rate, policy) of `planners.serving.load_sweep`."""
+    return pd.DataFrame([{"offered_img_per_s": rate, "load": rate / capacity_img_per_s,
+                          "policy": r.policy, "p99_ms": r.latency_ms["p99"],
+                          "p50_ms": r.latency_ms["p50"], "slo_attainment": r.slo_attainment,
+                          "mean_cores": r.mean_cores} for rate, r in sweep])
+
+
+def serve_chart(df: pd.DataFrame, slo_ms: float, reference: str) -> alt.Chart:
+    """p99 latency (log) and mean C against offered load, one line per policy; the objective as a
+    dashed rule."""
+    capacity = float((df["offered_img_per_s"] / df["load"]).iloc[0])
+    x = alt.X("offered_img_per_s:Q",
+              title=f"offered load (images/s; {reference} saturates at {capacity:,.4g})")
+    color = alt.Color("policy:N", title="policy")
+    tooltip = ["policy", alt.Tooltip("offered_img_per_s:Q", format=",.4g"),
+               alt.Tooltip("load:Q", format=".2f"), alt.Tooltip("p99_ms:Q", format=",.4g"),
+               alt.Tooltip("slo_attainment:Q", format=".1%"), alt.Tooltip("mean_cores:Q", format=".1f")]
+    p99 = alt.Chart(df).mark_line(point=True).encode(
+        x=x, y=alt.Y("p99_ms:Q", title="p99 latency, queue + service (ms)", scale=alt.Scale(type="log")),
+        color=color, tooltip=tooltip)
+    rule = alt.Chart(pd.DataFrame({"slo_ms": [slo_ms]})).mark_rule(strokeDash=[6, 4], color="black").encode(
+        y=alt.Y("slo_ms:Q", title="p99 latency, queue + service (ms)"))
+    top = alt.layer(p99, rule).properties(width=WIDTH, height=HEIGHT // 1.5,
+                                          title=f"Serving under load: p99 against offered load "
+                                                f"(dashed: the {slo_ms:g} ms objective)")
+    cores = df.dropna(subset=["mean_cores"])
+    bottom = alt.Chart(cores).mark_line(point=True).encode(
+        x=x, y=alt.Y("mean_cores:Q", title="mean active core tokens C", scale=alt.Scale(domain=[0, 64])),
+        color=color, tooltip=tooltip).properties(width=WIDTH, height=HEIGHT // 2,
+                                                  title="Core budget per request (mean C)")
+    return alt.vconcat(top, bottom)
+
+
 # --------------------------------------------------------------------------- export
 def save(chart, path: str | Path) -> Path:
     """Write .html (self-contained, offline), .png (2x scale) or .svg."""

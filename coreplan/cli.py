@@ -14,6 +14,7 @@ from typer.exceptions import Abort, Exit, TyperException
 from coreplan import cost_commands  # noqa: F401, I001
 from coreplan import measure_commands  # noqa: F401
 from coreplan import plan_commands  # noqa: F401
+from coreplan import serve_commands  # noqa: F401
 from coreplan import chart_commands  # noqa: F401
 from coreplan.app import app, flag_message
 from costmodel.errors import CoreplanError

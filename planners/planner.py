@@ -78,12 +78,24 @@ def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets
                      runtime: str = "eager") -> list[Candidate]:
     """Candidates for configurations of one model and impl, evaluated in one vectorised pass
     (the graph gives FLOPs and the roofline at once)."""
-    spec, impl, dtype = configs[0].spec, configs[0].impl, configs[0].dtype
-    cost = evaluate(spec, impl, _stack_dims(configs))
-    seconds = np.atleast_1d(latency_s(op_rooflines(cost, device, dtype, runtime), device))
-    flops = np.atleast_1d(cost.total("flop"))
+    seconds, flops = _seconds_and_flops(configs, device, runtime)
     return [_candidate(c, float(t), float(f), device, budgets)
             for c, t, f in zip(configs, seconds, flops)]
+
+
+def predicted_seconds(configs: list[Config], device: DeviceSpec, runtime: str = "eager") -> np.ndarray:
+    """The latency model's time (s) of each configuration (one model, impl and dtype), in one
+    vectorised pass: what the planner and the serving simulator both use."""
+    return _seconds_and_flops(configs, device, runtime)[0]
+
+
+def _seconds_and_flops(configs: list[Config], device: DeviceSpec, runtime: str):
+    spec, impl, dtype = configs[0].spec, configs[0].impl, configs[0].dtype
+    if any((c.spec, c.impl, c.dtype) != (spec, impl, dtype) for c in configs):
+        raise ArgumentError("configs", "must share one model, impl and dtype")
+    cost = evaluate(spec, impl, _stack_dims(configs))
+    seconds = np.atleast_1d(latency_s(op_rooflines(cost, device, dtype, runtime), device))
+    return np.broadcast_to(seconds, (len(configs),)), np.atleast_1d(cost.total("flop"))
 
 
 def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,

@@ -16,6 +16,7 @@ Values broadcast over numpy arrays of dimensions, so a planner evaluates all can
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,10 +117,12 @@ def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:
         if len(chain) == 1:
             out.append(chain[0])
         elif chain:
-            largest = max(chain, key=lambda o: np.max(o.memory_s))
+            # the largest member per configuration (over arrays, each element on its own)
+            largest = functools.reduce(np.maximum, (o.bytes for o in chain))
             out.append(OpRoofline("+".join(o.path for o in chain), "fused", "elementwise",
-                                  sum(o.flops for o in chain), largest.bytes, chain[0].launches,
-                                  sum(o.compute_s for o in chain), largest.memory_s, {}))
+                                  sum(o.flops for o in chain), largest, chain[0].launches,
+                                  sum(o.compute_s for o in chain),
+                                  functools.reduce(np.maximum, (o.memory_s for o in chain)), {}))
         chain.clear()
 
     for op in ops:

@@ -1,0 +1,268 @@
+"""`coreplan serve`: a simulated server under load, C chosen per batch (torch-free)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from coreplan.app import (DeviceFile, Format, Impl, ModelFile, Runtime, app, check_format, ints,
+                          number, square)
+from coreplan.output import check_new, check_out, emit
+from costmodel.errors import ArgumentError, CoreplanError, check_choice
+from costmodel.spec import get_model
+
+POLICIES = ("static", "elastic", "dense", "all")
+ARRIVALS = ("poisson", "bursty")
+REQUESTS_BY_DEFAULT = 100_000
+SWEEP_LOADS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2)
+SWEEP_REQUESTS = 20_000
+
+
+@app.command()
+def serve(model: str, device: str = typer.Option(..., "--device"),
+          resolution: str = typer.Option(..., "--resolution", help="Side in px (square images)."),
+          rate: Optional[str] = typer.Option(None, "--rate",
+                                             help="Offered load, images/s (with a trace file: "
+                                                  "replay it scaled to this mean rate)."),
+          slo_ms: str = typer.Option(..., "--slo-ms", help="Latency objective (queue + service)."),
+          policy: str = typer.Option("all", "--policy",
+                                     help="static, elastic, dense (the --versus baseline) or all."),
+          cores: Optional[int] = typer.Option(None, "--cores", help="C of the static policy "
+                                                                     "(default: the largest)."),
+          cores_allowed: Optional[str] = typer.Option(None, "--cores-allowed",
+                                                      help="Budgets the elastic policy may use."),
+          max_batch: int = typer.Option(8, "--max-batch", help="Largest batch a device takes."),
+          batch_timeout_ms: str = typer.Option("0", "--batch-timeout-ms",
+                                               help="Longest the oldest request waits for its "
+                                                    "batch to fill."),
+          arrivals: str = typer.Option("poisson", "--arrivals",
+                                       help="poisson, bursty (MMPP-2: bursts at 4x the rate, "
+                                            "1 s long, every 10 s on average) or a trace file."),
+          duration_s: Optional[str] = typer.Option(None, "--duration-s",
+                                                   help="Simulated seconds (default: 100,000 "
+                                                        "requests' worth)."),
+          devices: int = typer.Option(1, "--devices", help="Identical devices sharing the queue."),
+          dtype: str = typer.Option("auto", "--dtype", help="fp32, bf16, fp16 or auto."),
+          quality: Optional[str] = typer.Option(None, "--quality",
+                                                help="CSV cores,quality: expected quality per C."),
+          versus: Optional[str] = typer.Option(None, "--versus", help="Dense baseline model."),
+          seed: int = typer.Option(0, "--seed"),
+          solve: Optional[str] = typer.Option(None, "--solve",
+                                              help="devices: the fewest devices holding p99 "
+                                                   "within the objective, per policy."),
+          impl: Optional[str] = Impl(), runtime: str = Runtime(),
+          out: Optional[str] = typer.Option(None, "--out", help="Chart of p99 and mean C against "
+                                                                "offered load (.html/.png/.svg)."),
+          force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+          device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
+          fmt: str = Format()) -> None:
+    """Simulate serving a request stream: latency percentiles, objective attainment, C mix.
+
+    Exit status 3 with --solve devices when a policy cannot hold the objective with any number of
+    devices up to 4096.
+    """
+    from planners.devices import get_device
+    from planners.planner import best_dtype
+    from planners.serving import devices_needed, fastest_s
+
+    fmt = check_format(fmt)
+    if solve is not None:
+        check_choice("solve", solve, ("devices",))
+    if out:
+        check_out(out)
+        check_new(out, force)
+    slo_s = _positive(slo_ms, "--slo-ms") / 1e3
+    timeout_s = _at_least_zero(batch_timeout_ms, "--batch-timeout-ms") / 1e3
+    rate_value = _positive(rate, "--rate") if rate is not None else None
+    duration = _positive(duration_s, "--duration-s") if duration_s is not None else None
+    dev = get_device(device, device_file)
+    dtype = best_dtype(dev) if dtype == "auto" else dtype
+    spec = get_model(model, model_file)
+    side = square(resolution, "serve")
+    policies = _policies(spec, check_choice("policy", policy, POLICIES), dev, side, dtype, cores,
+                         cores_allowed, max_batch, impl, runtime, versus, model_file)
+    own = [p for p in policies if p.table.model == spec.name] or policies
+    fastest = min(map(fastest_s, own))
+    if slo_s < fastest:
+        raise ArgumentError("slo_ms", f"{slo_ms} ms is below the fastest possible service, "
+                            f"{fastest * 1e3:.4g} ms ({spec.name}, one image, on {dev.name})")
+    times, offered = _arrivals(arrivals, rate_value, duration, seed)
+    table = _quality(quality, spec)
+    kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s)
+    title = (f"{spec.name} {side}px {dtype} on {dev.name}: {offered:,.4g} img/s offered "
+             f"({arrivals if arrivals in ARRIVALS else Path(arrivals).name}), "
+             f"objective {slo_s * 1e3:g} ms")
+    if solve:
+        found = [(p, *devices_needed(p, times, **kwargs)) for p in policies]
+        _emit_fleet(fmt, found, title, slo_s)
+        code = 3 if any(k is None for _, k, _, _ in found) else 0
+    else:
+        from planners.serving import serve as run
+
+        results = [run(p, times, devices=devices, quality=table, **kwargs) for p in policies]
+        _emit_results(fmt, results, title + f", {devices} device(s)", slo_s, offered,
+                      [_capacity(p, devices) for p in policies])
+        code = 0
+    if out:
+        _chart(out, policies, arrivals, seed, devices, table, **kwargs)
+    if code:
+        raise typer.Exit(code)
+
+
+def _positive(text: str, flag: str) -> float:
+    value = number(text, flag)
+    if not (math.isfinite(value) and value > 0):
+        raise CoreplanError(f"{flag}: must be a positive number, got {text!r}")
+    return value
+
+
+def _at_least_zero(text: str, flag: str) -> float:
+    value = number(text, flag)
+    if not (math.isfinite(value) and value >= 0):
+        raise CoreplanError(f"{flag}: must be a number >= 0, got {text!r}")
+    return value
+
+
+def _policies(spec, policy, dev, side, dtype, cores, cores_allowed, max_batch, impl, runtime,
+              versus, model_file):
+    """The policies asked for, each with its service table."""
+    from planners.planner import baseline_model
+    from planners.serving import Policy, service_table
+
+    def table(model, allowed=None):
+        return service_table(model, dev, resolution=side, dtype=dtype, max_batch=max_batch,
+                             cores_allowed=allowed, impl=impl if model is spec else None,
+                             runtime=runtime)
+
+    if not spec.is_core and policy == "elastic":
+        raise CoreplanError(f"--policy elastic needs a core model; {spec.name} is dense")
+    if cores_allowed and not spec.is_core:
+        raise CoreplanError(f"--cores-allowed applies to core models; {spec.name} is dense")
+    chosen = []
+    if policy in ("static", "all"):
+        if spec.is_core:
+            from costmodel.config import check_cores
+
+            static = check_cores(spec, cores)
+            chosen.append(Policy(f"static C={static}", "static", table(spec, [static]), static))
+        else:
+            if cores is not None:
+                raise CoreplanError(f"--cores applies to core models; {spec.name} is dense")
+            chosen.append(Policy("static", "static", table(spec)))
+    if policy in ("elastic", "all") and spec.is_core:
+        allowed = ints(cores_allowed, "--cores-allowed") if cores_allowed else None
+        chosen.append(Policy("elastic", "elastic", table(spec, allowed)))
+    base = get_model(versus, model_file) if versus else (baseline_model(spec) if spec.is_core
+                                                          else None)
+    if base is not None and base.is_core:
+        raise CoreplanError(f"--versus takes a dense model; {base.name} is a core model")
+    if policy == "dense" and base is None:
+        raise CoreplanError(f"--policy dense needs a dense baseline: give --versus")
+    if policy in ("dense", "all") and base is not None:
+        chosen.append(Policy(f"dense {base.name}", "static", table(base)))
+    return chosen
+
+
+def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float], seed: int):
+    """The arrival times and the offered rate (img/s)."""
+    from planners import workload
+
+    if kind in ARRIVALS:
+        if rate_value is None:
+            raise CoreplanError(f"--rate is needed with --arrivals {kind}")
+        duration = duration or REQUESTS_BY_DEFAULT / rate_value
+        make = workload.poisson if kind == "poisson" else workload.bursty
+        times = make(rate_value, duration, seed)
+        if len(times) == 0:
+            raise CoreplanError(f"no request arrives in {duration:g} s at {rate_value:g}/s; "
+                                f"give a longer --duration-s")
+        return times, rate_value
+    if not Path(kind).exists() and "." not in kind and "/" not in kind:
+        raise CoreplanError(f"unknown --arrivals {kind!r}; choose poisson, bursty or a trace file")
+    times = workload.read_trace(kind, rate_value, duration)
+    span = float(times[-1] - times[0]) or 1.0
+    return times, rate_value or len(times) / span
+
+
+def _quality(path: Optional[str], spec):
+    if path is None:
+        return None
+    if not spec.is_core:
+        raise CoreplanError(f"--quality maps core budgets; {spec.name} is dense")
+    from planners.workload import read_quality
+
+    return read_quality(path)
+
+
+def _capacity(policy, devices: int) -> float:
+    """The most images/s the policy's fastest configuration serves (full batches, smallest C)."""
+    cores = policy.table.cores[0] if policy.kind == "elastic" else policy.cores
+    return policy.table.capacity_img_per_s(cores, devices)
+
+
+def _emit_results(fmt, results, title, slo_s, offered, capacities) -> None:
+    rows = [{"policy": r.policy, "p50 ms": r.latency_ms["p50"], "p95 ms": r.latency_ms["p95"],
+             "p99 ms": r.latency_ms["p99"], "in SLO": f"{r.slo_attainment:.1%}",
+             "img/s": r.throughput_img_per_s,
+             "mean C": "" if r.mean_cores is None else round(r.mean_cores, 1),
+             "batch": round(r.mean_batch, 2),
+             "quality": "" if r.expected_quality is None else round(r.expected_quality, 2)}
+            for r in results]
+    notes = []
+    for r in results:
+        if r.mean_cores is not None and len(r.cores_histogram) > 1:
+            mix = ", ".join(f"C={c} {k / r.requests:.0%}" for c, k in r.cores_histogram.items())
+            notes.append(f"{r.policy}: {mix}; {r.overload_batches:,} of {r.batches:,} batches "
+                         f"overloaded (smallest C, objective predicted missed)")
+        if r.quality_missing:
+            notes.append(f"{r.policy}: no quality for C={', '.join(map(str, r.quality_missing))} "
+                         f"in the quality file, so no expected quality")
+    notes += [f"{r.policy}: {r.missed:,} of {r.requests:,} requests over {slo_s * 1e3:g} ms; "
+              f"utilisation {r.utilisation:.0%}" for r in results]
+    notes += [f"{r.policy}: overloaded: {offered:,.4g} img/s offered > {cap:,.4g} img/s, the most "
+              f"it serves; its queue grows all run, so its latencies grow with --duration-s"
+              for r, cap in zip(results, capacities) if offered > cap]
+    document = [{**r.to_dict(), "slo_ms": slo_s * 1e3, "offered_img_per_s": offered,
+                 "capacity_img_per_s": cap} for r, cap in zip(results, capacities)]
+    emit(fmt, document=document, rows=rows, title=title, caption="\n".join(notes))
+
+
+def _emit_fleet(fmt, found, title, slo_s) -> None:
+    rows, document = [], []
+    for policy, k, at, fewer in found:
+        rows.append({"policy": policy.name, "devices": k if k else "none <= 4096",
+                     "p99 ms": at.latency_ms["p99"], "in SLO": f"{at.slo_attainment:.1%}",
+                     "p99 ms, one fewer": fewer.latency_ms["p99"] if fewer else ""})
+        document.append({"policy": policy.name, "devices": k, "slo_ms": slo_s * 1e3,
+                         "result": at.to_dict(), "one_fewer": fewer.to_dict() if fewer else None})
+    emit(fmt, document=document, rows=rows, title=title + ": fewest devices for p99 within it",
+         caption="p99 at that many devices, and with one fewer (which misses the objective)")
+
+
+def _chart(out, policies, arrivals, seed, devices, quality, *, slo_s, **kwargs) -> None:
+    """p99 and mean C against offered load, up to 1.2x the static (or first) policy's capacity."""
+    from coreplan import charts
+    from planners import workload
+    from planners.serving import load_sweep
+
+    reference = policies[0]
+    capacity = reference.table.capacity_img_per_s(reference.cores, devices)
+    if arrivals in ARRIVALS:
+        make = workload.poisson if arrivals == "poisson" else workload.bursty
+
+        def arrivals_at(rate):  # bursty: at least 30 burst cycles per point
+            return make(rate, max(SWEEP_REQUESTS / rate, 0 if arrivals == "poisson" else 300.0),
+                        seed)
+    else:
+        def arrivals_at(rate):
+            return workload.read_trace(arrivals, rate)
+
+    sweep = load_sweep(policies, arrivals_at, [f * capacity for f in SWEEP_LOADS],
+                       devices=devices, quality=quality, slo_s=slo_s, **kwargs)
+    frame = charts.serve_frame(sweep, capacity)
+    path = charts.save(charts.serve_chart(frame, slo_s * 1e3, reference.name), out)
+    print(f"coreplan: wrote {path}", file=sys.stderr)  # stdout keeps the table, JSON or CSV

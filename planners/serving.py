@@ -1,0 +1,317 @@
+"""Elastic serving under load: K identical devices serve one request stream, C chosen per batch.
+
+The simulation. Requests arrive (planners.workload), wait in one first-in-first-out queue shared
+by the devices and are served in batches (dynamic batching): the device that frees first takes the
+queue's head at once when `max_batch` requests wait; otherwise it waits until the batch fills or
+the oldest request has waited `batch_timeout_s`, whichever comes first, and takes what has come
+(at most `max_batch`). A batch of b images at core budget C takes s(b, C), the latency model's
+predicted time on the device (`planners.planner.predicted_seconds`, the planner's own numbers). A
+request's latency is its wait in the queue plus its batch's service time.
+
+The machinery is a compact event loop over batches, not a discrete-event library: with one FIFO
+queue the queue is a pointer into the sorted arrival times, so a batch costs a heap operation and
+a few binary searches and a request costs nothing in Python (its latency is one vectorised
+subtraction at the end). A general library schedules an event per request and process step.
+
+Policies (`Policy`):
+- static: every batch at one C (for a dense model: the model as it is).
+- elastic: per batch, the largest allowed C whose predicted schedule meets the objective for the
+  batch and for every request already queued behind it. The batch and that backlog are cut into
+  rounds of K batches of the batch's size; round r ends at t + r * s(b, C) (t: dispatch time),
+  and the oldest request of each round must finish within `slo_s` of its arrival. Rounds 1-16 are
+  checked one by one; a deeper backlog is checked on rounds growing by 25%, each bounding the
+  rounds up to the next from the safe side (arrivals are sorted, so a later round's oldest request
+  arrived no earlier). When no C meets it (overload), the batch runs at the smallest C and counts
+  as an overload batch. NB: the K - 1 other devices are assumed free at t; they may still be busy.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from costmodel.config import check_cores, configure
+from costmodel.errors import ArgumentError
+from costmodel.spec import ModelSpec
+from planners.devices import DeviceSpec
+
+EXACT_ROUNDS = 16
+
+
+@dataclass(frozen=True)
+class ServiceTable:
+    """Predicted service seconds of a batch: seconds[b - 1][j] for b images at cores[j]
+    (ascending; (None,) for a dense model)."""
+
+    model: str
+    cores: tuple
+    seconds: np.ndarray  # (max_batch, len(cores))
+
+    @property
+    def max_batch(self) -> int:
+        return self.seconds.shape[0]
+
+    def column(self, cores) -> int:
+        if cores not in self.cores:
+            raise ArgumentError("cores", f"{cores} is not among {self.model}'s budgets "
+                                f"{', '.join(map(str, self.cores))}")
+        return self.cores.index(cores)
+
+    def capacity_img_per_s(self, cores=None, devices: int = 1) -> float:
+        """The most images per second K devices serve at C: full batches back to back."""
+        j = self.column(cores if cores is not None else self.cores[-1])
+        return devices * self.max_batch / float(self.seconds[-1, j])
+
+
+def service_table(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype: str,
+                  max_batch: int, cores_allowed=None, impl: str | None = None,
+                  runtime: str = "eager") -> ServiceTable:
+    """The latency model's s(b, C) for b = 1..max_batch and every allowed C, in one pass. The
+    largest batch at the largest C must fit in the device's memory."""
+    from planners.planner import GB, predicted_seconds, process_bytes
+
+    if not isinstance(max_batch, int) or max_batch < 1:
+        raise ArgumentError("max_batch", f"must be a positive integer, got {max_batch!r}")
+    if spec.is_core:
+        cores = tuple(sorted({check_cores(spec, c) for c in (cores_allowed or spec.budgets)}))
+    elif cores_allowed:
+        raise ArgumentError("cores_allowed", f"applies to core models; {spec.name} is dense")
+    else:
+        cores = (None,)
+    side = spec.round_resolution(resolution)
+    largest = configure(spec, side, cores=cores[-1], batch=max_batch, impl=impl, dtype=dtype)
+    need, capacity = process_bytes(largest, device), device.memory_capacity_bytes
+    if need > capacity:
+        raise ArgumentError("max_batch", f"{max_batch} does not fit on {device.name}: "
+                            f"{need / GB:.3g} GB > {capacity / GB:g} GB")
+    configs = [configure(spec, side, cores=c, batch=b, impl=impl, dtype=dtype)
+               for b in range(1, max_batch + 1) for c in cores]
+    seconds = np.asarray(predicted_seconds(configs, device, runtime), dtype=np.float64)
+    return ServiceTable(spec.name, cores, seconds.reshape(max_batch, len(cores)))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How each batch's C is chosen: kind "static" (at `cores`; None for a dense model) or
+    "elastic" (over the table's budgets); `name` labels the results ("dense" for a baseline)."""
+
+    name: str
+    kind: str
+    table: ServiceTable
+    cores: int | None = None
+
+
+@dataclass(frozen=True)
+class ServeResult:
+    """One policy's run. Latencies in ms; cores_histogram: requests served at each C."""
+
+    policy: str
+    model: str
+    devices: int
+    latency_ms: dict
+    slo_attainment: float
+    throughput_img_per_s: float
+    mean_cores: float | None
+    cores_histogram: dict
+    expected_quality: float | None
+    requests: int
+    batches: int
+    missed: int
+    overload_batches: int
+    mean_batch: float
+    wait_ms_mean: float
+    service_ms_mean: float
+    utilisation: float
+    quality_missing: tuple = field(default=())  # budgets used that the quality table lacks
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["cores_histogram"] = {str(k): v for k, v in self.cores_histogram.items()}
+        d["quality_missing"] = list(self.quality_missing)
+        return d
+
+
+def _batches(arrivals: list[float], devices: int, max_batch: int, timeout_s: float, pick):
+    """The event loop: (start, size, column) per batch; `pick(t, head, size)` returns the column
+    of the table to serve the batch starting at head with, and its service seconds."""
+    n = len(arrivals)
+    free = [0.0] * devices
+    starts, sizes, columns, services = [], [], [], []
+    head = 0
+    while head < n:
+        t = heapq.heappop(free)
+        oldest = arrivals[head]
+        if t < oldest:
+            t = oldest
+        stop = min(n, head + max_batch)
+        end = bisect_right(arrivals, t, head, stop)
+        if end - head < max_batch:  # not full: wait for it to fill or for the timeout
+            fill = arrivals[head + max_batch - 1] if head + max_batch - 1 < n else math.inf
+            due = min(fill, oldest + timeout_s)
+            if due > t:
+                t = due
+                end = bisect_right(arrivals, t, head, stop)
+        column, seconds = pick(t, head, end - head)
+        heapq.heappush(free, t + seconds)
+        starts.append(t)
+        sizes.append(end - head)
+        columns.append(column)
+        services.append(seconds)
+        head = end
+    return starts, sizes, columns, services
+
+
+def _elastic_pick(arrivals: list[float], table: ServiceTable, devices: int, slo_s: float,
+                  overloads: list):
+    """The elastic policy (module docstring) as a `pick` for the event loop."""
+    rows = table.seconds.tolist()
+    n = len(arrivals)
+
+    def pick(t: float, head: int, size: int):
+        row = rows[size - 1]
+        queued = bisect_right(arrivals, t, head + size, n) - head  # the batch + its backlog
+        per_round = devices * size
+        last = -(-queued // per_round)
+        allowed = math.inf  # the most seconds a round may take
+        r = 1
+        while True:
+            slack = arrivals[head + (r - 1) * per_round] + slo_s - t
+            if r >= last:
+                allowed = min(allowed, slack / r)
+                break
+            following = r + 1 if r < EXACT_ROUNDS else min(last, r * 5 // 4)
+            allowed = min(allowed, slack / (following - 1))
+            if allowed < row[0]:
+                break
+            r = following
+        for j in range(len(row) - 1, -1, -1):
+            if row[j] <= allowed:
+                return j, row[j]
+        overloads.append(1)
+        return 0, row[0]
+
+    return pick
+
+
+def serve(policy: Policy, arrivals: np.ndarray, *, slo_s: float, devices: int = 1,
+          max_batch: int | None = None, batch_timeout_s: float = 0.0,
+          quality: dict | None = None) -> ServeResult:
+    """Simulate one policy on one arrival sequence (sorted seconds). See the module docstring."""
+    table = policy.table
+    max_batch = max_batch or table.max_batch
+    _check_serve(arrivals, slo_s, devices, max_batch, batch_timeout_s, table)
+    times = arrivals.tolist()
+    overloads: list = []
+    if policy.kind == "elastic":
+        pick = _elastic_pick(times, table, devices, slo_s, overloads)
+    else:
+        column = table.column(policy.cores)
+        fixed = table.seconds[:, column].tolist()
+
+        def pick(t, head, size):
+            return column, fixed[size - 1]
+
+    starts, sizes, columns, services = _batches(times, devices, max_batch, batch_timeout_s, pick)
+    return _result(policy, arrivals, devices, slo_s, quality, np.array(starts), np.array(sizes),
+                   np.array(columns), np.array(services), len(overloads))
+
+
+def _check_serve(arrivals, slo_s, devices, max_batch, timeout_s, table) -> None:
+    if len(arrivals) == 0:
+        raise ArgumentError("arrivals", "has no request")
+    if not (isinstance(slo_s, (int, float)) and math.isfinite(slo_s) and slo_s > 0):
+        raise ArgumentError("slo_s", f"must be a positive number, got {slo_s!r}")
+    if not isinstance(devices, int) or devices < 1:
+        raise ArgumentError("devices", f"must be a positive integer, got {devices!r}")
+    if not isinstance(max_batch, int) or not 1 <= max_batch <= table.max_batch:
+        raise ArgumentError("max_batch", f"must be an integer in 1..{table.max_batch}")
+    if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s >= 0):
+        raise ArgumentError("batch_timeout_s", f"must be a number >= 0, got {timeout_s!r}")
+
+
+def _result(policy, arrivals, devices, slo_s, quality, starts, sizes, columns, services,
+            overloads) -> ServeResult:
+    table = policy.table
+    begin = np.repeat(starts, sizes)
+    wait = begin - arrivals
+    latency = wait + np.repeat(services, sizes)
+    span = float(np.max(starts + services) - arrivals[0]) or float(np.max(services))
+    per_column = np.bincount(columns, weights=sizes, minlength=len(table.cores)).astype(int)
+    histogram = {c: int(k) for c, k in zip(table.cores, per_column) if k}
+    core_model = table.cores[0] is not None
+    mean_cores = (sum(c * k for c, k in histogram.items()) / len(arrivals)) if core_model else None
+    expected, missing = None, ()
+    if quality is not None and core_model:
+        missing = tuple(c for c in histogram if c not in quality)
+        if not missing:
+            expected = sum(quality[c] * k for c, k in histogram.items()) / len(arrivals)
+    p50, p95, p99 = np.percentile(latency, [50, 95, 99]) * 1e3
+    return ServeResult(
+        policy.name, table.model, devices,
+        {"mean": float(latency.mean() * 1e3), "p50": float(p50), "p95": float(p95), "p99": float(p99)},
+        float(np.mean(latency <= slo_s)), len(arrivals) / span, mean_cores, histogram, expected,
+        len(arrivals), len(starts), int(np.sum(latency > slo_s)), overloads,
+        float(sizes.mean()), float(wait.mean() * 1e3), float(np.repeat(services, sizes).mean() * 1e3),
+        float(services.sum() / (devices * span)), missing)
+
+
+def fastest_s(policy: Policy) -> float:
+    """The shortest service any request of this policy can get: batch 1 at its smallest C."""
+    column = 0 if policy.kind == "elastic" else policy.table.column(policy.cores)
+    return float(policy.table.seconds[0, column])
+
+
+def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_batch: int | None = None,
+                   batch_timeout_s: float = 0.0, limit: int = 4096):
+    """The fewest devices for which the policy's p99 latency is within `slo_s` on these arrivals,
+    with the results at that count and at one fewer: (devices, result, result_one_fewer), or
+    (None, result at `limit`, None) when even `limit` devices miss. A lower bound from capacity
+    starts the search; then doubling, then bisection (p99 falls as devices are added)."""
+    def run(k):
+        return serve(policy, arrivals, slo_s=slo_s, devices=k, max_batch=max_batch,
+                     batch_timeout_s=batch_timeout_s)
+
+    def ok(result):
+        return result.latency_ms["p99"] <= slo_s * 1e3
+
+    table = policy.table
+    span = float(arrivals[-1] - arrivals[0]) or 1.0
+    cores = table.cores[0] if policy.kind == "elastic" else policy.cores
+    start = max(1, math.ceil(len(arrivals) / span / table.capacity_img_per_s(cores)))
+    results = {}
+    low, high = 0, min(start, limit)
+    while not ok(results.setdefault(high, run(high))):
+        if high >= limit:
+            return None, results[high], None
+        low, high = high, min(limit, high * 2)
+    if low == 0 and high > 1:
+        low = high - 1
+        while low >= 1 and ok(results.setdefault(low, run(low))):
+            high, low = low, max(0, low - max(1, low // 2))
+    while high - low > 1:
+        middle = (low + high) // 2
+        if ok(results.setdefault(middle, run(middle))):
+            high = middle
+        else:
+            low = middle
+    return high, results[high], (results.get(low) if low >= 1 else None)
+
+
+def load_sweep(policies: list[Policy], arrivals_at, rates, *, slo_s: float, devices: int = 1,
+               max_batch: int | None = None, batch_timeout_s: float = 0.0,
+               quality: dict | None = None) -> list[tuple[float, ServeResult]]:
+    """Every policy at every offered rate (img/s): (rate, result) pairs; `arrivals_at(rate)` gives
+    the arrival times for a rate (one seed for all, so the loads differ only in rate)."""
+    out = []
+    for rate in rates:
+        arrivals = arrivals_at(rate)
+        out += [(float(rate), serve(p, arrivals, slo_s=slo_s, devices=devices, max_batch=max_batch,
+                                    batch_timeout_s=batch_timeout_s, quality=quality))
+                for p in policies]
+    return out
