@@ -54,6 +54,12 @@ def _check_run(rate: float, duration_s: float) -> None:
                             f"requests; at most {MAX_REQUESTS:.0e} per run")
 
 
+def _rng(seed: int) -> np.random.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ArgumentError("seed", f"must be an integer >= 0, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
 def _uniform_in(starts, lengths, rates, rng) -> np.ndarray:
     """A Poisson process of rate rates[i] on each interval [starts[i], starts[i] + lengths[i]):
     a Poisson count per interval, then that many uniform times in it (exact for Poisson)."""
@@ -66,7 +72,7 @@ def _uniform_in(starts, lengths, rates, rng) -> np.ndarray:
 def poisson(rate: float, duration_s: float, seed: int = 0) -> np.ndarray:
     """Arrival times of a Poisson process of `rate` per second on [0, duration_s)."""
     _check_run(rate, duration_s)
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     return _uniform_in(np.array([0.0]), np.array([duration_s]), np.array([rate]), rng)
 
 
@@ -76,7 +82,7 @@ def bursty(rate: float, duration_s: float, seed: int = 0, shape: Bursty = Bursty
     _check_run(rate, duration_s)
     if not 0 < shape.burst_share * shape.burst_factor < 1:
         raise ArgumentError("shape", "bursts must carry less than all of the mean rate")
-    rng = np.random.default_rng(seed)
+    rng = _rng(seed)
     cycle = shape.burst_mean_s + shape.calm_mean_s
     pairs = int(duration_s / cycle * 1.5) + 16
     while True:  # enough calm/burst pairs to pass the end of the run

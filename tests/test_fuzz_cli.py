@@ -23,6 +23,9 @@ OPTIONS = {
              "--format"],
     "simulate": ["--device", "--resolution", "--cores", "--batch", "--dtype", "--runtime"],
     "compare": ["--resolutions", "--cores", "--batch", "--scope"],
+    "serve": ["--device", "--resolution", "--rate", "--slo-ms", "--policy", "--cores",
+              "--cores-allowed", "--max-batch", "--batch-timeout-ms", "--arrivals", "--devices",
+              "--dtype", "--versus", "--seed", "--solve", "--runtime", "--format"],
 }
 WORDS = ["model", "layer", "attention-core", "flop", "mac", "full", "split", "masked", "dense",
          "training", "inference", "dinov3-base", "json", "csv", "table", "bf16", "fp16", "fp32",
@@ -40,7 +43,12 @@ POOLS = {"--resolution": ["224", "256", "512", "768x512"] + NUMBERS, "--resoluti
                                                                      "dense", "fast"],
          "--mode": ["inference", "training", "serve"], "--teacher": ["dinov3-base", "veca-base"],
          "--format": ["table", "json", "csv", "xml"], "--runtime": ["eager", "compiled", "jit"],
-         "--framework": ["torch", "transformers", "jax"], "--cores-allowed": ["8,16", "12", "64"]}
+         "--framework": ["torch", "transformers", "jax"], "--cores-allowed": ["8,16", "12", "64"],
+         "--rate": ["0.5", "5", "50"], "--slo-ms": ["100", "1000", "5000"],
+         "--policy": ["static", "elastic", "dense", "all", "best"], "--max-batch": ["1", "4", "8"],
+         "--arrivals": ["poisson", "bursty", "sometimes", "missing.csv"], "--devices": ["1", "3"],
+         "--versus": ["dinov3-small", "veca-small", "nope"], "--solve": ["devices", "cores"],
+         "--seed": ["0", "7", "-1"]}
 
 
 @st.composite
@@ -53,7 +61,12 @@ def command_lines(draw):
         own = POOLS.get(option, NUMBERS)
         args += [option, draw(st.one_of(st.sampled_from(own), st.sampled_from(own),
                                         st.sampled_from(NUMBERS + WORDS + DEVICES)))]
-    if command in ("plan", "simulate") and "--device" not in args:
+    if command == "serve":  # short runs: the fuzz is after answers and refusals, not load
+        args += ["--duration-s", draw(st.sampled_from(["20", "0", "nan", "1e-9"]))]
+        for flag, value in (("--rate", "5"), ("--slo-ms", "2000")):
+            if flag not in args:
+                args += [flag, value]
+    if command in ("plan", "simulate", "serve") and "--device" not in args:
         args += ["--device", draw(st.sampled_from(["l4", "cpu-2core"]))]
     if "--resolution" not in args and command != "compare":
         args += ["--resolution", draw(st.sampled_from(["224", "256", "512"]))]
@@ -83,25 +96,28 @@ FRAGMENTS = ["[models.x]\n", "[devices.x]\n", "family = 'x'\n", "kind = 'core'\n
              "curves = [1, 2]\n", "footprint = { x = 1 }\n", "= = =\n", "\x00\xff\n",
              "model,resolution,core_tokens,impl,batch,dtype,status\n", "veca-small,256,8,split,1,fp32,ok\n",
              "a,\"b\n", "model,infer_img_size,infer_batch_size,infer_step_time\n",
-             "vit_base_patch16_224,224,8,1.5\n", "vit_base_patch16_224,x,8,1.5\n"]
+             "vit_base_patch16_224,224,8,1.5\n", "vit_base_patch16_224,x,8,1.5\n",
+             "time_s\n", "0.5\n", "2\n", "1e300\n", "-1\n", "nan\n", "cores,quality\n", "8,70\n",
+             "64,\n", "8,1e999\n", "x,y\n"]
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=10), st.binary(max_size=20),
-       st.sampled_from(["model", "device", "measurements", "timm"]))
+       st.sampled_from(["model", "device", "measurements", "timm", "trace", "quality"]))
 def test_any_input_file_loads_or_is_one_clear_error(tmp_path_factory, fragments, noise, kind):
     from costmodel.errors import CoreplanError
     from costmodel.measurements import read_measurements
     from costmodel.spec import load_models
     from costmodel.timm_results import read_timm
     from planners.devices import load_devices
+    from planners.workload import read_quality, read_trace
 
     folder = tmp_path_factory.mktemp("fuzz")
     name = "benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv" if kind == "timm" else "f.txt"
     path = folder / name
     path.write_bytes("".join(fragments).encode("utf-8", "surrogateescape") + noise)
     reader = {"model": load_models, "device": load_devices, "measurements": read_measurements,
-              "timm": read_timm}[kind]
+              "timm": read_timm, "trace": read_trace, "quality": read_quality}[kind]
     try:
         reader(path)
     except CoreplanError as err:
