@@ -143,23 +143,24 @@ def read_quality(path) -> dict[int, float]:
     kept out of the numbers); '#' lines are comments. An empty quality cell means the value is
     not known and is left out."""
     import csv
-    import io
 
-    rows = [line for line in read_text(path, "quality file").splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
-    reader = csv.DictReader(io.StringIO("\n".join(rows)))
-    if not reader.fieldnames or not {"cores", "quality"} <= {f.strip() for f in reader.fieldnames}:
+    lines = [line for line in read_text(path, "quality file").splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    rows = list(csv.reader(lines))
+    header = [name.strip() for name in rows[0]] if rows else []
+    if "cores" not in header or "quality" not in header:
         raise CoreplanError(f"quality file {path}: expected a header with columns cores,quality")
+    at_cores, at_quality = header.index("cores"), header.index("quality")
     table: dict[int, float] = {}
     seen: set[int] = set()
-    for number, row in enumerate(reader, 2):
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+    for number, row in enumerate(rows[1:], 2):
+        cells = [cell.strip() for cell in row] + [""] * len(header)
         try:
-            cores = int(row["cores"])
-            quality = float(row["quality"]) if row["quality"] else None
+            cores = int(cells[at_cores])
+            quality = float(cells[at_quality]) if cells[at_quality] else None
         except ValueError:
             raise CoreplanError(f"quality file {path}: row {number}: expected an integer C and a "
-                                f"number, got {row['cores']!r}, {row['quality']!r}") from None
+                                f"number, got {cells[at_cores]!r}, {cells[at_quality]!r}") from None
         if cores <= 0 or (quality is not None and not math.isfinite(quality)) or cores in seen:
             raise CoreplanError(f"quality file {path}: row {number}: C must be positive, unique, "
                                 f"and the quality finite")
