@@ -232,6 +232,8 @@ def _emit_results(fmt, results, title, slo_s, offered, capacities) -> None:
 
 
 def _emit_fleet(fmt, found, title, slo_s) -> None:
+    from planners.serving import fastest_s
+
     rows, document = [], []
     for policy, k, at, fewer in found:
         rows.append({"policy": policy.name, "devices": k if k else "none <= 4096",
@@ -241,6 +243,13 @@ def _emit_fleet(fmt, found, title, slo_s) -> None:
                          "result": at.to_dict(), "one_fewer": fewer.to_dict() if fewer else None})
     emit(fmt, document=document, rows=rows, title=title + ": fewest devices for p99 within it",
          caption="p99 at that many devices, and with one fewer (which misses the objective)")
+    for policy, k, _, _ in found:
+        if k is None:
+            fastest = fastest_s(policy)
+            why = (f"one image alone takes {fastest * 1e3:.4g} ms" if fastest > slo_s
+                   else "p99 stays above it with 4096 devices")
+            print(f"coreplan: no fleet holds p99 within {slo_s * 1e3:g} ms for {policy.name}: "
+                  f"{why}", file=sys.stderr)
 
 
 def _chart(out, policies, arrivals, seed, devices, quality, *, slo_s, **kwargs) -> None:

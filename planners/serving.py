@@ -286,6 +286,8 @@ def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_ba
     start = max(1, math.ceil(len(arrivals) / span / table.capacity_img_per_s(cores)))
     results = {}
     low, high = 0, min(start, limit)
+    if fastest_s(policy) > slo_s:  # one image alone misses: no fleet helps
+        return None, run(high), None
     while not ok(results.setdefault(high, run(high))):
         if high >= limit:
             return None, results[high], None

@@ -241,6 +241,21 @@ def test_cli_solve_devices_and_chart(capsys, tmp_path):
     assert chart.stat().st_size > 10_000 and "p99 latency" in chart.read_text()
 
 
+def test_cli_solve_devices_exits_3_when_no_fleet_can(capsys):
+    # veca-small at 512 px on this CPU: dense dinov3-small takes longer for one image (plan says
+    # 412.6 ms) than the 400 ms objective; VECA at C = 64 (353 ms) can be served
+    dense = json.loads(run(capsys, "plan", "dinov3-small", "--device", "cpu-2core",
+                           "--resolution", "512", "--dtype", "fp32", "--format", "json")[1])
+    assert dense["chosen"]["latency_ms"] > 400
+    code, out, err = run(capsys, *SERVE, "--rate", "1", "--slo-ms", "400", "--solve", "devices",
+                         "--duration-s", "200", "--format", "json")
+    assert code == 3
+    docs = {d["policy"]: d for d in json.loads(out)}
+    assert docs["dense dinov3-small"]["devices"] is None
+    assert docs["static C=64"]["devices"] >= 1
+    assert "no fleet holds p99 within 400 ms for dense dinov3-small: one image alone takes" in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--rate", "0", "--slo-ms", "100"], "--rate: must be a positive number"),
     (["--rate", "-3", "--slo-ms", "100"], "--rate: must be a positive number"),
