@@ -45,7 +45,9 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
           duration_s: Optional[str] = typer.Option(None, "--duration-s",
                                                    help="Simulated seconds (default: 100,000 "
                                                         "requests' worth)."),
-          devices: int = typer.Option(1, "--devices", help="Identical devices sharing the queue."),
+          devices: Optional[int] = typer.Option(None, "--devices",
+                                                help="Identical devices sharing the queue "
+                                                     "(default 1)."),
           dtype: str = typer.Option("auto", "--dtype", help="fp32, bf16, fp16 or auto."),
           quality: Optional[str] = typer.Option(None, "--quality",
                                                 help="CSV cores,quality: expected quality per C."),
@@ -72,6 +74,9 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
     fmt = check_format(fmt)
     if solve is not None:
         check_choice("solve", solve, ("devices",))
+        if devices is not None:
+            raise CoreplanError("--solve devices finds the number of devices; drop --devices")
+    devices = 1 if devices is None else devices
     if out:
         check_out(out)
         check_new(out, force)
@@ -93,7 +98,7 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
     times, offered = _arrivals(arrivals, rate_value, duration, seed)
     table = _quality(quality, spec)
     kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s)
-    title = (f"{spec.name} {side}px {dtype} on {dev.name}: {offered:,.4g} img/s offered "
+    title = (f"{spec.name} {side}px {dtype} on {dev.name}: {_rate(offered)} img/s offered "
              f"({arrivals if arrivals in ARRIVALS else Path(arrivals).name}), "
              f"objective {slo_s * 1e3:g} ms")
     if solve:
@@ -111,6 +116,11 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
         _chart(out, policies, arrivals, seed, devices, table, **kwargs)
     if code:
         raise typer.Exit(code)
+
+
+def _rate(value: float) -> str:
+    """Images per second as people read them: 20,000 and 2.423, not 2e+04."""
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.4g}"
 
 
 def _positive(text: str, flag: str) -> float:
@@ -142,6 +152,12 @@ def _policies(spec, policy, dev, side, dtype, cores, cores_allowed, max_batch, i
         raise CoreplanError(f"--policy elastic needs a core model; {spec.name} is dense")
     if cores_allowed and not spec.is_core:
         raise CoreplanError(f"--cores-allowed applies to core models; {spec.name} is dense")
+    if cores is not None and policy in ("elastic", "dense"):
+        raise CoreplanError(f"--cores fixes the static policy's C; --policy {policy} does not use "
+                            "it (elastic chooses among --cores-allowed)")
+    if cores_allowed and policy in ("static", "dense"):
+        raise CoreplanError(f"--cores-allowed lists the elastic policy's budgets; --policy {policy} "
+                            "does not use it (static runs --cores)")
     chosen = []
     if policy in ("static", "all"):
         if spec.is_core:
@@ -223,7 +239,7 @@ def _emit_results(fmt, results, title, slo_s, offered, capacities) -> None:
                          f"in the quality file, so no expected quality")
     notes += [f"{r.policy}: {r.missed:,} of {r.requests:,} requests over {slo_s * 1e3:g} ms; "
               f"utilisation {r.utilisation:.0%}" for r in results]
-    notes += [f"{r.policy}: overloaded: {offered:,.4g} img/s offered > {cap:,.4g} img/s, the most "
+    notes += [f"{r.policy}: overloaded: {_rate(offered)} img/s offered > {_rate(cap)} img/s, the most "
               f"it serves; its queue grows all run, so its latencies grow with --duration-s"
               for r, cap in zip(results, capacities) if offered > cap]
     document = [{**r.to_dict(), "slo_ms": slo_s * 1e3, "offered_img_per_s": offered,

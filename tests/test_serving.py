@@ -271,6 +271,9 @@ def test_cli_solve_devices_exits_3_when_no_fleet_can(capsys):
     (["--rate", "1", "--slo-ms", "900", "--solve", "cores"], "unknown solve 'cores'"),
     (["--rate", "1", "--slo-ms", "900", "--cores", "12"], "--cores 12 invalid"),
     (["--rate", "1e9", "--slo-ms", "900", "--duration-s", "1e3"], "at most"),
+    (["--rate", "1", "--slo-ms", "900", "--policy", "elastic", "--cores", "8"], "does not use"),
+    (["--rate", "1", "--slo-ms", "900", "--policy", "static", "--cores-allowed", "8"],
+     "does not use"),
 ])
 def test_cli_bad_input_is_one_line(capsys, args, message):
     code, _, err = run(capsys, *SERVE, *args)
