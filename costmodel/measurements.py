@@ -16,6 +16,7 @@ measurements).
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import os
 from dataclasses import dataclass
@@ -259,8 +260,12 @@ class MeasurementWriter:
             raise CoreplanError(f"cannot write {self.path}: {err.strerror}") from None
         self._writer = csv.DictWriter(self._handle, fieldnames=NAMES, lineterminator="\n")
         if not exists:
-            self._writer.writeheader()
-            self._flush()
+            try:
+                self._writer.writeheader()
+                self._flush()
+            except OSError as err:  # e.g. a full disk
+                self._handle = None
+                raise CoreplanError(f"cannot write {self.path}: {err.strerror}") from None
 
     @property
     def done(self) -> set[tuple[str, ...]]:
@@ -314,8 +319,16 @@ class MeasurementWriter:
 
     def _flush(self) -> None:
         self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            os.fsync(self._handle.fileno())
+        except OSError as err:
+            if err.errno != errno.EINVAL:  # a device that cannot sync (a pipe, /dev/null) is fine
+                raise
 
     def close(self) -> None:
-        self._handle.close()
+        if self._handle is not None:
+            try:
+                self._handle.close()
+            except OSError:
+                pass  # what could be written was flushed row by row; the error was reported
 

@@ -112,7 +112,7 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
     if kind not in ("gpu", "cpu"):
         raise CoreplanError(f"device file {path}: [devices.{name}] kind: expected gpu or cpu")
     overhead = table.get("kernel_launch_overhead_s", defaults.get("kernel_launch_overhead_s", 0))
-    return DeviceSpec(
+    device = DeviceSpec(
         name=name, description=str(table.get("description", name)), kind=kind,
         peak_flops_per_s=_table(path, name, "peak_flops_per_s", table["peak_flops_per_s"], PEAK_DTYPES),
         memory_bandwidth_bytes_per_s=_positive(path, name, "memory_bandwidth_bytes_per_s",
@@ -129,6 +129,36 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
         sm_count=_count(path, name, "sm_count", table.get("sm_count")),
         boost_clock_hz=(_positive(path, name, "boost_clock_hz", table["boost_clock_hz"])
                         if "boost_clock_hz" in table else None))
+    _check_physical(path, device)
+    return device
+
+
+# Beyond these a number is a unit mistake, not a device: 100 PFLOP/s is ~50x the fastest dense
+# accelerator rate, 100 TB/s and 100 TB ~20x the largest HBM bandwidth and capacity on one device.
+PHYSICAL_LIMITS = {"peak_flops_per_s": 1e17, "memory_bandwidth_bytes_per_s": 1e14,
+                   "memory_capacity_bytes": 1e14, "kernel_launch_overhead_s": 1.0}
+# efficiency scales the roofline (at most 1: no op beats its roofline) or, where a profile
+# measured the op, the profiled time (a calibration factor; 0.2-2 is plausible there)
+MAX_EFFICIENCY = {False: 1.0, True: 2.0}
+
+
+def _check_physical(path, d: DeviceSpec) -> None:
+    where = f"device file {path}: [devices.{d.name}]"
+    values = {"peak_flops_per_s": max(d.peak_flops_per_s.values()),
+              "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
+              "memory_capacity_bytes": d.memory_capacity_bytes,
+              "kernel_launch_overhead_s": d.kernel_launch_overhead_s}
+    for key, value in values.items():
+        if value > PHYSICAL_LIMITS[key]:
+            raise CoreplanError(f"{where} {key}: {value:g} is above {PHYSICAL_LIMITS[key]:g}, more "
+                                f"than any device has; check the units")
+    limit = MAX_EFFICIENCY[d.profile is not None]
+    for op_class, eta in d.efficiency.items():
+        if eta > limit:
+            what = ("a profiled time's calibration factor" if d.profile is not None
+                    else "the fraction of the roofline an op reaches")
+            raise CoreplanError(f"{where} efficiency.{op_class}: {eta:g} is above {limit:g} "
+                                f"({what}); it would predict faster than physically possible")
 
 
 def load_devices(path: str | Path) -> dict[str, DeviceSpec]:

@@ -7,6 +7,16 @@ import pytest
 CATALOG = open("costmodel/catalog.toml").read().split("[models.veca-splus]")[0]
 
 
+DEVICE = """[devices.fast]
+kind = "gpu"
+peak_flops_per_s = {{ fp32 = {peak}, bf16 = {peak} }}
+memory_bandwidth_bytes_per_s = 1e12
+memory_capacity_bytes = 8e10
+efficiency = {{ gemm = {gemm}, attention = 0.5, elementwise = 0.5 }}
+source = "a test"
+"""
+
+
 @pytest.mark.parametrize("args,message", [
     (("plan", "veca-base", "--device", "l4", "--resolution", "0"), "--resolution 0x0: must be positive"),
     (("plan", "veca-base", "--device", "l4", "--resolution", "8"), "below one 16-px patch"),
@@ -21,10 +31,17 @@ CATALOG = open("costmodel/catalog.toml").read().split("[models.veca-splus]")[0]
     (("chart", "elastic", "--model", "dinov3-base", "--out", "e.png"), "needs a core model"),
     (("chart", "scaling", "--dtype", "int8", "--out", "s.png"), "unknown dtype 'int8'"),
     (("report", "--measurements", "/nonexistent.csv", "--out", "r.html"), "no such file"),
+    (("validate", "--quick", "--out", "/dev/full"), "cannot write /dev/full: No space left"),
+    (("plan", "veca-base", "--device", "fast", "--device-file", "absurd-peak.toml",
+      "--resolution", "512"), "peak_flops_per_s: 1e+300 is above 1e+17"),
+    (("plan", "veca-base", "--device", "fast", "--device-file", "efficiency-50.toml",
+      "--resolution", "512"), "efficiency.gemm: 50 is above 1"),
 ])
 def test_bad_input_is_one_line(cli, tmp_path, args, message):
-    args = [str(tmp_path / a) if a.endswith((".png", ".html", ".csv")) and "/" not in a else a
-            for a in args]
+    (tmp_path / "absurd-peak.toml").write_text(DEVICE.format(peak="1e300", gemm=0.7))
+    (tmp_path / "efficiency-50.toml").write_text(DEVICE.format(peak="1e14", gemm=50))
+    args = [str(tmp_path / a) if a.endswith((".png", ".html", ".csv", ".toml")) and "/" not in a
+            else a for a in args]
     code, _, err = cli(*args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
