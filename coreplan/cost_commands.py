@@ -34,7 +34,14 @@ def models(model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None
              "out head": (f"D->{s.distill_output_dim}" if s.output_head else
                           "identity" if s.distill_output_dim else ""),
              "params": parameter_count(s)} for s in specs.values()]
-    emit(check_format(fmt), document=docs, rows=rows, title="coreplan model catalog")
+    short = [{"model": r["model"], "kind": r["kind"], "p": r["patch"], "D": r["D"],
+              "H": r["heads"], "L": r["layers"], "mlp": r["mlp"], "F": r["F"], "+tok": r["extra"],
+              "C max": r["max_cores"], "pos": r["pos"],
+              "M params": round(r["params"] / 1e6, 1)} for r in rows]
+    emit(check_format(fmt), document=docs, rows=rows, table_rows=short,
+         title="coreplan model catalog",
+         caption="p: patch px; D: width; H: heads; L: layers; F: MLP hidden width; +tok: cls "
+                 "and register tokens; C max: core bank (heads and sources: --format json)")
 
 
 @app.command()
@@ -167,8 +174,12 @@ def compare(model_a: str, model_b: str,
             row[f"{spec.name} {convention}"] = count(c, scope, convention).total
         row["b/a"] = row[f"{b.name} {convention}"] / row[f"{a.name} {convention}"]
         rows.append(row)
-    emit(check_format(fmt), document=rows, rows=rows,
-         title=f"{a.name} vs {b.name}: {convention} ({scope}, batch {batch})",
+    unit = {"flop": "GFLOP", "mac": "GMAC", "full": "GFLOP (full)"}.get(convention, convention)
+    short = [{"px": r["resolution"], "a tokens": r[f"{a.name} tokens"],
+              f"a {unit}": r[f"{a.name} {convention}"] / 1e9, "b tokens": r[f"{b.name} tokens"],
+              f"b {unit}": r[f"{b.name} {convention}"] / 1e9, "b/a": r["b/a"]} for r in rows]
+    emit(check_format(fmt), document=rows, rows=rows, table_rows=short,
+         title=f"a = {a.name} vs b = {b.name}: {convention} ({scope}, batch {batch})",
          caption="each model runs at the largest multiple of its patch size <= the resolution")
 
 

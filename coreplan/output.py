@@ -8,6 +8,7 @@ import json
 import sys
 
 FORMATS = ("table", "json", "csv")
+WIDTH = 80  # tables are laid out for an 80-column terminal, also when printed to a file
 
 
 def _cell(value) -> str:
@@ -20,17 +21,41 @@ def _cell(value) -> str:
     return "" if value is None else str(value)
 
 
+def _numeric(values) -> bool:
+    """A column of numbers (or numbers already formatted as text) is right-aligned."""
+    present = [v for v in values if v not in (None, "")]
+    return bool(present) and all(
+        (isinstance(v, (int, float)) and not isinstance(v, bool))
+        or (isinstance(v, str) and v[:1] in "0123456789-.<" and not v[:1].isalpha()
+            and any(ch.isdigit() for ch in v) and " " not in v) for v in present)
+
+
 def table(rows: list[dict], title: str | None = None, caption: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, caption=caption, caption_justify="left")
+    from rich import box
+
+    # one space between columns and a rule under the header: 80-column terminals hold the tables
+    t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False, show_edge=False)
     columns = list(rows[0]) if rows else []
     for col in columns:
-        t.add_column(col, justify="left" if isinstance(rows[0][col], str) else "right")
+        t.add_column(col, justify="right" if _numeric([r.get(col) for r in rows]) else "left")
     for row in rows:
         t.add_row(*(_cell(row.get(c)) for c in columns))
-    Console(width=max(100, min(200, 12 * len(columns) + 20))).print(t)
+    console = Console(width=WIDTH)
+    console.print(t)
+    if caption:  # under the table, wrapped at the terminal's width rather than the table's
+        console.print(caption, highlight=False)
+
+
+PAGE_NAMES = {"ms": "latency ms", "ms 5-95%": "latency ms 5-95%", "GB": "memory GB",
+              "fits": "feasible", "tightest": "tightest limit (use)"}
+
+
+def page_rows(rows: list[dict]) -> list[dict]:
+    """Rows for a page rather than a terminal: the long column names."""
+    return [{PAGE_NAMES.get(k, k): v for k, v in row.items()} for row in rows]
 
 
 def plan_rows(p) -> list[dict]:
@@ -38,19 +63,32 @@ def plan_rows(p) -> list[dict]:
     names, empty cells rather than None."""
     from planners.planner import GB
 
-    def row(c, model):
-        interval = (f"{c.latency_ms_interval[0]:.3g}-{c.latency_ms_interval[1]:.3g}"
-                    if c.latency_ms_interval else "")
-        return {"model": model, "C": c.cores or "", "px": c.resolution, "batch": c.batch,
-                "GFLOP": c.flops / 1e9, "latency ms": c.latency_ms, "interval": interval,
-                "memory GB": c.memory_bytes / GB, "img/s": c.throughput_img_per_s,
-                "feasible": "yes" if c.feasible else "no", "binding": c.binding,
-                "chosen": "<-" if c == p.chosen else ""}
+    intervals = any(c.latency_ms_interval for c in p.candidates)
 
-    rows = [row(c, p.model) for c in p.candidates]
+    def row(c, model, mark):
+        out = {"model": model, "C": c.cores or "", "px": c.resolution, "batch": c.batch,
+               "GFLOP": c.flops / 1e9, "ms": c.latency_ms}
+        if intervals:
+            low, high = c.latency_ms_interval or (None, None)
+            out["ms 5-95%"] = f"{_short(low)}-{_short(high)}" if low else ""
+        out.update({"GB": c.memory_bytes / GB, "img/s": c.throughput_img_per_s,
+                    "fits": "yes" if c.feasible else "no",
+                    "tightest": f"{c.binding} {_share(c.usage[c.binding])}", "": mark})
+        return out
+
+    rows = [row(c, p.model, "<-" if c == p.chosen else "") for c in p.candidates]
     if p.baseline:
-        rows.append({**row(p.baseline, p.baseline_model), "chosen": "dense"})
+        rows.append(row(p.baseline, p.baseline_model, "dense"))
     return rows
+
+
+def _short(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _share(usage: float) -> str:
+    """A constraint's use of its limit: 87%, 0.3%, 125%."""
+    return f"{usage:.0%}" if usage >= 0.1 else f"{usage:.1%}" if usage >= 0.001 else "<0.1%"
 
 
 def html_table(rows: list[dict]) -> str:
@@ -76,14 +114,15 @@ def csv_rows(rows: list[dict]) -> None:
 
 
 def emit(fmt: str, *, document, rows: list[dict], title: str | None = None,
-         caption: str | None = None) -> None:
-    """JSON prints `document`; table and CSV print `rows`."""
+         caption: str | None = None, table_rows: list[dict] | None = None) -> None:
+    """JSON prints `document`; CSV prints `rows`; the table prints `table_rows` (rows laid out
+    for 80 columns: scaled units, short headers) or else `rows`."""
     if fmt == "json":
         print(json.dumps(document, indent=2, default=str))
     elif fmt == "csv":
         csv_rows(rows)
     else:
-        table(rows, title, caption)
+        table(table_rows if table_rows is not None else rows, title, caption)
 
 
 CHART_EXTENSIONS = (".html", ".png", ".svg")

@@ -26,14 +26,16 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
     if device_file:
         found.update(load_devices(device_file))
     rows = [{"device": d.name, "kind": d.kind,
-             **{f"{k} TFLOP/s": (d.peak_flops_per_s[k] / 1e12 if k in d.peak_flops_per_s
-                                 else "n/a") for k in ("fp32", "bf16")},
+             **{f"{k} TF/s": (d.peak_flops_per_s[k] / 1e12 if k in d.peak_flops_per_s
+                              else "n/a") for k in ("fp32", "bf16")},
              "GB/s": d.memory_bandwidth_bytes_per_s / 1e9, "GB": d.memory_capacity_bytes / 1e9,
              "launch us": d.kernel_launch_overhead_s * 1e6,
-             "calibrated": "yes" if d.calibrated else "no",
-             "profiled": "yes" if d.profile is not None else "no"} for d in found.values()]
+             "fitted": "yes" if d.calibrated else "no",
+             "profile": "yes" if d.profile is not None else "no"} for d in found.values()]
     emit(check_format(fmt), document=[asdict(d) for d in found.values()], rows=rows,
-         title="coreplan device catalog (dense peaks; sources: --format json)")
+         title="coreplan device catalog (dense peaks; sources: --format json)",
+         caption="TF/s: dense peak, 10^12 FLOP/s; GB/s: memory bandwidth; GB: memory capacity; "
+                 "fitted: calibrated to measurements; profile: measured op times")
 
 
 @app.command()
@@ -57,12 +59,28 @@ def simulate(model: str, device: str = typer.Option(..., "--device"),
     rows = [{"op": o.path, "class": o.op_class, "GFLOP": o.flops / 1e9, "MB": o.bytes / 1e6,
              "FLOP/B": o.intensity_flop_per_byte, "bound": o.bound, "from": o.source,
              "time_us": o.time_s * 1e6, "share": o.time_s / sim.latency_s} for o in sim.ops]
+    short = [{"op": _short_path(o.path), "class": o.op_class[:4], "GFLOP": _g(o.flops / 1e9),
+              "MB": _g(o.bytes / 1e6), "FLOP/B": _g(o.intensity_flop_per_byte), "bound": o.bound,
+              "from": o.source[:4], "us": _g(o.time_s * 1e6), "share": f"{o.time_s / sim.latency_s:.1%}"}
+             for o in sim.ops]
     share = sim.bound_share()
-    emit(fmt, document={**asdict(sim), "bound_share": share}, rows=rows,
+    emit(fmt, document={**asdict(sim), "bound_share": share}, rows=rows, table_rows=short,
          title=f"{c.spec.name} {c.height}px C={c.core_tokens} B={c.batch} {dtype} on {dev.name}: "
                f"{sim.latency_s * 1e3:.4g} ms (roofline floor {sim.floor_s * 1e3:.4g} ms)",
          caption=f"time share: compute-bound {share['compute']:.0%}, memory-bound "
-                 f"{share['memory']:.0%}, launch overhead {share['overhead']:.0%}")
+                 f"{share['memory']:.0%}, launch overhead {share['overhead']:.0%}"
+                 + ("\nfrom: roof = roofline, prof = profiled time; us: microseconds"
+                    if fmt == "table" else ""))
+
+
+def _g(value: float) -> str:
+    """4 significant digits in at most 8 characters (1.408e-05, 0.1667, 1,234)."""
+    return f"{value:,.0f}" if value >= 1e4 else f"{value:.4g}"
+
+
+def _short_path(path: str, width: int = 30) -> str:
+    """An op's slash path in at most `width` characters, its end kept (the op's own name)."""
+    return path if len(path) <= width else "…" + path[-(width - 1):]
 
 
 @app.command()
@@ -141,6 +159,9 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
          cores: Optional[int] = typer.Option(None, "--cores", help="C for --solve resolution|batch."),
          demand: Optional[str] = typer.Option(None, "--demand", help="Images/s to serve."),
          versus: Optional[str] = typer.Option(None, "--versus", help="Dense baseline model."),
+         max_resolution: int = typer.Option(4096, "--max-resolution",
+                                            help="Search limit of --solve resolution (px)."),
+         max_batch: int = typer.Option(4096, "--max-batch", help="Search limit of --solve batch."),
          impl: Optional[str] = Impl(), runtime: str = Runtime(),
          device_file: Optional[str] = DeviceFile(),
          model_file: Optional[str] = ModelFile(), fmt: str = Format(("table", "json"))) -> None:
@@ -162,7 +183,7 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
     plans = [make_plan(spec, d, resolution=square(resolution, "plan") if resolution else None,
                        batch=batch, dtype=dtype, budgets=budgets, solve=solve, cores=cores,
                        demand_img_per_s=number(demand, "--demand"), versus=base, impl=impl,
-                       runtime=runtime,
+                       runtime=runtime, max_resolution=max_resolution, max_batch=max_batch,
                        cores_allowed=ints(cores_allowed, "--cores-allowed") if cores_allowed
                        else None) for d in devs]
     if fmt == "json":
@@ -189,7 +210,18 @@ def _plan_table(p, device) -> None:
     if p.chosen:
         what = {"cores": f"C={p.chosen.cores}" if p.chosen.cores else f"{p.model} as given",
                 "resolution": f"{p.chosen.resolution} px", "batch": f"batch {p.chosen.batch}"}[p.solve]
-        caption = f"chosen: {what} (binding: {describe(p.chosen, p.budgets, device)})"
+        if p.at_search_limit:
+            top = {"cores": "the largest allowed budget",
+                   "resolution": "the top of the search (--max-resolution "
+                                 f"{p.problem.max_resolution}); larger may fit",
+                   "batch": f"the top of the search (--max-batch {p.problem.max_batch}); "
+                            "larger may fit"}[p.solve]
+            if not p.chosen.cores and p.solve == "cores":
+                top = "a dense model has no C to choose"
+            caption = (f"chosen: {what}, {top}; no budget binds (tightest: "
+                       f"{describe(p.chosen, p.budgets, device)})")
+        else:
+            caption = f"chosen: {what} (binding: {describe(p.chosen, p.budgets, device)})"
     else:
         caption = "chosen: none feasible"
     if p.devices_needed:
@@ -197,6 +229,14 @@ def _plan_table(p, device) -> None:
     if device.footprint is not None:
         caption += ("\nmemory GB is the process footprint (runtime, weights, forward peak with the "
                     "allocator's overhead; `coreplan memory --device` lists the terms)")
+    fixed = []  # a column every row shares goes to the title (80-column tables)
+    for key, unit in (("px", " px"), ("batch", "")):
+        values = {row[key] for row in rows}
+        if len(values) == 1:
+            fixed.append(f"{'batch ' if key == 'batch' else ''}{values.pop():,}{unit}")
+            for row in rows:
+                del row[key]
+    at = f" at {', '.join(fixed)}" if fixed else ""
     emit("table", document=None, rows=rows,
-         title=f"{p.model} on {device.name}: solve {p.solve}, {p.dtype}, budgets: {limits}",
+         title=f"{p.model} on {device.name}{at}: solve {p.solve}, {p.dtype}, budgets: {limits}",
          caption=caption)

@@ -180,6 +180,19 @@ class Plan:
     devices_needed: int | None
     problem: Problem | None = None  # what was solved (search limits, allowed budgets)
 
+    @property
+    def at_search_limit(self) -> bool:
+        """True when the answer is the top of what was searched (the largest allowed C, or
+        max_resolution / max_batch): no budget stopped it, so more might fit."""
+        if self.chosen is None or self.problem is None:
+            return False
+        problem = self.problem
+        top = {"cores": lambda c: c.cores == problem.cores_allowed[-1],
+               "resolution": lambda c: c.resolution == problem.spec.round_resolution(
+                   problem.max_resolution),
+               "batch": lambda c: c.batch == problem.max_batch}[self.solve]
+        return top(self.chosen)
+
     def to_dict(self) -> dict:
         return {"device": self.device, "model": self.model, "impl": self.impl,
                 "resolution": self.resolution, "batch": self.batch, "dtype": self.dtype,
@@ -188,7 +201,8 @@ class Plan:
                 "candidates": [c.to_dict() for c in self.candidates],
                 "baseline": ({"model": self.baseline_model, **self.baseline.to_dict()}
                              if self.baseline else None),
-                "demand_img_per_s": self.demand_img_per_s, "devices_needed": self.devices_needed}
+                "demand_img_per_s": self.demand_img_per_s, "devices_needed": self.devices_needed,
+                "at_search_limit": self.at_search_limit}
 
     def to_frame(self):
         """The candidates (and the baseline, model column set) as a pandas DataFrame."""

@@ -75,7 +75,7 @@ def test_plan_picks_each_devices_best_dtype_by_default(cli):
 
 def test_devices_say_na_for_a_dtype_a_device_lacks(cli):
     code, out, _ = cli("devices")
-    t4 = next(line for line in out.splitlines() if "│ t4 " in line)
+    t4 = next(line for line in out.splitlines() if line.startswith("t4 "))
     assert code == 0 and "n/a" in t4
 
 
@@ -124,3 +124,39 @@ def test_resume_mends_a_row_cut_while_it_was_written(tmp_path):
     again = MeasurementWriter(path, resume=True)
     assert "added the missing newline" in again.repaired and len(again.records) == 2
     again.close()
+
+
+@pytest.mark.parametrize("args", [
+    ("plan", "veca-base", "--device", "cpu-2core", "--resolution", "512"),
+    ("plan", "veca-base", "--device", "l4,h100-sxm", "--resolution", "1024", "--batch", "8",
+     "--latency-ms", "20", "--demand", "5000"),
+    ("plan", "veca-base", "--device", "l4", "--solve", "resolution", "--latency-ms", "50"),
+    ("devices",), ("models",), ("flops", "veca-base", "--resolution", "512"),
+    ("memory", "veca-base", "--resolution", "512", "--device", "l4"),
+    ("simulate", "veca-base", "--device", "l4", "--resolution", "512"),
+    ("compare", "veca-base", "dinov3-base"),
+    ("crossover", "veca-base", "--versus", "dinov3-base"),
+    ("serve", "veca-small", "--device", "cpu-2core", "--resolution", "512", "--dtype", "fp32",
+     "--rate", "2.5", "--slo-ms", "2000", "--max-batch", "1", "--duration-s", "400"),
+])
+def test_tables_fit_an_80_column_terminal_without_cutting_cells(cli, args):
+    code, out, _ = cli(*args)
+    assert code in (0, 3)
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    assert "…" not in out  # rich marks a cell it had to cut with an ellipsis
+
+
+def test_a_plan_at_the_top_of_its_search_says_no_budget_binds(cli):
+    # capacity at 2.9% is not what stops C at 64: 64 is the largest budget there is
+    code, out, _ = cli("plan", "veca-base", "--device", "cpu-2core", "--resolution", "512")
+    assert code == 0 and "C=64, the largest allowed budget; no budget binds" in out
+    code, out, _ = cli("plan", "veca-base", "--device", "l4", "--solve", "resolution",
+                       "--max-resolution", "2048", "--format", "json")
+    doc = json.loads(out)
+    assert doc["chosen"]["resolution"] == 2048 and doc["at_search_limit"] is True
+    code, out, _ = cli("plan", "veca-base", "--device", "l4", "--solve", "resolution",
+                       "--latency-ms", "50", "--format", "json")
+    doc = json.loads(out)
+    assert doc["chosen"]["latency_ms"] <= 50 and doc["at_search_limit"] is False
+    assert doc["chosen"]["binding"] == "latency"
