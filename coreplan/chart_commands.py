@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import DeviceFile, Runtime, app, names, sides, square
+from coreplan.app import DeviceFile, ModelFile, Runtime, app, names, sides, square
 from coreplan.output import check_new, check_out
 from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
@@ -35,7 +35,8 @@ def chart(kind: str,
           measurements: str = typer.Option(DEFAULT_MEASUREMENTS, "--measurements"),
           linear: bool = typer.Option(False, "--linear", help="scaling: linear y axis."),
           force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-          device_file: Optional[str] = DeviceFile()) -> None:
+          device_file: Optional[str] = DeviceFile(),
+          model_file: Optional[str] = ModelFile()) -> None:
     """Render one chart: scaling, crossover, validation, roofline, frontier or elastic."""
     from planners.devices import get_device
 
@@ -46,16 +47,16 @@ def chart(kind: str,
     from costmodel.config import configure
     from planners.planner import baseline_model
 
-    spec = get_model(model)
+    spec = get_model(model, model_file)
     side = square(resolution, "chart")
     if kind == "scaling":
         q = check_choice("quantity", quantity or "gflops", ("gflops", "memory_gb"))
         check_choice("dtype", dtype, ("fp32", "bf16", "fp16"))
-        frame = charts.scaling_frame([get_model(m) for m in names(models, "--models")],
+        frame = charts.scaling_frame([get_model(m, model_file) for m in names(models, "--models")],
                                      sides(resolutions), batch, dtype)
         result = charts.scaling_chart(frame, q, log=not linear)
     elif kind == "crossover":
-        dense = get_model(versus) if versus else baseline_model(spec)
+        dense = get_model(versus, model_file) if versus else baseline_model(spec)
         if not spec.is_core or dense is None or dense.is_core:
             raise CoreplanError("crossover needs a core --model and a dense --versus")
         result = charts.crossover_chart(charts.crossover_frame(spec, dense))
@@ -92,7 +93,8 @@ def report(out: str = typer.Option("report.html", "--out"),
            measurements: str = typer.Option(DEFAULT_MEASUREMENTS, "--measurements"),
            runtime: str = Runtime(),
            force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-           device_file: Optional[str] = DeviceFile()) -> None:
+           device_file: Optional[str] = DeviceFile(),
+           model_file: Optional[str] = ModelFile()) -> None:
     """One self-contained HTML page (offline) with the key tables and charts."""
     from planners.devices import get_device
     from planners.planner import Budgets
@@ -103,7 +105,7 @@ def report(out: str = typer.Option("report.html", "--out"),
     check_new(out, force)
     from coreplan.report import build_report
 
-    text = build_report([get_model(m) for m in names(models, "--models")],
+    text = build_report([get_model(m, model_file) for m in names(models, "--models")],
                         [get_device(d, device_file) for d in names(devices, "--devices")],
                         resolution=square(resolution, "report"), batch=batch, dtype=dtype,
                         budgets=Budgets(latency_ms, memory_gb), measurements=measurements,

@@ -164,7 +164,7 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
          max_batch: int = typer.Option(4096, "--max-batch", help="Search limit of --solve batch."),
          impl: Optional[str] = Impl(), runtime: str = Runtime(),
          device_file: Optional[str] = DeviceFile(),
-         model_file: Optional[str] = ModelFile(), fmt: str = Format(("table", "json"))) -> None:
+         model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Largest core budget (or resolution, or batch) meeting every budget, per device.
 
     Exit status 3 if a device has no feasible answer (one line says the smallest violation and the
@@ -174,7 +174,7 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
     from planners.planner import Budgets, infeasible_message
     from planners.planner import plan as make_plan
 
-    fmt = check_format(fmt, ("table", "json"))
+    fmt = check_format(fmt)
     spec = get_model(model, model_file)
     budgets = Budgets(number(latency_ms, "--latency-ms"), number(memory_gb, "--memory-gb"),
                       number(throughput, "--throughput"))
@@ -191,6 +191,8 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
 
         docs = [p.to_dict() for p in plans]
         print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    elif fmt == "csv":
+        _plan_csv(plans)
     else:
         for p, d in zip(plans, devs):
             _plan_table(p, d)
@@ -199,6 +201,25 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
         print(f"coreplan: {infeasible_message(p)}", file=sys.stderr)
     if failed:
         raise typer.Exit(3)
+
+
+def _plan_csv(plans) -> None:
+    """Every candidate (and baseline) of every device, one row each, in unscaled units."""
+    from coreplan.output import csv_rows
+
+    rows = []
+    for p in plans:
+        marked = [(c, p.model, "chosen" if c == p.chosen else "") for c in p.candidates]
+        marked += [(p.baseline, p.baseline_model, "dense baseline")] if p.baseline else []
+        for c, model, role in marked:
+            low, high = c.latency_ms_interval or (None, None)
+            rows.append({"device": p.device, "model": model, "dtype": p.dtype, "solve": p.solve,
+                         "cores": c.cores, "resolution": c.resolution, "batch": c.batch,
+                         "flops": c.flops, "latency_ms": c.latency_ms, "latency_ms_low": low,
+                         "latency_ms_high": high, "memory_bytes": c.memory_bytes,
+                         "throughput_img_per_s": c.throughput_img_per_s, "feasible": c.feasible,
+                         "binding": c.binding, "usage": c.usage[c.binding], "role": role})
+    csv_rows(rows)
 
 
 def _plan_table(p, device) -> None:

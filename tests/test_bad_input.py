@@ -160,3 +160,21 @@ def test_a_plan_at_the_top_of_its_search_says_no_budget_binds(cli):
     doc = json.loads(out)
     assert doc["chosen"]["latency_ms"] <= 50 and doc["at_search_limit"] is False
     assert doc["chosen"]["binding"] == "latency"
+
+
+def test_plan_as_csv_and_chart_with_a_model_file(cli, tmp_path):
+    import csv
+    import io
+
+    code, out, _ = cli("plan", "veca-base", "--device", "l4,h100-sxm", "--resolution", "1024",
+                       "--batch", "8", "--latency-ms", "20", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 3  # nothing fits on the L4
+    assert [r["role"] for r in rows if r["device"] == "h100-sxm"].count("chosen") == 1
+    assert not [r for r in rows if r["device"] == "l4" and r["role"] == "chosen"]
+    assert {r["role"] for r in rows} == {"", "chosen", "dense baseline"}
+    models = tmp_path / "m.toml"
+    models.write_text(CATALOG.replace("[models.veca-small]", "[models.mine]"))
+    code, _, err = cli("chart", "elastic", "--model", "mine", "--model-file", str(models),
+                       "--device", "l4", "--out", str(tmp_path / "e.svg"))
+    assert code == 0, err and (tmp_path / "e.svg").stat().st_size > 1000
