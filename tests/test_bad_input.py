@@ -177,4 +177,5 @@ def test_plan_as_csv_and_chart_with_a_model_file(cli, tmp_path):
     models.write_text(CATALOG.replace("[models.veca-small]", "[models.mine]"))
     code, _, err = cli("chart", "elastic", "--model", "mine", "--model-file", str(models),
                        "--device", "l4", "--out", str(tmp_path / "e.svg"))
-    assert code == 0, err and (tmp_path / "e.svg").stat().st_size > 1000
+    assert code == 0, err
+    assert (tmp_path / "e.svg").stat().st_size > 1000
