@@ -104,14 +104,24 @@ def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
     return check_choice("format", fmt, allowed)
 
 
+LARGEST_USUAL_PX = 16384  # past this a ViT input is an outlier: say the answer is extrapolated
+
+
 def resolution(text: str) -> tuple[int, int]:
     """--resolution R or HxW, every command alike: (height, width)."""
-    return parse_resolution(text)
+    height, width = parse_resolution(text)
+    if max(height, width) > LARGEST_USUAL_PX:
+        import sys
+
+        print(f"coreplan: warning: --resolution {text}: above {LARGEST_USUAL_PX:,} px per side, "
+              f"far beyond the resolutions these models are built and measured for; the numbers "
+              f"are the formulas' extrapolation", file=sys.stderr)
+    return height, width
 
 
 def square(text: str, what: str = "this command") -> int:
     """--resolution for commands that plan square images: R (or HxW with H == W)."""
-    height, width = parse_resolution(text)
+    height, width = resolution(text)
     if height != width:
         raise ArgumentError("resolution", f"{height}x{width}: {what} takes a square image (R)")
     return height

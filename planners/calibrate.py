@@ -70,6 +70,25 @@ def load_rows(paths, include_busy: bool = False) -> list[Measurement]:
     return rows
 
 
+SETUP = (("device_name", "machine"), ("threads", "thread count"), ("dtype", "dtype"))
+
+
+def check_one_setup(rows: list[Measurement]) -> None:
+    """Rows fitted into one device file must come from one machine, one thread count and one
+    dtype (its efficiencies are one number per op class): anything else is refused, naming what
+    is mixed and how many rows each has."""
+    from collections import Counter
+
+    for field, what in SETUP:
+        counts = Counter(getattr(m, field) for m in rows)
+        if len(counts) > 1:
+            found = ", ".join(f"{value if value is not None else 'unrecorded'} ({n} row"
+                              f"{'s' if n > 1 else ''})"
+                              for value, n in counts.most_common())
+            raise CoreplanError(f"the measurements mix {what}s: {found}; a device file describes "
+                                f"one {what}: calibrate each separately")
+
+
 def from_timm(m: Measurement) -> bool:
     """A row read from a timm benchmark file (its device is a catalog name, not a machine's)."""
     return bool(m.note) and m.note.startswith("timm benchmark")
@@ -266,6 +285,8 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
 
     paths = [measurements] if isinstance(measurements, (str, Path)) else list(measurements)
     rows = load_rows(paths, include_busy)
+    if device is not None:
+        check_one_setup(rows)
     devices = row_devices(rows, device, device_file)
     if by is None:
         timm = all(from_timm(m) for m in rows)

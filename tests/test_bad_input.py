@@ -179,3 +179,28 @@ def test_plan_as_csv_and_chart_with_a_model_file(cli, tmp_path):
                        "--device", "l4", "--out", str(tmp_path / "e.svg"))
     assert code == 0, err
     assert (tmp_path / "e.svg").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("column, value, what", [("threads", "1", "thread counts: 2 (59 rows), 1 (1 row)"),
+                                                 ("dtype", "bf16", "dtypes: fp32 (59 rows), bf16 (1 row)"),
+                                                 ("device_name", "Other CPU", "machines")])
+def test_calibrate_refuses_rows_from_another_setup(cli, tmp_path, column, value, what):
+    import csv
+
+    with open("data/measurements/cpu-epyc-2core-2026-11-24.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    # the last record of the file is one of the 60 latest quiet ones (it supersedes nothing)
+    rows[-1][rows[0].index(column)] = value
+    mixed = tmp_path / "mixed.csv"
+    with open(mixed, "w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    code, _, err = cli("calibrate", "--measurements", str(mixed), "--device", "cpu-2core")
+    assert code == 2 and f"the measurements mix {what}" in err
+
+
+def test_an_absurd_resolution_is_answered_with_a_warning(cli):
+    code, out, err = cli("flops", "veca-base", "--resolution", "1000000", "--format", "json")
+    assert code == 0 and json.loads(out)["total"] > 0
+    assert "warning: --resolution 1000000: above 16,384 px" in err
+    code, _, err = cli("flops", "veca-base", "--resolution", "1024")
+    assert code == 0 and "warning" not in err
