@@ -122,3 +122,56 @@ def test_any_input_file_loads_or_is_one_clear_error(tmp_path_factory, fragments,
         reader(path)
     except CoreplanError as err:
         assert str(err) and "\n" not in str(err).strip()
+
+
+# --------------------------------------------------------------------------- commands that read
+# or write files: calibrate (measurement files) and chart (an output file)
+DATA = "data/measurements/cpu-epyc-2core-2026-11-24.csv"
+TIMM = "data/public/timm/benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv"
+
+
+@st.composite
+def file_command_lines(draw, folder):
+    if draw(st.booleans()):
+        args = ["calibrate", "--measurements",
+                draw(st.sampled_from([DATA, TIMM, f"{DATA},{TIMM}", "missing.csv", str(folder),
+                                      "README.md", ""]))]
+        for option, pool in (("--device", ["cpu-2core", "rtx-3090", "l4", "nope"]),
+                             ("--holdout", ["resolution", "family", "model", "device", "day"]),
+                             ("--max-error", ["0.25", "0", "-1", "nan", "abc"]),
+                             ("--format", ["table", "json", "csv", "xml"])):
+            if draw(st.booleans()):
+                args += [option, draw(st.sampled_from(pool))]
+        return args
+    kind = draw(st.sampled_from(["scaling", "crossover", "roofline", "frontier", "elastic",
+                                 "validation", "pie"]))
+    out = draw(st.sampled_from(["c.svg", "c.HTML", "c.txt", "nodir/c.svg"]))
+    args = ["chart", kind, "--out", str(folder / out), "--force"]
+    for option, pool in (("--model", ["veca-small", "dinov3-small", "nope"]),
+                         ("--models", ["veca-small", "veca-small,nope", ""]),
+                         ("--device", ["l4", "cpu-2core", "nope"]),
+                         ("--devices", ["l4", "l4,t4", "nope"]),
+                         ("--resolution", ["224", "0", "768x512", "abc"]),
+                         ("--resolutions", ["224,256", "0", "abc"]),
+                         ("--cores", ["8", "12", "-8"]), ("--dtype", ["bf16", "fp32", "int8"]),
+                         ("--quantity", ["gflops", "memory_gb", "time", "speed"]),
+                         ("--measurements", [DATA, "missing.csv", "README.md"])):
+        if draw(st.integers(0, 3)) == 0:
+            args += [option, draw(st.sampled_from(pool))]
+    return args
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_file_commands_answer_or_say_one_line(tmp_path, data):
+    argv = data.draw(file_command_lines(tmp_path))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    text = err.getvalue()
+    assert "Traceback" not in text, (argv, text)
+    assert code in (0, 1, 2), (argv, code, text)  # 1: calibrate refused an implausible fit
+    if code == 2:
+        lines = [line for line in text.strip().splitlines() if line.startswith("coreplan: error")]
+        assert len(lines) == 1, (argv, text)
