@@ -247,9 +247,12 @@ def _plan_table(p, device) -> None:
         caption = "chosen: none feasible"
     if p.devices_needed:
         caption += f"; devices for {p.demand_img_per_s:g} img/s: {p.devices_needed}"
+    caption += "\nms: predicted latency per batch; tightest: the limit closest to binding (use)"
     if device.footprint is not None:
-        caption += ("\nmemory GB is the process footprint (runtime, weights, forward peak with the "
+        caption += ("\nGB: the process footprint (runtime, weights, forward peak with the "
                     "allocator's overhead; `coreplan memory --device` lists the terms)")
+    else:
+        caption += "\nGB: weights + live tensors"
     fixed = []  # a column every row shares goes to the title (80-column tables)
     for key, unit in (("px", " px"), ("batch", "")):
         values = {row[key] for row in rows}
