@@ -180,7 +180,8 @@ def compare(model_a: str, model_b: str,
               f"b {unit}": r[f"{b.name} {convention}"] / 1e9, "b/a": r["b/a"]} for r in rows]
     emit(check_format(fmt), document=rows, rows=rows, table_rows=short,
          title=f"a = {a.name} vs b = {b.name}: {convention} ({scope}, batch {batch})",
-         caption="each model runs at the largest multiple of its patch size <= the resolution")
+         caption="each model runs at the largest multiple of its patch size <= the resolution; "
+                 "exact integer counts: --format json or csv")
 
 
 @app.command()

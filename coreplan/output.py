@@ -37,13 +37,15 @@ def table(rows: list[dict], title: str | None = None, caption: str | None = None
     from rich import box
 
     # one space between columns and a rule under the header: 80-column terminals hold the tables
-    t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False, show_edge=False)
+    t = Table(box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False, show_edge=False)
     columns = list(rows[0]) if rows else []
     for col in columns:
         t.add_column(col, justify="right" if _numeric([r.get(col) for r in rows]) else "left")
     for row in rows:
         t.add_row(*(_cell(row.get(c)) for c in columns))
     console = Console(width=WIDTH)
+    if title:  # above the table, wrapped at the terminal's width rather than the table's
+        console.print(title, highlight=False)
     console.print(t)
     if caption:  # under the table, wrapped at the terminal's width rather than the table's
         console.print(caption, highlight=False)
