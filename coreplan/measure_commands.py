@@ -166,6 +166,11 @@ def profile(
     """
     from pathlib import Path
 
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise CoreplanError(f"--name {name!r}: use letters, digits, '-', '_' or '.' (it becomes "
+                            f"--device NAME)")
     check_choice("device", device, ("cpu", "cuda"))
     check_choice("dtype", dtype, tuple(k for k in DTYPE_BYTES if k != "tf32"))
     if not (math.isfinite(budget_s) and 1 <= budget_s <= 3600):

@@ -23,6 +23,9 @@ OPTIONS = {
              "--format"],
     "simulate": ["--device", "--resolution", "--cores", "--batch", "--dtype", "--runtime"],
     "compare": ["--resolutions", "--cores", "--batch", "--scope"],
+    "crossover": ["--versus", "--cores", "--scope", "--convention", "--format"],
+    "formula": ["--scope", "--kind", "--convention", "--model"],
+    "models": ["--format", "--model-file"], "devices": ["--format", "--device-file"],
     "serve": ["--device", "--resolution", "--rate", "--slo-ms", "--policy", "--cores",
               "--cores-allowed", "--max-batch", "--batch-timeout-ms", "--arrivals", "--devices",
               "--dtype", "--versus", "--seed", "--solve", "--runtime", "--format"],
@@ -48,13 +51,18 @@ POOLS = {"--resolution": ["224", "256", "512", "768x512"] + NUMBERS, "--resoluti
          "--policy": ["static", "elastic", "dense", "all", "best"], "--max-batch": ["1", "4", "8"],
          "--arrivals": ["poisson", "bursty", "sometimes", "missing.csv"], "--devices": ["1", "3"],
          "--versus": ["dinov3-small", "veca-small", "nope"], "--solve": ["devices", "cores"],
-         "--seed": ["0", "7", "-1"]}
+         "--seed": ["0", "7", "-1"], "--kind": ["core", "dense", "sparse"],
+         "--model": ["veca-small", "nope"],
+         "--model-file": ["costmodel/catalog.toml", "README.md", "missing.toml", "tests"],
+         "--device-file": ["planners/devices.toml", "README.md", "missing.toml", "tests"]}
+NO_MODEL = ("formula", "models", "devices")  # commands without a MODEL argument
+NO_RESOLUTION = ("compare", "crossover", "formula", "models", "devices")
 
 
 @st.composite
 def command_lines(draw):
     command = draw(st.sampled_from(sorted(OPTIONS)))
-    args = [command, draw(st.sampled_from(MODELS))]
+    args = [command] if command in NO_MODEL else [command, draw(st.sampled_from(MODELS))]
     if command == "compare":
         args.append(draw(st.sampled_from(MODELS)))
     for option in draw(st.lists(st.sampled_from(OPTIONS[command]), max_size=5, unique=True)):
@@ -68,7 +76,7 @@ def command_lines(draw):
                 args += [flag, value]
     if command in ("plan", "simulate", "serve") and "--device" not in args:
         args += ["--device", draw(st.sampled_from(["l4", "cpu-2core"]))]
-    if "--resolution" not in args and command != "compare":
+    if "--resolution" not in args and command not in NO_RESOLUTION:
         args += ["--resolution", draw(st.sampled_from(["224", "256", "512"]))]
     return args
 
@@ -172,6 +180,57 @@ def test_file_commands_answer_or_say_one_line(tmp_path, data):
     text = err.getvalue()
     assert "Traceback" not in text, (argv, text)
     assert code in (0, 1, 2), (argv, code, text)  # 1: calibrate refused an implausible fit
+    if code == 2:
+        lines = [line for line in text.strip().splitlines() if line.startswith("coreplan: error")]
+        assert len(lines) == 1, (argv, text)
+
+
+# --------------------------------------------------------------------------- measuring commands
+# validate and profile time real forwards for minutes; here the measuring itself is replaced by a
+# stand-in, so the fuzz exercises what runs before it: every argument check, the output file rule
+# and the resume logic. (The measuring is tested in test_validate.py and test_profile.py.)
+@st.composite
+def measure_command_lines(draw, folder):
+    out = draw(st.sampled_from(["r.csv", "nodir/r.csv", ".", "/dev/full", "p.toml"]))
+    out = out if out.startswith(("/", ".")) else str(folder / out)
+    if draw(st.booleans()):
+        args = ["validate", "--out", out]
+        pools = (("--models", ["veca-small", "nope", "veca-small,dinov3-small", ""]),
+                 ("--resolutions", ["224", "0", "abc", "768x512"]), ("--cores", ["8", "12", "x"]),
+                 ("--impls", ["split", "flex", "dense"]), ("--batch", ["1", "0", "1,4"]),
+                 ("--dtype", ["fp32", "bf16,fp16", "int8"]), ("--device", ["cpu", "tpu"]),
+                 ("--min-time", ["0.1", "0", "nan", "inf", "-1"]), ("--repeats", ["3", "0"]),
+                 ("--warmup", ["0", "-1"]), ("--threads", ["1", "0", "1000"]))
+        flags = ["--quick", "--resume", "--retry-busy", "--no-time", "--no-footprint"]
+    else:
+        args = ["profile", "--name", draw(st.sampled_from(["mine", ""])), "--out", out]
+        pools = (("--device", ["cpu", "tpu"]), ("--dtype", ["fp32", "bf16", "tf32", "int8"]),
+                 ("--threads", ["1", "0", "-3"]), ("--budget-s", ["60", "0", "nan", "1e9"]))
+        flags = ["--force", "--no-footprint"]
+    for option, pool in pools:
+        if draw(st.integers(0, 2)) == 0:
+            args += [option, draw(st.sampled_from(pool))]
+    return args + draw(st.lists(st.sampled_from(flags), unique=True, max_size=2))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_measuring_commands_check_arguments_before_measuring(tmp_path, monkeypatch, data):
+    from coreplan import measure_commands
+
+    def stand_in(*args, **kwargs):
+        raise KeyboardInterrupt  # "measured until interrupted": the CLI's own path for it
+
+    monkeypatch.setattr(measure_commands, "_run_sweep", lambda cases, results, *a: results.close())
+    monkeypatch.setattr(measure_commands, "_profile_with_progress", stand_in)
+    argv = data.draw(measure_command_lines(tmp_path))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    text = err.getvalue()
+    assert "Traceback" not in text, (argv, text)
+    assert code in (0, 2, 130), (argv, code, text)
     if code == 2:
         lines = [line for line in text.strip().splitlines() if line.startswith("coreplan: error")]
         assert len(lines) == 1, (argv, text)
