@@ -52,7 +52,32 @@ def table(rows: list[dict], title: str | None = None, caption: str | None = None
 
 
 PAGE_NAMES = {"ms": "latency ms", "ms 5-95%": "latency ms 5-95%", "GB": "memory GB",
-              "fits": "feasible", "tightest": "tightest limit (use)"}
+              "fits": "feasible", "tightest": "tightest limit (use)", "": "chosen"}
+
+
+def chosen_line(p, device) -> str:
+    """What a plan chose and why, in one line: the binding limit, or that the answer is the top
+    of the search (then no budget binds; the tightest limit is named with its use)."""
+    from planners.planner import describe
+
+    if p.chosen:
+        what = {"cores": f"C={p.chosen.cores}" if p.chosen.cores else f"{p.model} as given",
+                "resolution": f"{p.chosen.resolution} px", "batch": f"batch {p.chosen.batch}"}[p.solve]
+        if p.at_search_limit:
+            top = {"cores": "the largest allowed budget",
+                   "resolution": "the top of the search (--max-resolution "
+                                 f"{p.problem.max_resolution}); larger may fit",
+                   "batch": f"the top of the search (--max-batch {p.problem.max_batch}); "
+                            "larger may fit"}[p.solve]
+            if not p.chosen.cores and p.solve == "cores":
+                top = "a dense model has no C to choose"
+            line = (f"chosen: {what}, {top}; no budget binds (tightest: "
+                    f"{describe(p.chosen, p.budgets, device)})")
+        else:
+            line = f"chosen: {what} (binding: {describe(p.chosen, p.budgets, device)})"
+    else:
+        line = "chosen: none feasible"
+    return line
 
 
 def page_rows(rows: list[dict]) -> list[dict]:

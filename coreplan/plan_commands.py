@@ -223,28 +223,11 @@ def _plan_csv(plans) -> None:
 
 
 def _plan_table(p, device) -> None:
-    from coreplan.output import plan_rows
-    from planners.planner import describe
+    from coreplan.output import chosen_line, plan_rows
 
     rows = plan_rows(p)
     limits = ", ".join(f"{k}={v:g}" for k, v in vars(p.budgets).items() if v is not None) or "none"
-    if p.chosen:
-        what = {"cores": f"C={p.chosen.cores}" if p.chosen.cores else f"{p.model} as given",
-                "resolution": f"{p.chosen.resolution} px", "batch": f"batch {p.chosen.batch}"}[p.solve]
-        if p.at_search_limit:
-            top = {"cores": "the largest allowed budget",
-                   "resolution": "the top of the search (--max-resolution "
-                                 f"{p.problem.max_resolution}); larger may fit",
-                   "batch": f"the top of the search (--max-batch {p.problem.max_batch}); "
-                            "larger may fit"}[p.solve]
-            if not p.chosen.cores and p.solve == "cores":
-                top = "a dense model has no C to choose"
-            caption = (f"chosen: {what}, {top}; no budget binds (tightest: "
-                       f"{describe(p.chosen, p.budgets, device)})")
-        else:
-            caption = f"chosen: {what} (binding: {describe(p.chosen, p.budgets, device)})"
-    else:
-        caption = "chosen: none feasible"
+    caption = chosen_line(p, device)
     if p.devices_needed:
         caption += f"; devices for {p.demand_img_per_s:g} img/s: {p.devices_needed}"
     caption += "\nms: predicted latency per batch; tightest: the limit closest to binding (use)"

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from coreplan import charts
-from coreplan.output import html_table, page_rows, plan_rows
+from coreplan.output import chosen_line, html_table, page_rows, plan_rows
 from costmodel.spec import ModelSpec
 from planners.devices import DeviceSpec
 from planners.planner import Budgets, baseline_model, plan
@@ -40,9 +40,9 @@ def build_report(specs: list[ModelSpec], devices: list[DeviceSpec], *, resolutio
         for device in devices:
             p = plan(spec, device, resolution=resolution, batch=batch, dtype=dtype, budgets=budgets,
                      runtime=runtime)
-            chosen = f"C={p.chosen.cores}, binding {p.chosen.binding}" if p.chosen else "none feasible"
+            chosen = chosen_line(p, device).replace("--max-", "max ")
             sections.append((f"Plan: {spec.name} on {device.name} ({resolution} px, batch {batch}, "
-                             f"{dtype}, {runtime})", f"<p class=note>chosen: {html.escape(chosen)}</p>"
+                             f"{dtype}, {runtime})", f"<p class=note>{html.escape(chosen)}</p>"
                              + html_table(page_rows(plan_rows(p))), None))
             sections.append((f"Elastic curve: {spec.name} on {device.name}", "",
                              charts.elastic_chart(charts.elastic_frame(
