@@ -244,7 +244,15 @@ def _emit_results(fmt, results, title, slo_s, offered, capacities) -> None:
               for r, cap in zip(results, capacities) if offered > cap]
     document = [{**r.to_dict(), "slo_ms": slo_s * 1e3, "offered_img_per_s": offered,
                  "capacity_img_per_s": cap} for r, cap in zip(results, capacities)]
-    emit(fmt, document=document, rows=rows, title=title, caption="\n".join(notes))
+    emit(fmt, document=document, rows=[_flat(d) for d in document], table_rows=rows, title=title,
+         caption="\n".join(notes))
+
+
+def _flat(result: dict) -> dict:
+    """A result for CSV: latency_ms.p99 becomes latency_ms_p99 (unscaled units)."""
+    out = {k: v for k, v in result.items() if k != "latency_ms"}
+    out.update({f"latency_ms_{k}": v for k, v in result["latency_ms"].items()})
+    return out
 
 
 def _emit_fleet(fmt, found, title, slo_s) -> None:
@@ -257,7 +265,12 @@ def _emit_fleet(fmt, found, title, slo_s) -> None:
                      "p99 ms, one fewer": fewer.latency_ms["p99"] if fewer else ""})
         document.append({"policy": policy.name, "devices": k, "slo_ms": slo_s * 1e3,
                          "result": at.to_dict(), "one_fewer": fewer.to_dict() if fewer else None})
-    emit(fmt, document=document, rows=rows, title=title + ": fewest devices for p99 within it",
+    flat = [{"policy": d["policy"], "devices": d["devices"], "slo_ms": d["slo_ms"],
+             **{f"at_{k}": v for k, v in _flat(d["result"]).items() if k != "policy"},
+             "one_fewer_p99_ms": d["one_fewer"]["latency_ms"]["p99"] if d["one_fewer"] else None}
+            for d in document]
+    emit(fmt, document=document, rows=flat, table_rows=rows,
+         title=title + ": fewest devices for p99 within it",
          caption="p99 at that many devices, and with one fewer (which misses the objective)")
     for policy, k, _, _ in found:
         if k is None:

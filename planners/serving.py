@@ -243,8 +243,8 @@ def _result(policy, arrivals, devices, slo_s, quality, starts, sizes, columns, s
     latency = wait + np.repeat(services, sizes)
     span = float(np.max(starts + services) - arrivals[0]) or float(np.max(services))
     per_column = np.bincount(columns, weights=sizes, minlength=len(table.cores)).astype(int)
-    histogram = {c: int(k) for c, k in zip(table.cores, per_column) if k}
     core_model = table.cores[0] is not None
+    histogram = {c: int(k) for c, k in zip(table.cores, per_column) if k} if core_model else {}
     mean_cores = (sum(c * k for c, k in histogram.items()) / len(arrivals)) if core_model else None
     expected, missing = None, ()
     if quality is not None and core_model:

@@ -209,13 +209,26 @@ def test_cli_json_one_object_per_policy(capsys):
         assert set(d["latency_ms"]) == {"mean", "p50", "p95", "p99"}
     static_doc, elastic_doc, dense_doc = docs
     assert static_doc["expected_quality"] == 81.93 and static_doc["mean_cores"] == 64
-    assert dense_doc["mean_cores"] is None
+    assert dense_doc["mean_cores"] is None and dense_doc["cores_histogram"] == {}
     # on this CPU, C = 8 is ~20% faster than C = 64 at 512 px: elastic holds the objective more
     assert elastic_doc["slo_attainment"] > static_doc["slo_attainment"] + 0.1
     code, again, _ = run(capsys, *SERVE, "--rate", "2.5", "--slo-ms", "2000", "--max-batch", "1",
                          "--duration-s", "4000", "--format", "json", "--quality",
                          "data/quality/veca-base-imagenet1k.csv", "--seed", "3")
     assert again == out
+
+
+def test_cli_csv_keeps_unscaled_numbers(capsys):
+    import csv
+    import io
+
+    code, out, _ = run(capsys, *SERVE, "--rate", "2.5", "--slo-ms", "2000", "--max-batch", "1",
+                       "--duration-s", "400", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["policy"] for r in rows] == ["static C=64", "elastic",
+                                                          "dense dinov3-small"]
+    assert 0 <= float(rows[0]["slo_attainment"]) <= 1 and float(rows[0]["latency_ms_p99"]) > 0
+    assert json.loads(rows[1]["cores_histogram"])  # the C mix, as JSON in one cell
 
 
 def test_cli_service_time_is_the_planners_latency(capsys):
