@@ -110,7 +110,7 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
 
         results = [run(p, times, devices=devices, quality=table, **kwargs) for p in policies]
         _emit_results(fmt, results, title + f", {devices} device(s)", slo_s, offered,
-                      [_capacity(p, devices) for p in policies])
+                      [_capacity(p, devices) for p in policies], table is not None)
         code = 0
     if out:
         _chart(out, policies, arrivals, seed, devices, table, **kwargs)
@@ -220,7 +220,7 @@ def _capacity(policy, devices: int) -> float:
     return policy.table.capacity_img_per_s(cores, devices)
 
 
-def _emit_results(fmt, results, title, slo_s, offered, capacities) -> None:
+def _emit_results(fmt, results, title, slo_s, offered, capacities, quality_given) -> None:
     rows = [{"policy": r.policy, "p50 ms": r.latency_ms["p50"], "p95 ms": r.latency_ms["p95"],
              "p99 ms": r.latency_ms["p99"], "in SLO": f"{r.slo_attainment:.1%}",
              "img/s": r.throughput_img_per_s,
@@ -228,6 +228,9 @@ def _emit_results(fmt, results, title, slo_s, offered, capacities) -> None:
              "batch": round(r.mean_batch, 2),
              "quality": "" if r.expected_quality is None else round(r.expected_quality, 2)}
             for r in results]
+    if not quality_given:
+        for row in rows:
+            del row["quality"]
     notes = []
     for r in results:
         if r.mean_cores is not None and len(r.cores_histogram) > 1:

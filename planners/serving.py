@@ -40,6 +40,7 @@ from costmodel.spec import ModelSpec
 from planners.devices import DeviceSpec
 
 EXACT_ROUNDS = 16
+MAX_BATCH = 4096  # the planner's search limit too; the table holds every batch size up to it
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ def service_table(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype
     largest batch at the largest C must fit in the device's memory."""
     from planners.planner import GB, predicted_seconds, process_bytes
 
-    if not isinstance(max_batch, int) or max_batch < 1:
-        raise ArgumentError("max_batch", f"must be a positive integer, got {max_batch!r}")
+    if not isinstance(max_batch, int) or not 1 <= max_batch <= MAX_BATCH:
+        raise ArgumentError("max_batch", f"must be an integer in 1..{MAX_BATCH}, got {max_batch!r}")
     if spec.is_core:
         cores = tuple(sorted({check_cores(spec, c) for c in (cores_allowed or spec.budgets)}))
     elif cores_allowed:

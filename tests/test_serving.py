@@ -280,6 +280,7 @@ def test_cli_solve_devices_exits_3_when_no_fleet_can(capsys):
     (["--rate", "1", "--slo-ms", "900", "--arrivals", "sometimes"], "unknown --arrivals"),
     (["--rate", "1", "--slo-ms", "900", "--batch-timeout-ms", "-1"], "--batch-timeout-ms"),
     (["--rate", "1", "--slo-ms", "900", "--max-batch", "0"], "--max-batch"),
+    (["--rate", "1", "--slo-ms", "900", "--max-batch", "100000"], "--max-batch must be an integer in 1..4096"),
     (["--rate", "1", "--slo-ms", "900", "--devices", "0"], "--devices"),
     (["--rate", "1", "--slo-ms", "900", "--solve", "cores"], "unknown solve 'cores'"),
     (["--rate", "1", "--slo-ms", "900", "--cores", "12"], "--cores 12 invalid"),
