@@ -17,7 +17,7 @@ Values broadcast over numpy arrays of dimensions, so a planner evaluates all can
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -93,16 +93,37 @@ def _work(op, device: DeviceSpec):
     return op.full + op.launches * (quantized - matmul_flops(op.op, op.shape))
 
 
+# An op the graph counts as one fused formula that eager PyTorch runs as several kernels:
+# op -> (kernels, traffic as a multiple of the fused op's). RoPE, x * cos + rotate_half(x) * sin
+# with rotate_half(x) = cat(-x2, x1): neg (reads and writes half of x: 1 x-sized unit of
+# traffic), cat (2), mul (2), mul (2), add (3) = 5 kernels and 10 units, against 2 (read x, write
+# the result) for the fused op. NB: the cos and sin tables are shared by batch and heads and not
+# counted; timm's interleaved form (neg, stack, mul, mul, add) is the same count.
+EAGER_KERNELS = {"rope": (5, 5.0)}
+
+
 def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
                  runtime: str = "eager") -> tuple[OpRoofline, ...]:
-    """The roofline record of every op of an evaluated graph (model scope). Under the compiled
-    runtime, chains of adjacent elementwise ops become one fused kernel each."""
+    """The roofline record of every op of an evaluated graph (model scope). Under the eager
+    runtime an op of EAGER_KERNELS is charged its kernels (where no profile measured it: a
+    profile times the eager op itself); under the compiled runtime, chains of adjacent
+    elementwise ops become one fused kernel each."""
     check_choice("runtime", runtime, RUNTIMES)
     ops = tuple(OpRoofline(op.path, op.op, op.op_class, op.full, op.bytes, op.launches,
                            _work(op, device) / peak_flops_per_s(device, op.op_class, dtype),
                            op.bytes / device.memory_bandwidth_bytes_per_s, op.shape)
                 for op in cost.ops)
-    return fuse_elementwise(ops) if runtime == "compiled" else ops
+    if runtime == "compiled":
+        return fuse_elementwise(ops)
+    return tuple(_as_eager_kernels(op, device) for op in ops)
+
+
+def _as_eager_kernels(op: OpRoofline, device: DeviceSpec) -> OpRoofline:
+    if op.op not in EAGER_KERNELS or op.profiled_s(device) is not None:
+        return op
+    kernels, traffic = EAGER_KERNELS[op.op]
+    return replace(op, bytes=op.bytes * traffic, memory_s=op.memory_s * traffic,
+                   launches=op.launches * kernels)
 
 
 def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:

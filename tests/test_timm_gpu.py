@@ -158,8 +158,9 @@ def test_compiled_fuses_each_run_of_elementwise_ops_into_one_launch():
     L = 12
     # eager: patch conv 1; coordinate head, gate, update (L-1 each); tanh, RoPE tables (L each);
     # per layer norm1, q, k, v, rope_q, rope_k, 2 sdpa, out, residual, norm2, fc1, silu, gate,
-    # fc2, residual = 16; final norm 1; distillation head 1
-    assert sum(o.launches for o in eager) == 1 + 3 * (L - 1) + 2 * L + 16 * L + 1 + 1 == 252
+    # fc2, residual = 16 ops, of which rope_q and rope_k run as 5 kernels each in eager PyTorch
+    # (neg, cat, mul, mul, add): 16 + 2 * 4 = 24 launches; final norm 1; distillation head 1
+    assert sum(o.launches for o in eager) == 1 + 3 * (L - 1) + 2 * L + 24 * L + 1 + 1 == 348
     # compiled: gate+update fuse (L-1); tanh + RoPE tables + norm1 fuse (L, adjacent and each
     # once a layer); per layer rope_q+rope_k, residual+norm2 and silu+gate fuse: 12 left a layer
     # besides norm1
@@ -178,3 +179,27 @@ def test_plan_takes_a_timm_name_and_a_runtime(cli):
     code, _, err = cli("plan", "vit_base_patch16_224", "--device", "rtx-5090", "--resolution",
                        "224", "--runtime", "jit")
     assert code == 2 and "unknown runtime 'jit'" in err
+
+
+def test_eager_rope_is_charged_its_five_kernels_where_no_profile_timed_it():
+    # dinov3-small at 256 px, batch 2, fp16: 16x16 = 256 patch tokens rotate (not cls and the 4
+    # registers), D = 384 -> q has 2 * 256 * 384 = 196,608 rotated elements per layer; the fused
+    # op reads and writes them (2 * 2 bytes each); eager runs neg, cat, mul, mul, add: 10 units of
+    # traffic instead of 2 and 5 launches instead of 1, in each of the 12 layers.
+    import dataclasses
+
+    c = configure(get_model("dinov3-small"), 256, batch=2, dtype="fp16")
+    gpu = get_device("rtx-5090")
+    eager = {o.path: o for o in config_rooflines(c, gpu)}["layer/attn/rope_q"]
+    fused = 2 * 256 * 384 * (2 + 2) * 12
+    assert eager.bytes == 5 * fused and eager.launches == 5 * 12
+    expected = (5 * fused / gpu.memory_bandwidth_bytes_per_s / gpu.efficiency["elementwise"]
+                + 5 * 12 * gpu.kernel_launch_overhead_s)
+    assert eager.time_s(gpu) == pytest.approx(expected)
+    compiled = {o.path: o for o in config_rooflines(c, gpu, "compiled")}
+    assert compiled["layer/attn/rope_q+layer/attn/rope_k"].launches == 12  # one fused kernel
+    # the CPU's profile timed our eager RoPE itself: its record keeps one launch per layer
+    cpu = get_device("cpu-2core")
+    profiled = {o.path: o for o in config_rooflines(dataclasses.replace(c, dtype="fp32"),
+                                                      cpu)}["layer/attn/rope_q"]
+    assert profiled.launches == 12 and profiled.profiled_s(cpu) is not None
