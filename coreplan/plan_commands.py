@@ -13,6 +13,7 @@ from coreplan.app import resolution as resolution_of
 from coreplan.output import emit
 from costmodel.errors import CoreplanError
 from costmodel.spec import get_model
+from planners.limits import MAX_BATCH, MAX_RESOLUTION
 
 
 @app.command()
@@ -159,9 +160,10 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
          cores: Optional[int] = typer.Option(None, "--cores", help="C for --solve resolution|batch."),
          demand: Optional[str] = typer.Option(None, "--demand", help="Images/s to serve."),
          versus: Optional[str] = typer.Option(None, "--versus", help="Dense baseline model."),
-         max_resolution: int = typer.Option(4096, "--max-resolution",
+         max_resolution: int = typer.Option(MAX_RESOLUTION, "--max-resolution",
                                             help="Search limit of --solve resolution (px)."),
-         max_batch: int = typer.Option(4096, "--max-batch", help="Search limit of --solve batch."),
+         max_batch: int = typer.Option(MAX_BATCH, "--max-batch",
+                                       help="Search limit of --solve batch."),
          impl: Optional[str] = Impl(), runtime: str = Runtime(),
          device_file: Optional[str] = DeviceFile(),
          model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:

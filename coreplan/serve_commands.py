@@ -14,9 +14,9 @@ from coreplan.app import (DeviceFile, Format, Impl, ModelFile, Runtime, app, che
 from coreplan.output import check_new, check_out, emit
 from costmodel.errors import ArgumentError, CoreplanError, check_choice
 from costmodel.spec import get_model
+from planners.limits import MAX_DEVICES
 
 POLICIES = ("static", "elastic", "dense", "all")
-ARRIVALS = ("poisson", "bursty")
 REQUESTS_BY_DEFAULT = 100_000
 SWEEP_LOADS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2)
 SWEEP_REQUESTS = 20_000
@@ -65,7 +65,7 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
     """Simulate serving a request stream: latency percentiles, objective attainment, C mix.
 
     Exit status 3 with --solve devices when a policy cannot hold the objective with any number of
-    devices up to 4096.
+    devices up to 4096 (planners.limits.MAX_DEVICES).
     """
     from planners.devices import get_device
     from planners.planner import best_dtype
@@ -99,7 +99,7 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
     table = _quality(quality, spec)
     kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s)
     title = (f"{spec.name} {side}px {dtype} on {dev.name}: {_rate(offered)} img/s offered "
-             f"({arrivals if arrivals in ARRIVALS else Path(arrivals).name}), "
+             f"({arrivals if arrivals in ('poisson', 'bursty') else Path(arrivals).name}), "
              f"objective {slo_s * 1e3:g} ms")
     if solve:
         found = [(p, *devices_needed(p, times, **kwargs)) for p in policies]
@@ -110,7 +110,7 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
 
         results = [run(p, times, devices=devices, quality=table, **kwargs) for p in policies]
         _emit_results(fmt, results, title + f", {devices} device(s)", slo_s, offered,
-                      [_capacity(p, devices) for p in policies], table is not None)
+                      [p.capacity_img_per_s(devices) for p in policies], table is not None)
         code = 0
     if out:
         _chart(out, policies, arrivals, seed, devices, table, **kwargs)
@@ -187,12 +187,11 @@ def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float],
     """The arrival times and the offered rate (img/s)."""
     from planners import workload
 
-    if kind in ARRIVALS:
+    if kind in workload.PROCESSES:
         if rate_value is None:
             raise CoreplanError(f"--rate is needed with --arrivals {kind}")
         duration = duration or REQUESTS_BY_DEFAULT / rate_value
-        make = workload.poisson if kind == "poisson" else workload.bursty
-        times = make(rate_value, duration, seed)
+        times = workload.PROCESSES[kind](rate_value, duration, seed)
         if len(times) == 0:
             raise CoreplanError(f"no request arrives in {duration:g} s at {rate_value:g}/s; "
                                 f"give a longer --duration-s")
@@ -212,12 +211,6 @@ def _quality(path: Optional[str], spec):
     from planners.workload import read_quality
 
     return read_quality(path)
-
-
-def _capacity(policy, devices: int) -> float:
-    """The most images/s the policy's fastest configuration serves (full batches, smallest C)."""
-    cores = policy.table.cores[0] if policy.kind == "elastic" else policy.cores
-    return policy.table.capacity_img_per_s(cores, devices)
 
 
 def _emit_results(fmt, results, title, slo_s, offered, capacities, quality_given) -> None:
@@ -263,7 +256,7 @@ def _emit_fleet(fmt, found, title, slo_s) -> None:
 
     rows, document = [], []
     for policy, k, at, fewer in found:
-        rows.append({"policy": policy.name, "devices": k if k else "none <= 4096",
+        rows.append({"policy": policy.name, "devices": k if k else f"none <= {MAX_DEVICES}",
                      "p99 ms": at.latency_ms["p99"], "in SLO": f"{at.slo_attainment:.1%}",
                      "p99 ms, one fewer": fewer.latency_ms["p99"] if fewer else ""})
         document.append({"policy": policy.name, "devices": k, "slo_ms": slo_s * 1e3,
@@ -279,7 +272,7 @@ def _emit_fleet(fmt, found, title, slo_s) -> None:
         if k is None:
             fastest = fastest_s(policy)
             why = (f"one image alone takes {fastest * 1e3:.4g} ms" if fastest > slo_s
-                   else "p99 stays above it with 4096 devices")
+                   else f"p99 stays above it with {MAX_DEVICES} devices")
             print(f"coreplan: no fleet holds p99 within {slo_s * 1e3:g} ms for {policy.name}: "
                   f"{why}", file=sys.stderr)
 
@@ -292,12 +285,10 @@ def _chart(out, policies, arrivals, seed, devices, quality, *, slo_s, **kwargs) 
 
     reference = policies[0]
     capacity = reference.table.capacity_img_per_s(reference.cores, devices)
-    if arrivals in ARRIVALS:
-        make = workload.poisson if arrivals == "poisson" else workload.bursty
-
+    if arrivals in workload.PROCESSES:
         def arrivals_at(rate):  # bursty: at least 30 burst cycles per point
-            return make(rate, max(SWEEP_REQUESTS / rate, 0 if arrivals == "poisson" else 300.0),
-                        seed)
+            return workload.PROCESSES[arrivals](
+                rate, max(SWEEP_REQUESTS / rate, 0 if arrivals == "poisson" else 300.0), seed)
     else:
         def arrivals_at(rate):
             return workload.read_trace(arrivals, rate)

@@ -19,6 +19,7 @@ from costmodel.errors import ArgumentError, CoreplanError
 from costmodel.memory import inference_memory
 from costmodel.spec import ModelSpec, catalog
 from planners.devices import DeviceSpec
+from planners.limits import MAX_BATCH, MAX_RESOLUTION
 from planners.roofline import latency_s, op_rooflines
 
 GB = 1e9  # budgets in decimal gigabytes
@@ -313,7 +314,8 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
          dtype: str = "bf16", budgets: Budgets = Budgets(), cores_allowed=None,
          solve: str = "cores", cores: int | None = None, impl: str | None = None,
          demand_img_per_s: float | None = None, versus: ModelSpec | None = None,
-         max_resolution: int = 4096, max_batch: int = 4096, runtime: str = "eager") -> Plan:
+         max_resolution: int = MAX_RESOLUTION, max_batch: int = MAX_BATCH,
+         runtime: str = "eager") -> Plan:
     """Plan one model on one device. See the module docstring for the rules.
 
     Args:
@@ -365,7 +367,7 @@ def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, 
     for name, value in (("max_resolution", max_resolution), ("max_batch", max_batch)):
         if not isinstance(value, int) or value < 1:
             raise ArgumentError(name, f"must be a positive integer, got {value!r}")
-    allowed = _allowed(spec, cores_allowed)
+    allowed = allowed_budgets(spec, cores_allowed)
     core = (check_cores(spec, cores) if cores is not None else allowed[-1]) if spec.is_core else None
     problem = Problem(spec, device, budgets, resolution, batch, dtype, impl, tuple(allowed), core,
                       max_resolution, max_batch, runtime)
@@ -373,7 +375,9 @@ def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, 
     return problem
 
 
-def _allowed(spec: ModelSpec, cores_allowed) -> list:
+def allowed_budgets(spec: ModelSpec, cores_allowed) -> list:
+    """The core budgets to consider, ascending and checked (default: the model's own); [None]
+    for a dense model, which takes none."""
     if not spec.is_core:
         if cores_allowed:
             raise ArgumentError("cores_allowed", f"applies to core models; {spec.name} is dense")

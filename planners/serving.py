@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from costmodel.config import check_cores, configure
+from costmodel.config import configure
 from costmodel.errors import ArgumentError
 from costmodel.spec import ModelSpec
 from planners.devices import DeviceSpec
+from planners.limits import MAX_BATCH, MAX_DEVICES
 
 EXACT_ROUNDS = 16
-MAX_BATCH = 4096  # the planner's search limit too; the table holds every batch size up to it
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,11 @@ def service_table(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype
                   runtime: str = "eager") -> ServiceTable:
     """The latency model's s(b, C) for b = 1..max_batch and every allowed C, in one pass. The
     largest batch at the largest C must fit in the device's memory."""
-    from planners.planner import GB, predicted_seconds, process_bytes
+    from planners.planner import GB, allowed_budgets, predicted_seconds, process_bytes
 
     if not isinstance(max_batch, int) or not 1 <= max_batch <= MAX_BATCH:
         raise ArgumentError("max_batch", f"must be an integer in 1..{MAX_BATCH}, got {max_batch!r}")
-    if spec.is_core:
-        cores = tuple(sorted({check_cores(spec, c) for c in (cores_allowed or spec.budgets)}))
-    elif cores_allowed:
-        raise ArgumentError("cores_allowed", f"applies to core models; {spec.name} is dense")
-    else:
-        cores = (None,)
+    cores = tuple(allowed_budgets(spec, cores_allowed))
     side = spec.round_resolution(resolution)
     largest = configure(spec, side, cores=cores[-1], batch=max_batch, impl=impl, dtype=dtype)
     need, capacity = process_bytes(largest, device), device.memory_capacity_bytes
@@ -104,6 +99,15 @@ class Policy:
     kind: str
     table: ServiceTable
     cores: int | None = None
+
+    @property
+    def fastest_cores(self) -> int | None:
+        """The C of its fastest service: the smallest budget (elastic) or its own C (static)."""
+        return self.table.cores[0] if self.kind == "elastic" else self.cores
+
+    def capacity_img_per_s(self, devices: int = 1) -> float:
+        """The most images/s it can serve: full batches back to back at its fastest C."""
+        return self.table.capacity_img_per_s(self.fastest_cores, devices)
 
 
 @dataclass(frozen=True)
@@ -239,9 +243,9 @@ def _check_serve(arrivals, slo_s, devices, max_batch, timeout_s, table) -> None:
 def _result(policy, arrivals, devices, slo_s, quality, starts, sizes, columns, services,
             overloads) -> ServeResult:
     table = policy.table
-    begin = np.repeat(starts, sizes)
-    wait = begin - arrivals
-    latency = wait + np.repeat(services, sizes)
+    service = np.repeat(services, sizes)  # per request
+    wait = np.repeat(starts, sizes) - arrivals
+    latency = wait + service
     span = float(np.max(starts + services) - arrivals[0]) or float(np.max(services))
     per_column = np.bincount(columns, weights=sizes, minlength=len(table.cores)).astype(int)
     core_model = table.cores[0] is not None
@@ -258,52 +262,49 @@ def _result(policy, arrivals, devices, slo_s, quality, starts, sizes, columns, s
         {"mean": float(latency.mean() * 1e3), "p50": float(p50), "p95": float(p95), "p99": float(p99)},
         float(np.mean(latency <= slo_s)), len(arrivals) / span, mean_cores, histogram, expected,
         len(arrivals), len(starts), int(np.sum(latency > slo_s)), overloads,
-        float(sizes.mean()), float(wait.mean() * 1e3), float(np.repeat(services, sizes).mean() * 1e3),
+        float(sizes.mean()), float(wait.mean() * 1e3), float(service.mean() * 1e3),
         float(services.sum() / (devices * span)), missing)
 
 
 def fastest_s(policy: Policy) -> float:
     """The shortest service any request of this policy can get: batch 1 at its smallest C."""
-    column = 0 if policy.kind == "elastic" else policy.table.column(policy.cores)
-    return float(policy.table.seconds[0, column])
+    return float(policy.table.seconds[0, policy.table.column(policy.fastest_cores)])
 
 
 def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_batch: int | None = None,
-                   batch_timeout_s: float = 0.0, limit: int = 4096):
+                   batch_timeout_s: float = 0.0, limit: int = MAX_DEVICES):
     """The fewest devices for which the policy's p99 latency is within `slo_s` on these arrivals,
     with the results at that count and at one fewer: (devices, result, result_one_fewer), or
     (None, result at `limit`, None) when even `limit` devices miss. A lower bound from capacity
     starts the search; then doubling, then bisection (p99 falls as devices are added)."""
-    def run(k):
-        return serve(policy, arrivals, slo_s=slo_s, devices=k, max_batch=max_batch,
-                     batch_timeout_s=batch_timeout_s)
+    results: dict[int, ServeResult] = {}
 
-    def ok(result):
-        return result.latency_ms["p99"] <= slo_s * 1e3
+    def at(k: int) -> ServeResult:  # each device count is simulated once
+        if k not in results:
+            results[k] = serve(policy, arrivals, slo_s=slo_s, devices=k, max_batch=max_batch,
+                               batch_timeout_s=batch_timeout_s)
+        return results[k]
 
-    table = policy.table
+    def ok(k: int) -> bool:
+        return at(k).latency_ms["p99"] <= slo_s * 1e3
+
     span = float(arrivals[-1] - arrivals[0]) or 1.0
-    cores = table.cores[0] if policy.kind == "elastic" else policy.cores
-    start = max(1, math.ceil(len(arrivals) / span / table.capacity_img_per_s(cores)))
-    results = {}
-    low, high = 0, min(start, limit)
+    low, high = 0, min(limit, max(1, math.ceil(len(arrivals) / span
+                                                 / policy.capacity_img_per_s())))
     if fastest_s(policy) > slo_s:  # one image alone misses: no fleet helps
-        return None, run(high), None
-    while not ok(results.setdefault(high, run(high))):
+        return None, at(high), None
+    while not ok(high):
         if high >= limit:
-            return None, results[high], None
+            return None, at(high), None
         low, high = high, min(limit, high * 2)
     if low == 0 and high > 1:
         low = high - 1
-        while low >= 1 and ok(results.setdefault(low, run(low))):
+        while low >= 1 and ok(low):
             high, low = low, max(0, low - max(1, low // 2))
     while high - low > 1:
         middle = (low + high) // 2
-        if ok(results.setdefault(middle, run(middle))):
-            high = middle
-        else:
-            low = middle
-    return high, results[high], (results.get(low) if low >= 1 else None)
+        high, low = (middle, low) if ok(middle) else (high, middle)
+    return high, at(high), (at(low) if low >= 1 else None)
 
 
 def load_sweep(policies: list[Policy], arrivals_at, rates, *, slo_s: float, devices: int = 1,

@@ -45,10 +45,14 @@ class Bursty:
         return (1.0 - self.burst_share * self.burst_factor) / (1.0 - self.burst_share)
 
 
+def _positive(name: str, value) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ArgumentError(name, f"must be a positive number, got {value!r}")
+
+
 def _check_run(rate: float, duration_s: float) -> None:
-    for name, value in (("rate", rate), ("duration_s", duration_s)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ArgumentError(name, f"must be a positive number, got {value!r}")
+    _positive("rate", rate)
+    _positive("duration_s", duration_s)
     if rate * duration_s > MAX_REQUESTS:
         raise ArgumentError("duration_s", f"{duration_s:g} s at {rate:g}/s is {rate * duration_s:.3g} "
                             f"requests; at most {MAX_REQUESTS:.0e} per run")
@@ -99,6 +103,10 @@ def bursty(rate: float, duration_s: float, seed: int = 0, shape: Bursty = Bursty
     return _uniform_in(starts, lengths, rate * factors, rng)
 
 
+# the arrival processes by name: (rate, duration_s, seed) -> sorted arrival times
+PROCESSES = {"poisson": poisson, "bursty": bursty}
+
+
 def read_trace(path, rate: float | None = None, duration_s: float | None = None) -> np.ndarray:
     """Arrival times from a trace file: one timestamp in seconds per line (a header line and lines
     starting with '#' are skipped), shifted to start at 0 and sorted. With `rate`, times are
@@ -120,10 +128,10 @@ def read_trace(path, rate: float | None = None, duration_s: float | None = None)
     if arrivals[-1] <= 0:
         raise CoreplanError(f"trace file {path}: every timestamp is the same; no rate to replay")
     if rate is not None:
-        _check_run(rate, 1.0)
+        _positive("rate", rate)
         arrivals *= (len(arrivals) / arrivals[-1]) / rate
     if duration_s is not None:
-        _check_run(1.0, duration_s)
+        _positive("duration_s", duration_s)
         arrivals = arrivals[arrivals < duration_s]
         if len(arrivals) == 0:
             raise ArgumentError("duration_s", f"{duration_s:g} s keeps no request of trace {path}")
