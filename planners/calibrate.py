@@ -24,7 +24,7 @@ from costmodel.config import configure
 from costmodel.errors import CoreplanError
 from costmodel.measurements import Measurement, latest, read_measurements
 from costmodel.spec import get_model
-from planners.devices import OP_CLASSES, DeviceSpec, catalog_defaults
+from planners.devices import MAX_EFFICIENCY, OP_CLASSES, DeviceSpec, catalog_defaults
 from planners.roofline import ClassTerms, config_rooflines
 
 RIDGE = 1e-3
@@ -147,8 +147,8 @@ class Fit:
         return R @ inverse + launches * self.overhead_s
 
 
-def _start(A: np.ndarray, times: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    weights, *_ = np.linalg.lstsq(A / times[:, None], np.ones(len(times)), rcond=None)
+def _start(A: np.ndarray, target: np.ndarray, times: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    weights, *_ = np.linalg.lstsq(A / times[:, None], target / times, rcond=None)
     return np.where(weights > 0, np.log(np.maximum(weights, 1e-300)), prior)
 
 
@@ -160,23 +160,42 @@ def _prior(device: DeviceSpec) -> np.ndarray:
                   + [defaults["kernel_launch_overhead_s"]])
 
 
+def tie_matrix(R: np.ndarray) -> np.ndarray:
+    """The design with attention's reference time moved into gemm's column (one efficiency for
+    all work on the matrix units)."""
+    R = np.array(R, dtype=float)
+    g, a = OP_CLASSES.index("gemm"), OP_CLASSES.index("attention")
+    R[:, g] += R[:, a]
+    R[:, a] = 0.0
+    return R
+
+
 def fit(R: np.ndarray, launches: np.ndarray, times: np.ndarray, device: DeviceSpec,
-        iterations: int = 200) -> Fit:
+        iterations: int = 200, overhead_s: float | None = None, tied: bool = False) -> Fit:
     """Least squares on log error (Levenberg-Marquardt), pulled weakly towards a prior that never
     depends on an earlier fit (so a refit of a calibrated device is the same): the catalog's
     documented defaults for a roofline device; for a profiled device efficiency 1 (the model runs
-    its ops as fast as the profile did) and the profile's dispatch cost per launch."""
-    A = np.column_stack([R, launches])
+    its ops as fast as the profile did) and the profile's dispatch cost per launch.
+
+    Args:
+        overhead_s: hold the launch overhead at this value instead of fitting it.
+        tied: one efficiency for gemm and attention (both run on the matrix units).
+    """
+    R = tie_matrix(R) if tied else np.asarray(R, dtype=float)
     prior = _prior(device)
-    x, damping = _start(A, times, prior), 1e-3
+    if overhead_s is None:
+        A, offset = np.column_stack([R, launches]), np.zeros(len(times))
+    else:
+        A, offset, prior = R, np.asarray(launches, dtype=float) * overhead_s, prior[:-1]
+    x, damping = _start(A, times - offset, times, prior), 1e-3
 
     def residuals(params):
-        pred = A @ np.exp(params)
+        pred = A @ np.exp(params) + offset
         return np.concatenate([np.log(pred) - np.log(times), math.sqrt(RIDGE) * (params - prior)])
 
     r = residuals(x)
     for _ in range(iterations):
-        pred = A @ np.exp(x)
+        pred = A @ np.exp(x) + offset
         J = np.vstack([A * np.exp(x) / pred[:, None], math.sqrt(RIDGE) * np.eye(len(x))])
         step = np.linalg.solve(J.T @ J + damping * np.diag(np.diag(J.T @ J) + 1e-12), -J.T @ r)
         trial = residuals(x + step)
@@ -187,7 +206,90 @@ def fit(R: np.ndarray, launches: np.ndarray, times: np.ndarray, device: DeviceSp
         else:
             damping *= 4
     inverse = np.exp(x)
-    return Fit({c: float(1.0 / inverse[i]) for i, c in enumerate(OP_CLASSES)}, float(inverse[-1]))
+    efficiency = {c: float(1.0 / inverse[i]) for i, c in enumerate(OP_CLASSES)}
+    if tied:
+        efficiency["attention"] = efficiency["gemm"]
+    return Fit(efficiency, float(inverse[-1]) if overhead_s is None else float(overhead_s))
+
+
+# The power coefficient (DeviceSpec.clock_scale) is searched on a log grid, then refined by golden
+# section between the best point's neighbours; W per (TFLOP/s x GHz^2). Where the data cannot tell
+# coefficients apart (every power-limited device scales alike, so a larger coefficient with a
+# larger efficiency fits as well), the smallest wins: a tilt of LEAN per unit of log coefficient,
+# far below any real difference in fit, assumes no more throttling than the data shows.
+POWER_GRID = np.geomspace(0.05, 5.0, 21)
+GOLDEN_STEPS = 14
+LEAN = 1e-6
+
+
+@dataclass(frozen=True)
+class AcrossFit:
+    """One set of parameters for devices known by their datasheets: efficiencies (gemm and
+    attention tied), the catalog's launch overhead held fixed, and the power coefficient."""
+
+    fit: Fit
+    power_coefficient: float
+
+
+class _Designs:
+    """design() of each device's rows at a power coefficient, cached by the clock scale it gives."""
+
+    def __init__(self, rows, devices):
+        self.groups: dict[str, list[int]] = {}
+        for i, d in enumerate(devices):
+            self.groups.setdefault(d.name, []).append(i)
+        self.rows, self.devices, self.cache = rows, devices, {}
+
+    def at(self, k: float):
+        n = len(self.rows)
+        R, launches = np.zeros((n, len(OP_CLASSES))), np.zeros(n)
+        for name, idx in self.groups.items():
+            device = replace(self.devices[idx[0]], power_coefficient=k)
+            key = (name, round(device.clock_scale(), 12))
+            if key not in self.cache:
+                self.cache[key] = design([self.rows[i] for i in idx], device)
+            R[idx], launches[idx] = self.cache[key]
+        return R, launches
+
+
+def fit_across(designs: _Designs, times: np.ndarray, mask: np.ndarray) -> AcrossFit:
+    """Efficiencies and the power coefficient minimising the squared log error of the rows in
+    `mask` (the launch overhead held at the catalog's GPU default: at timm's batches it is under
+    1% of a step, and left free it soaks up whatever differs between devices)."""
+    base = designs.devices[int(np.flatnonzero(mask)[0])]
+    overhead = gpu_default_overhead()
+
+    def evaluate(log_k):
+        R, launches = designs.at(float(np.exp(log_k)))
+        f = fit(R[mask], launches[mask], times[mask], base, overhead_s=overhead, tied=True)
+        loss = float(np.mean(np.log(f.predict(R[mask], launches[mask]) / times[mask]) ** 2))
+        return loss + LEAN * log_k, f
+
+    grid = np.log(POWER_GRID)
+    losses = [evaluate(x)[0] for x in grid]
+    best = int(np.argmin(losses))
+    lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = evaluate(a)[0], evaluate(b)[0]
+    for _ in range(GOLDEN_STEPS):
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = evaluate(a)[0]
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = evaluate(b)[0]
+    candidates = [(losses[best], grid[best]), (fa, a), (fb, b)]
+    log_k = min(candidates)[1]
+    return AcrossFit(evaluate(log_k)[1], float(np.exp(log_k)))
+
+
+def gpu_default_overhead() -> float:
+    defaults = catalog_defaults()
+    return float(defaults.get("gpu", {}).get("kernel_launch_overhead_s",
+                                             defaults["kernel_launch_overhead_s"]))
 
 
 @dataclass(frozen=True)
@@ -210,17 +312,14 @@ class Holdout:
                     float((errors[groups == g] <= 0.10).mean())) for g in self.groups}
 
 
-def holdout(R, launches, times, groups, device: DeviceSpec, by: str = "resolution") -> Holdout:
-    """Leave-one-group-out: every row predicted by a fit that never saw its group."""
-    predicted = np.zeros(len(times))
+def _groups(groups, by: str):
     distinct = sorted(set(groups), key=str)
     if len(distinct) < 2:
         raise CoreplanError(f"held-out error needs measurements of two or more {by} groups")
-    groups = np.asarray(groups)
-    for g in distinct:
-        train, test = groups != g, groups == g
-        predicted[test] = fit(R[train], launches[train], times[train], device).predict(
-            R[test], launches[test])
+    return np.asarray(groups), distinct
+
+
+def _summary(predicted, times, groups, distinct, by: str) -> Holdout:
     errors = predicted / times - 1
     ratio = times / predicted
     lo, hi = np.percentile(ratio, [5, 95])
@@ -230,6 +329,32 @@ def holdout(R, launches, times, groups, device: DeviceSpec, by: str = "resolutio
                    by, tuple(groups.tolist()))
 
 
+def holdout(R, launches, times, groups, device: DeviceSpec, by: str = "resolution") -> Holdout:
+    """Leave-one-group-out: every row predicted by a fit that never saw its group."""
+    groups, distinct = _groups(groups, by)
+    predicted = np.zeros(len(times))
+    for g in distinct:
+        train, test = groups != g, groups == g
+        predicted[test] = fit(R[train], launches[train], times[train], device).predict(
+            R[test], launches[test])
+    return _summary(predicted, times, groups, distinct, by)
+
+
+def holdout_across(designs: _Designs, times, groups, by: str = "device"):
+    """Leave-one-group-out for the fit across devices: each group predicted by efficiencies and a
+    power coefficient fitted without it (held out by device: from its datasheet alone). Returns the
+    Holdout and each group's power coefficient."""
+    groups, distinct = _groups(groups, by)
+    predicted, coefficients = np.zeros(len(times)), {}
+    for g in distinct:
+        train, test = groups != g, groups == g
+        across = fit_across(designs, times, train)
+        R, launches = designs.at(across.power_coefficient)
+        predicted[test] = across.fit.predict(R[test], launches[test])
+        coefficients[g] = across.power_coefficient
+    return _summary(predicted, times, groups, distinct, by), coefficients
+
+
 @dataclass(frozen=True)
 class Calibration:
     device: DeviceSpec | None  # the calibrated device (None when fitted across devices)
@@ -237,6 +362,8 @@ class Calibration:
     holdout: Holdout
     measurements: str
     devices: tuple[str, ...] = ()  # the devices the rows were measured on
+    power_coefficient: float | None = None  # fitted across devices (DeviceSpec.clock_scale)
+    holdout_power: dict | None = None  # each held-out group's power coefficient
 
     def problems(self, max_error: float = MAX_HELDOUT_MAPE) -> list[str]:
         """Why this fit should not be shipped: physically impossible or predicting badly."""
@@ -246,7 +373,7 @@ class Calibration:
         # list (copies, concatenations and views between ops, which a model runs and the profile
         # does not): the CPU's elementwise class needs 0.3 for that. Five times slower than the
         # profile, or twice as fast, is not plausible.
-        low, high = (0.2, 2.0) if profiled else (0.0, 1.0)
+        low, high = (0.2, MAX_EFFICIENCY[True]) if profiled else (0.0, MAX_EFFICIENCY[False])
         for k, eta in self.fit.efficiency.items():
             if not low < eta <= high:
                 what = "of the profiled speed" if profiled else "of peak"
@@ -267,6 +394,7 @@ class Calibration:
                             "by_group": {str(g): {"rows": n, "mape": e, "within_10pct": w}
                                          for g, (n, e, w) in h.by_group().items()},
                             "latency_interval": list(h.interval)},
+                "power_coefficient": self.power_coefficient,
                 "problems": self.problems(), "measurements": self.measurements}
 
 
@@ -285,6 +413,12 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
 
     paths = [measurements] if isinstance(measurements, (str, Path)) else list(measurements)
     rows = load_rows(paths, include_busy)
+    if device is None:
+        named = {m.device_name for m in rows if from_timm(m)}
+        if len(named) == 1 and all(from_timm(m) for m in rows):
+            from planners.devices import get_device
+
+            device = get_device(named.pop(), device_file)  # one device's timm file: its own data
     if device is not None:
         check_one_setup(rows)
     devices = row_devices(rows, device, device_file)
@@ -292,15 +426,22 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
         timm = all(from_timm(m) for m in rows)
         by = "device" if device is None else ("family" if timm else "resolution")
     check_choice("held-out grouping", by, GROUPINGS)
-    R, launches = design(rows, devices)
     times = np.array([m.time_s for m in rows])
-    base = device or devices[0]
-    h = holdout(R, launches, times, [group_of(m, by) for m in rows], base, by)
-    final = fit(R, launches, times, base)
-    calibrated = replace(base, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
-                         latency_interval=h.interval, calibrated=True) if device else None
-    return Calibration(calibrated, final, h, ",".join(str(p) for p in paths),
-                       tuple(sorted({d.name for d in devices})))
+    groups = [group_of(m, by) for m in rows]
+    label = ",".join(str(p) for p in paths)
+    names = tuple(sorted({d.name for d in devices}))
+    if device is None:
+        designs = _Designs(rows, devices)
+        h, per_group = holdout_across(designs, times, groups, by)
+        across = fit_across(designs, times, np.ones(len(rows), dtype=bool))
+        return Calibration(None, across.fit, h, label, names, across.power_coefficient, per_group)
+    R, launches = design(rows, devices)
+    h = holdout(R, launches, times, groups, device, by)
+    final = fit(R, launches, times, device)
+    calibrated = replace(device, efficiency=final.efficiency,
+                         kernel_launch_overhead_s=final.overhead_s, latency_interval=h.interval,
+                         calibrated=True)
+    return Calibration(calibrated, final, h, label, names)
 
 
 def device_file(cal: Calibration) -> str:

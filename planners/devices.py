@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from planners.profile import Profile, profile_from_table
 
 CATALOG_PATH = Path(__file__).with_name("devices.toml")
 OP_CLASSES = ("gemm", "attention", "elementwise")
+MATRIX_CLASSES = ("gemm", "attention")  # run on the matrix units (tensor cores)
 PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "int8")
 
 
@@ -36,12 +37,33 @@ class DeviceSpec:
     footprint: FootprintModel | None = None  # what a process occupies beyond live tensors
     sm_count: int | None = None  # GPU streaming multiprocessors (tile and wave quantization)
     boost_clock_hz: float | None = None  # GPU boost clock (the clock its peaks are quoted at)
+    board_power_w: float | None = None  # GPU board power limit (TDP / total graphics power)
+    boost_is_max: bool = False  # the datasheet's boost clock is the most the GPU ever runs at
+    power_coefficient: float | None = None  # W per (TFLOP/s x GHz^2) of matrix work (clock_scale)
 
     def peak(self, dtype: str) -> float:
         if dtype not in self.peak_flops_per_s:
             have = ", ".join(self.peak_flops_per_s)
             raise CoreplanError(f"device {self.name} has no {dtype} peak (it lists: {have})")
         return self.peak_flops_per_s[dtype]
+
+    def clock_scale(self) -> float:
+        """The share of the boost clock a GPU sustains under full matrix load, set by its power limit.
+
+        Dynamic power is work rate x V^2 and V rises with f, so matrix work at clock f draws
+            P(f) = k * R16(f) * f^2,  R16(f) = R16_boost * f / f_boost   [W; TFLOP/s, GHz]
+        (R16: the 16-bit tensor rate; k: `power_coefficient`, one number fitted across devices).
+        Where P(f_boost) exceeds the board power the clock settles where P(f) = board power:
+            scale = min(1, (board_power / (k * R16_boost * f_boost^2)) ** (1/3)).
+        1 where a number is missing (CPUs, devices without a board power)."""
+        if (self.kind != "gpu" or not self.board_power_w or not self.boost_clock_hz
+                or not self.power_coefficient):
+            return 1.0
+        rate = self.peak_flops_per_s.get("fp16") or self.peak_flops_per_s.get("bf16")
+        if not rate:
+            return 1.0
+        demand_w = self.power_coefficient * rate / 1e12 * (self.boost_clock_hz / 1e9) ** 2
+        return min(1.0, (self.board_power_w / demand_w) ** (1 / 3))
 
 
 def _positive(path: str, name: str, key: str, value, allow_zero: bool = False) -> float:
@@ -83,7 +105,7 @@ def _count(path: str, name: str, key: str, value) -> int | None:
 KNOWN_FIELDS = {"description", "kind", "peak_flops_per_s", "memory_bandwidth_bytes_per_s",
                 "memory_capacity_bytes", "kernel_launch_overhead_s", "efficiency", "source",
                 "latency_interval", "calibrated_from", "profile", "sm_count", "boost_clock_hz",
-                "footprint"}
+                "footprint", "board_power_w", "boost_is_max", "power_coefficient"}
 
 
 def device_from_table(path: str, name: str, table: dict, defaults: dict) -> DeviceSpec:
@@ -97,8 +119,15 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
             raise CoreplanError(f"device file {path}: [devices.{name}] {key}: missing")
     if not isinstance(table["source"], str) or not table["source"].strip():
         raise CoreplanError(f"device file {path}: [devices.{name}] source: every device needs one")
+    kind = table.get("kind", "gpu")
+    if kind not in ("gpu", "cpu"):
+        raise CoreplanError(f"device file {path}: [devices.{name}] kind: expected gpu or cpu")
+    by_kind = defaults.get(kind) if isinstance(defaults.get(kind), dict) else {}
     efficiency = dict(defaults.get("efficiency", {}))
-    efficiency.update(table.get("efficiency", {}))
+    efficiency.update(by_kind.get("efficiency", {}))
+    own = _table(path, name, "efficiency", table["efficiency"], OP_CLASSES) \
+        if "efficiency" in table else {}
+    efficiency.update(own)
     efficiency = _table(path, name, "efficiency", efficiency, OP_CLASSES)
     if set(efficiency) != set(OP_CLASSES):
         raise CoreplanError(f"device file {path}: [devices.{name}] efficiency: needs "
@@ -108,10 +137,12 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
                                  or not 0 < interval[0] <= 1 <= interval[1]):
         raise CoreplanError(f"device file {path}: [devices.{name}] latency_interval: expected "
                             f"[lo <= 1, hi >= 1]")
-    kind = table.get("kind", "gpu")
-    if kind not in ("gpu", "cpu"):
-        raise CoreplanError(f"device file {path}: [devices.{name}] kind: expected gpu or cpu")
-    overhead = table.get("kernel_launch_overhead_s", defaults.get("kernel_launch_overhead_s", 0))
+    overhead = table.get("kernel_launch_overhead_s", by_kind.get(
+        "kernel_launch_overhead_s", defaults.get("kernel_launch_overhead_s", 0)))
+    boost_is_max = table.get("boost_is_max", False)
+    if not isinstance(boost_is_max, bool):
+        raise CoreplanError(f"device file {path}: [devices.{name}] boost_is_max: expected true or "
+                            f"false, got {boost_is_max!r}")
     device = DeviceSpec(
         name=name, description=str(table.get("description", name)), kind=kind,
         peak_flops_per_s=_table(path, name, "peak_flops_per_s", table["peak_flops_per_s"], PEAK_DTYPES),
@@ -127,19 +158,43 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
                  if "profile" in table else None),
         footprint=_footprint(path, name, table, defaults, kind),
         sm_count=_count(path, name, "sm_count", table.get("sm_count")),
-        boost_clock_hz=(_positive(path, name, "boost_clock_hz", table["boost_clock_hz"])
-                        if "boost_clock_hz" in table else None))
+        boost_clock_hz=_optional(path, name, "boost_clock_hz", table),
+        board_power_w=_optional(path, name, "board_power_w", table),
+        boost_is_max=boost_is_max,
+        power_coefficient=_optional(path, name, "power_coefficient",
+                                    {**by_kind, **table}))
+    device = _cap_default_efficiency(device, own)
     _check_physical(path, device)
     return device
+
+
+def _optional(path: str, name: str, key: str, table: dict) -> float | None:
+    return _positive(path, name, key, table[key]) if key in table else None
+
+
+
+def _cap_default_efficiency(device: DeviceSpec, own: dict) -> DeviceSpec:
+    """A default matrix efficiency, fitted on GPUs whose clocks run above their rated boost, must not
+    let a GPU whose boost clock is its maximum beat its datasheet peak: efficiency x clock_scale <= 1
+    for the classes the device's own table does not set."""
+    if not device.boost_is_max:
+        return device
+    limit = 1.0 / device.clock_scale()
+    capped = {c: (min(eta, limit) if c in MATRIX_CLASSES and c not in own else eta)
+              for c, eta in device.efficiency.items()}
+    return replace(device, efficiency=capped)
 
 
 # Beyond these a number is a unit mistake, not a device: 100 PFLOP/s is ~50x the fastest dense
 # accelerator rate, 100 TB/s and 100 TB ~20x the largest HBM bandwidth and capacity on one device.
 PHYSICAL_LIMITS = {"peak_flops_per_s": 1e17, "memory_bandwidth_bytes_per_s": 1e14,
                    "memory_capacity_bytes": 1e14, "kernel_launch_overhead_s": 1.0}
-# efficiency scales the roofline (at most 1: no op beats its roofline) or, where a profile
-# measured the op, the profiled time (a calibration factor; 0.2-2 is plausible there)
-MAX_EFFICIENCY = {False: 1.0, True: 2.0}
+# efficiency scales the roofline or, where a profile measured the op, the profiled time (a
+# calibration factor; 0.2-2 is plausible there). The roofline's matrix peak is the datasheet's, at
+# the rated boost clock; GeForce and workstation GPUs run above it when power allows (the RTX
+# 3090's own timm data needs gemm 1.08: 1.83 GHz against 1.695 rated), so up to 1.25 is physical;
+# more is a unit mistake or a fit gone wrong.
+MAX_EFFICIENCY = {False: 1.25, True: 2.0}
 
 
 def _check_physical(path, d: DeviceSpec) -> None:
@@ -214,6 +269,12 @@ def device_toml(d: DeviceSpec, *, comments: tuple[str, ...] = (),
         lines.append(f"sm_count = {d.sm_count}")
     if d.boost_clock_hz:
         lines.append(f"boost_clock_hz = {d.boost_clock_hz:.6g}")
+    if d.board_power_w:
+        lines.append(f"board_power_w = {d.board_power_w:.6g}")
+    if d.boost_is_max:
+        lines.append("boost_is_max = true")
+    if d.power_coefficient:
+        lines.append(f"power_coefficient = {d.power_coefficient:.6g}")
     if d.latency_interval:
         lines.append(f"latency_interval = [{d.latency_interval[0]:.6g}, {d.latency_interval[1]:.6g}]")
     if calibrated_from:

@@ -2,6 +2,7 @@
 
 For each op of a configuration (`OpRoofline`):
     compute_s   = flops / peak          memory_s = bytes / bandwidth
+                  (a GPU's matrix peak at its power-limited clock: DeviceSpec.clock_scale)
     roofline_s  = max(compute_s, memory_s)                 (efficiency 1: the pure roofline floor)
     reference_s = the device profile's measured time of the op at its shape (planners/profile.py)
                   where the device has a profile holding the op's kind, else roofline_s
@@ -78,8 +79,11 @@ class OpRoofline:
 
 
 def peak_flops_per_s(device: DeviceSpec, op_class: str, dtype: str) -> float:
-    """Matrix-unit peak of the dtype for gemm and attention; the fp32 vector peak for elementwise."""
-    return device.peak("fp32" if op_class == "elementwise" else dtype)
+    """Matrix-unit peak of the dtype for gemm and attention, at the clock the GPU sustains under
+    that load (`DeviceSpec.clock_scale`); the fp32 vector peak for elementwise."""
+    if op_class == "elementwise":
+        return device.peak("fp32")
+    return device.peak(dtype) * device.clock_scale()
 
 
 def _work(op, device: DeviceSpec):

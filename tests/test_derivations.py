@@ -29,6 +29,7 @@ def _toy_device(**peaks):
     compute-bound, so its time is its FLOPs over the peak that applies to it."""
     base = get_device("h100-sxm")
     return dataclasses.replace(base, name="toy", peak_flops_per_s=peaks, sm_count=None,
+                               board_power_w=None,
                                memory_bandwidth_bytes_per_s=1e18,
                                efficiency={k: 1.0 for k in OP_CLASSES}, kernel_launch_overhead_s=0.0)
 
