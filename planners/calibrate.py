@@ -286,6 +286,21 @@ def fit_across(designs: _Designs, times: np.ndarray, mask: np.ndarray) -> Across
     return AcrossFit(evaluate(log_k)[1], float(np.exp(log_k)))
 
 
+def fit_devices(measurements) -> AcrossFit:
+    """One set of parameters fitted across the devices that timm files name (no held-out)."""
+    rows = load_rows(measurements)
+    designs = _Designs(rows, row_devices(rows, None))
+    return fit_across(designs, np.array([m.time_s for m in rows]), np.ones(len(rows), dtype=bool))
+
+
+def predict_devices(across: AcrossFit, measurements) -> tuple[list[Measurement], np.ndarray]:
+    """The rows of timm files and their times predicted by a fit across devices (each row on the
+    device its file names, from that device's datasheet and the fit's parameters)."""
+    rows = load_rows(measurements)
+    R, launches = _Designs(rows, row_devices(rows, None)).at(across.power_coefficient)
+    return rows, across.fit.predict(R, launches)
+
+
 def gpu_default_overhead() -> float:
     defaults = catalog_defaults()
     return float(defaults.get("gpu", {}).get("kernel_launch_overhead_s",

@@ -133,6 +133,8 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
         raise CoreplanError(f"device file {path}: [devices.{name}] efficiency: needs "
                             f"{', '.join(OP_CLASSES)}")
     interval = table.get("latency_interval")
+    if interval is None and "efficiency" not in table and "profile" not in table:
+        interval = by_kind.get("latency_interval")  # the held-out spread of the default fit
     if interval is not None and (not isinstance(interval, list) or len(interval) != 2
                                  or not 0 < interval[0] <= 1 <= interval[1]):
         raise CoreplanError(f"device file {path}: [devices.{name}] latency_interval: expected "

@@ -172,3 +172,6 @@ def test_the_catalogs_gpu_defaults_are_a_fresh_fit_across_the_public_files():
     for c in OP_CLASSES:
         assert result.fit.efficiency[c] == pytest.approx(defaults["efficiency"][c], rel=1e-4)
     assert result.fit.overhead_s == defaults["kernel_launch_overhead_s"]
+    assert result.holdout.interval == pytest.approx(tuple(defaults["latency_interval"]), rel=1e-5)
+    assert get_device("rtx-4090").latency_interval == tuple(defaults["latency_interval"])
+    assert get_device("i9-10940x").latency_interval is None  # a CPU: not what the fit saw
