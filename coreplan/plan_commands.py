@@ -30,13 +30,22 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
              **{f"{k} TF/s": (d.peak_flops_per_s[k] / 1e12 if k in d.peak_flops_per_s
                               else "n/a") for k in ("fp32", "bf16")},
              "GB/s": d.memory_bandwidth_bytes_per_s / 1e9, "GB": d.memory_capacity_bytes / 1e9,
-             "launch us": d.kernel_launch_overhead_s * 1e6,
-             "fitted": "yes" if d.calibrated else "no",
-             "profile": "yes" if d.profile is not None else "no"} for d in found.values()]
+             "W": d.board_power_w or "", "clock": round(d.clock_scale(), 2),
+             "efficiency": _efficiency_origin(d)} for d in found.values()]
     emit(check_format(fmt), document=[asdict(d) for d in found.values()], rows=rows,
          title="coreplan device catalog (dense peaks; sources: --format json)",
          caption="TF/s: dense peak, 10^12 FLOP/s; GB/s: memory bandwidth; GB: memory capacity; "
-                 "fitted: calibrated to measurements; profile: measured op times")
+                 "W: board power; clock: share of the boost clock held under full matrix load; "
+                 "efficiency: gpu fit (fitted across devices on public benchmarks), own data "
+                 "(calibrated), profile (measured op times) or assumed")
+
+
+def _efficiency_origin(d) -> str:
+    if d.profile is not None:
+        return "profile"
+    if d.calibrated:
+        return "own data"
+    return "gpu fit" if d.kind == "gpu" else "assumed"
 
 
 @app.command()
