@@ -52,6 +52,9 @@ def Format(allowed: tuple[str, ...] = FORMATS):  # noqa: N802
     return typer.Option("table", "--format", help=" or ".join(allowed) + ".")
 
 
+NATIVE_HELP = "Side in px (R) or HxW (default: the model's native size, where it has one)."
+
+
 def Resolution(default=..., help_text: str = "Side in px (R) or HxW."):  # noqa: N802
     return typer.Option(default, "--resolution", help=help_text)
 
@@ -117,6 +120,18 @@ def resolution(text: str) -> tuple[int, int]:
               f"far beyond the resolutions these models are built and measured for; the numbers "
               f"are the formulas' extrapolation", file=sys.stderr)
     return height, width
+
+
+def model_resolution(text: str | None, spec) -> tuple[int, int]:
+    """--resolution, or where it is not given the model's native input size (its learned position
+    grid times the patch size: 224 px for vit_base_patch16_224); a model without one needs it."""
+    if text is not None:
+        return resolution(text)
+    if spec.pos_embed == "learned" and spec.pos_embed_grid > 0:
+        side = spec.pos_embed_grid * spec.patch_size
+        return side, side
+    raise CoreplanError(f"--resolution: {spec.name} has no native input size ({spec.pos_embed} "
+                        f"positions): give one")
 
 
 def square(text: str, what: str = "this command") -> int:

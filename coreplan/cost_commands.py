@@ -6,10 +6,9 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, OutputDim,
-                          Resolution, Scope, check_format, sides, with_output_dim)
-from coreplan.app import app
-from coreplan.app import resolution as resolution_of
+from coreplan.app import (NATIVE_HELP, Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile,
+                          OutputDim, Resolution, Scope, app, check_format, model_resolution, sides,
+                          with_output_dim)
 from coreplan.output import emit
 from costmodel.config import configure
 from costmodel.errors import CoreplanError, check_choice
@@ -45,7 +44,7 @@ def models(model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None
 
 
 @app.command()
-def flops(model: str, resolution: str = Resolution(), cores: Optional[int] = Cores(),
+def flops(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP), cores: Optional[int] = Cores(),
           batch: int = Batch(), scope: str = Scope(),
           convention: str = typer.Option("flop", "--convention", help="flop, mac or full."),
           impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
@@ -59,7 +58,7 @@ def flops(model: str, resolution: str = Resolution(), cores: Optional[int] = Cor
 
     check_choice("mode", mode, ("inference", "training"))
     spec = with_output_dim(get_model(model, model_file), output_dim)
-    c = configure(spec, resolution_of(resolution), cores=cores, batch=batch, impl=impl)
+    c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch, impl=impl)
     if mode == "training":
         return _training_flops(c, teacher, model_file, fmt)
     if teacher:
@@ -97,7 +96,7 @@ def _training_flops(c, teacher, model_file, fmt) -> None:
 
 
 @app.command()
-def memory(model: str, resolution: str = Resolution(), cores: Optional[int] = Cores(),
+def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP), cores: Optional[int] = Cores(),
            batch: int = Batch(), dtype: str = Dtype(),
            mode: str = typer.Option("inference", "--mode", help="inference or training."),
            impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
@@ -117,7 +116,8 @@ def memory(model: str, resolution: str = Resolution(), cores: Optional[int] = Co
 
     check_choice("mode", mode, ("inference", "training"))
     spec = with_output_dim(get_model(model, model_file), output_dim)
-    c = configure(spec, resolution_of(resolution), cores=cores, batch=batch, impl=impl, dtype=dtype)
+    c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch, impl=impl,
+                  dtype=dtype)
     taught = None
     if teacher:
         from costmodel.training import teacher_config

@@ -8,7 +8,9 @@ from typing import Optional
 import typer
 
 from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, Resolution,
-                          Runtime, app, check_format, ints, names, number, square)
+                          Runtime, app, check_format, ints, model_resolution, names, number,
+                          square)
+from coreplan.app import NATIVE_HELP
 from coreplan.app import resolution as resolution_of
 from coreplan.output import emit
 from costmodel.errors import CoreplanError
@@ -50,8 +52,8 @@ def _efficiency_origin(d) -> str:
 
 @app.command()
 def simulate(model: str, device: str = typer.Option(..., "--device"),
-             resolution: str = Resolution(), cores: Optional[int] = Cores(), batch: int = Batch(),
-             dtype: str = Dtype("bf16"), impl: Optional[str] = Impl(), runtime: str = Runtime(),
+             resolution: Optional[str] = Resolution(None, NATIVE_HELP), cores: Optional[int] = Cores(),
+             batch: int = Batch(), dtype: str = Dtype("bf16"), impl: Optional[str] = Impl(), runtime: str = Runtime(),
              device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
              fmt: str = Format()) -> None:
     """Per-op roofline of one configuration: time, intensity and the bound each op hits."""
@@ -63,7 +65,8 @@ def simulate(model: str, device: str = typer.Option(..., "--device"),
 
     fmt = check_format(fmt)
     dev = get_device(device, device_file)
-    c = configure(get_model(model, model_file), resolution_of(resolution), cores=cores, batch=batch,
+    spec = get_model(model, model_file)
+    c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch,
                   impl=impl, dtype=dtype)
     sim = run(c, dev, runtime)
     rows = [{"op": o.path, "class": o.op_class, "GFLOP": o.flops / 1e9, "MB": o.bytes / 1e6,
@@ -79,6 +82,8 @@ def simulate(model: str, device: str = typer.Option(..., "--device"),
                f"{sim.latency_s * 1e3:.4g} ms (roofline floor {sim.floor_s * 1e3:.4g} ms)",
          caption=f"time share: compute-bound {share['compute']:.0%}, memory-bound "
                  f"{share['memory']:.0%}, launch overhead {share['overhead']:.0%}"
+                 + (f"\nmatrix peak at {dev.clock_scale():.2f} of the boost clock (the most "
+                    f"{dev.board_power_w:g} W sustains)" if dev.clock_scale() < 1 else "")
                  + ("\nfrom: roof = roofline, prof = profiled time; us: microseconds"
                     if fmt == "table" else ""))
 

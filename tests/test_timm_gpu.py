@@ -203,3 +203,23 @@ def test_eager_rope_is_charged_its_five_kernels_where_no_profile_timed_it():
     profiled = {o.path: o for o in config_rooflines(dataclasses.replace(c, dtype="fp32"),
                                                       cpu)}["layer/attn/rope_q"]
     assert profiled.launches == 12 and profiled.profiled_s(cpu) is not None
+
+
+def test_a_timm_name_defaults_to_its_native_resolution(cli):
+    import json
+
+    code, out, err = cli("flops", "vit_base_patch16_224", "--format", "json")
+    assert code == 0, err
+    # 224 px / 16 = 14 x 14 patches + CLS: timm's published 17.58 GMACs (see above)
+    assert json.loads(out)["total"] / 2 / 1e9 == pytest.approx(17.58, abs=0.02)
+    code, out, err = cli("simulate", "vit_large_patch14_dinov2", "--device", "rtx-3090",
+                         "--format", "json")
+    assert code == 0 and err == ""
+    explicit = cli("simulate", "vit_large_patch14_dinov2", "--device", "rtx-3090",
+                   "--resolution", "518", "--format", "json")[1]
+    other = cli("simulate", "vit_large_patch14_dinov2", "--device", "rtx-3090",
+                "--resolution", "224", "--format", "json")[1]
+    native = json.loads(out)["latency_s"]
+    assert native == json.loads(explicit)["latency_s"] != json.loads(other)["latency_s"]
+    code, _, err = cli("simulate", "veca-base", "--device", "rtx-3090")
+    assert code == 2 and err.count("\n") == 1 and "no native input size" in err
