@@ -148,7 +148,11 @@ def calibrate(measurements: str = typer.Option(..., "--measurements",
 def _calibration_rows(cal) -> list[dict]:
     h = cal.holdout
     rows = [{"quantity": f"efficiency {k}", "value": v} for k, v in cal.fit.efficiency.items()]
-    rows += [{"quantity": "launch overhead (us)", "value": cal.fit.overhead_s * 1e6},
+    if cal.power_coefficient is not None:
+        rows.append({"quantity": "power coefficient k (W per TFLOP/s GHz^2)",
+                     "value": cal.power_coefficient})
+    rows += [{"quantity": "launch overhead (us)" + (" (held)" if cal.device is None else ""),
+              "value": cal.fit.overhead_s * 1e6},
              {"quantity": "held-out rows", "value": h.rows},
              {"quantity": "held-out MAPE", "value": f"{h.mape:.1%}"},
              {"quantity": "held-out max |error|", "value": f"{h.max_abs_error:.1%}"},
@@ -156,7 +160,9 @@ def _calibration_rows(cal) -> list[dict]:
              {"quantity": "latency interval (5-95%)",
               "value": f"x{h.interval[0]:.3f} .. x{h.interval[1]:.3f}"}]
     rows += [{"quantity": f"  {h.by} {g}: rows, MAPE, within 10%",
-              "value": f"{n}, {e:.1%}, {w:.0%}"} for g, (n, e, w) in h.by_group().items()]
+              "value": f"{n}, {e:.1%}, {w:.0%}"
+                       + (f", k={cal.holdout_power[g]:.3g}" if cal.holdout_power else "")}
+             for g, (n, e, w) in h.by_group().items()]
     return rows
 
 

@@ -406,7 +406,9 @@ class Calibration:
                 "holdout": {"rows": h.rows, "by": h.by, "mape": h.mape,
                             "max_abs_error": h.max_abs_error, "within_10pct": h.within_10pct,
                             "groups": [str(g) for g in h.groups],
-                            "by_group": {str(g): {"rows": n, "mape": e, "within_10pct": w}
+                            "by_group": {str(g): {"rows": n, "mape": e, "within_10pct": w,
+                                                  **({"power_coefficient": self.holdout_power[g]}
+                                                     if self.holdout_power else {})}
                                          for g, (n, e, w) in h.by_group().items()},
                             "latency_interval": list(h.interval)},
                 "power_coefficient": self.power_coefficient,
