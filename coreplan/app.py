@@ -78,7 +78,9 @@ def Scope():  # noqa: N802
 
 def Runtime():  # noqa: N802
     return typer.Option("eager", "--runtime",
-                        help="eager, or compiled (torch.compile fuses elementwise chains).")
+                        help="eager, compiled (torch.compile fuses elementwise chains), or "
+                             "unfused (eager with attention as matmul, softmax, matmul: "
+                             "torch < 2.0).")
 
 
 def OutputDim():  # noqa: N802

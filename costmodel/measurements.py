@@ -49,7 +49,7 @@ COLUMNS = (
     Column("dtype", str, "", "fp32, bf16 or fp16"),
     Column("device", str, "", "cpu or cuda"),
     Column("device_name", str, "", "CPU model x cores, or the CUDA device's name"),
-    Column("runtime", str, "", "eager or compiled (torch.compile)"),
+    Column("runtime", str, "", "eager, compiled (torch.compile) or unfused (no fused attention)"),
     Column("framework", str, "", "torch (coreplan's reference models) or transformers (Hugging Face)"),
     Column("torch_version", str, "", "torch.__version__"),
     Column("threads", int, "threads", "CPU intra-op threads while timing"),

@@ -38,7 +38,7 @@ class TimmFile:
     precision: str  # coreplan dtype
     device: str  # coreplan device name (or the file's tag when unknown)
     device_kind: str  # cpu | cuda
-    runtime: str  # eager | compiled
+    runtime: str  # eager | compiled | unfused (eager before torch 2.0: no fused attention)
     torch_version: str
 
 
@@ -57,9 +57,12 @@ def parse_name(path: str | Path) -> TimmFile:
         raise CoreplanError(f"{path}: not a timm benchmark file name (expected e.g. "
                             f"benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv)")
     torch = m["torch"]
+    # pt112 = torch 1.12, pt113 = 1.13; pt210 = 2.1.0, pt291 = 2.9.1
+    version = "1." + torch[1:] if torch.startswith("1") else ".".join(torch)
+    # timm runs fused SDPA from torch 2.0 on; before it, attention is matmul, softmax, matmul
+    runtime = "compiled" if m["dynamo"] else ("unfused" if torch.startswith("1") else "eager")
     return TimmFile(path, PRECISIONS[m["precision"]], DEVICES.get(m["device"], m["device"]),
-                    "cpu" if m["backend"] == "cpu" else "cuda",
-                    "compiled" if m["dynamo"] else "eager", ".".join(torch))
+                    "cpu" if m["backend"] == "cpu" else "cuda", runtime, version)
 
 
 def is_timm_file(path: str | Path) -> bool:

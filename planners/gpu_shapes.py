@@ -30,6 +30,8 @@ def gemm_dims(op: str, shape: dict):
     """(batches, M, N, K) of a matmul-class op, or None for other ops."""
     if op == "linear":
         return 1, shape["tokens"], shape["out_features"], shape["in_features"]
+    if op == "bmm":
+        return shape["batch"], shape["m"], shape["n"], shape["k"]
     if op == "conv2d":
         depth = shape["in_chans"] * shape["kernel"] * shape["kernel"]
         return 1, shape["batch"] * shape["out_pixels"], shape["out_chans"], depth

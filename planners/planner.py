@@ -324,7 +324,8 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
         cores: the core budget for solve="resolution" or "batch" (default: the largest allowed).
         versus: dense baseline (default: the catalog's dense model of the same width and depth).
         max_resolution, max_batch: search limits of solve="resolution" and solve="batch".
-        runtime: "eager" or "compiled" (torch.compile fuses elementwise chains).
+        runtime: "eager", "compiled" (torch.compile fuses elementwise chains) or "unfused" (eager
+            with attention as matmul, softmax, matmul).
         dtype: a dtype, or "auto": the device's best supported (`best_dtype`).
     """
     if dtype == "auto":

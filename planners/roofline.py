@@ -25,10 +25,12 @@ import numpy as np
 from costmodel.config import Config
 from costmodel.cost import GraphCost, config_cost
 from costmodel.errors import check_choice
-from planners.devices import OP_CLASSES, DeviceSpec
+from planners.devices import MATRIX_CLASSES, OP_CLASSES, DeviceSpec
 from planners.gpu_shapes import matmul_flops, quantized_matmul_flops
 
-RUNTIMES = ("eager", "compiled")
+# eager: PyTorch op by op with fused SDPA (torch >= 2.0); compiled: torch.compile; unfused: eager
+# with attention as explicit matmul, softmax, matmul (torch < 2.0, or a model written that way).
+RUNTIMES = ("eager", "compiled", "unfused")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class OpRoofline:
         compute_s: flops at the peak that applies to its class and dtype.
         memory_s: bytes at the device's memory bandwidth.
         shape: the op's shape per launch (what a profile is looked up with).
+        clock: the share of the boost clock its compute_s assumes (DeviceSpec.clock_scale for
+            matrix ops on a power-limited GPU, else 1).
     """
 
     path: str
@@ -56,10 +60,16 @@ class OpRoofline:
     compute_s: object
     memory_s: object
     shape: dict
+    clock: float = 1.0
 
     @property
     def roofline_s(self):
         return np.maximum(self.compute_s, self.memory_s)
+
+    @property
+    def rated_s(self):
+        """The datasheet roofline: compute at the peak of the rated boost clock."""
+        return np.maximum(self.compute_s * self.clock, self.memory_s)
 
     def profiled_s(self, device: DeviceSpec):
         """The device profile's time for this op, or None (no profile, or not its kind)."""
@@ -113,13 +123,55 @@ def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
     profile times the eager op itself); under the compiled runtime, chains of adjacent
     elementwise ops become one fused kernel each."""
     check_choice("runtime", runtime, RUNTIMES)
+    clock = device.clock_scale()
     ops = tuple(OpRoofline(op.path, op.op, op.op_class, op.full, op.bytes, op.launches,
                            _work(op, device) / peak_flops_per_s(device, op.op_class, dtype),
-                           op.bytes / device.memory_bandwidth_bytes_per_s, op.shape)
+                           op.bytes / device.memory_bandwidth_bytes_per_s, op.shape,
+                           clock if op.op_class in MATRIX_CLASSES else 1.0)
                 for op in cost.ops)
     if runtime == "compiled":
         return fuse_elementwise(ops)
-    return tuple(_as_eager_kernels(op, device) for op in ops)
+    eager = tuple(_as_eager_kernels(op, device) for op in ops)
+    if runtime == "unfused":
+        return tuple(k for op in eager for k in _as_unfused_attention(op, device, dtype))
+    return eager
+
+
+def _as_unfused_attention(op: OpRoofline, device: DeviceSpec, dtype: str) -> tuple:
+    """Attention as eager PyTorch runs it without a fused kernel: scores = q k^T (a batched GEMM
+    writing B*H*q*kv scores), softmax (reads the scores, writes the probabilities; a mask adds one
+    more read), out = probs v (a batched GEMM reading them). Two GEMMs at the matrix peak and one
+    memory-bound elementwise op, each launched once per layer. Derived by hand from the op's shape;
+    where a profile timed the fused op, that op is kept."""
+    if op.op != "sdpa" or op.profiled_s(device) is not None:
+        return (op,)
+    sh, n = op.shape, op.launches
+    bh, q, kv, d, e = (sh["batch"] * sh["heads"], sh["q_len"], sh["kv_len"], sh["head_dim"],
+                       sh["elem_bytes"])
+    scores = bh * q * kv  # per launch
+    gemm_peak = peak_flops_per_s(device, "gemm", dtype)
+    vector_peak = peak_flops_per_s(device, "elementwise", dtype)
+    bw = device.memory_bandwidth_bytes_per_s
+    # the full convention's pointwise work (scale, softmax, mask) is what is not matmul
+    soft_flops = op.flops - n * 4 * scores * d
+    soft_bytes = n * e * scores * (3 if sh.get("masked") else 2)
+
+    def gemm(name, shape, nbytes):
+        flops = n * 2 * scores * d
+        work = n * _bmm_work(shape, 2 * scores * d, device)
+        return OpRoofline(f"{op.path}/{name}", "bmm", "gemm", flops, n * nbytes, n,
+                          work / gemm_peak, n * nbytes / bw, shape, device.clock_scale())
+
+    return (gemm("qk", dict(batch=bh, m=q, n=kv, k=d), e * (bh * q * d + bh * kv * d + scores)),
+            OpRoofline(op.path + "/softmax", "softmax", "elementwise", soft_flops, soft_bytes, n,
+                       soft_flops / vector_peak, soft_bytes / bw, {}),
+            gemm("av", dict(batch=bh, m=q, n=d, k=kv), e * (scores + bh * kv * d + bh * q * d)))
+
+
+def _bmm_work(shape: dict, flops, device: DeviceSpec):
+    if device.kind != "gpu" or not device.sm_count:
+        return flops
+    return quantized_matmul_flops("bmm", shape, device.sm_count)
 
 
 def _as_eager_kernels(op: OpRoofline, device: DeviceSpec) -> OpRoofline:
@@ -169,8 +221,9 @@ def latency_s(ops: tuple[OpRoofline, ...], device: DeviceSpec):
 
 
 def floor_s(ops: tuple[OpRoofline, ...]):
-    """The pure roofline floor: no overhead, every efficiency 1."""
-    return sum(op.roofline_s for op in ops)
+    """The pure roofline floor: no overhead, every efficiency 1, the datasheet peaks (rated clock).
+    NB: a GPU running above its rated boost clock can beat it (efficiency up to 1.25)."""
+    return sum(op.rated_s for op in ops)
 
 
 @dataclass(frozen=True)

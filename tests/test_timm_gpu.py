@@ -223,3 +223,40 @@ def test_a_timm_name_defaults_to_its_native_resolution(cli):
     assert native == json.loads(explicit)["latency_s"] != json.loads(other)["latency_s"]
     code, _, err = cli("simulate", "veca-base", "--device", "rtx-3090")
     assert code == 2 and err.count("\n") == 1 and "no native input size" in err
+
+
+# --------------------------------------------------------------------------- unfused attention
+def test_unfused_attention_is_two_batched_gemms_and_a_softmax_worked_by_hand():
+    from planners.roofline import config_rooflines
+
+    # vit_base_patch16_224, batch 2, fp16: B*H = 24 heads of S = 197 tokens, d = 64, 12 layers
+    c = configure(get_model("vit_base_patch16_224"), 224, batch=2, dtype="fp16")
+    device = get_device("rtx-3090")
+    ops = {o.path: o for o in config_rooflines(c, device, "unfused")}
+    assert "layer/attn/sdpa" not in ops
+    qk, soft, av = (ops[f"layer/attn/sdpa/{k}"] for k in ("qk", "softmax", "av"))
+    # scores 24 x 197^2 = 931,416 per layer; each GEMM 2 x 931,416 x 64 = 119,221,248 FLOPs
+    assert qk.flops == av.flops == 12 * 119_221_248
+    assert qk.op_class == av.op_class == "gemm" and soft.op_class == "elementwise"
+    # q k^T reads q and k (24 x 197 x 64 x 2 B each) and writes the scores (931,416 x 2 B)
+    assert qk.bytes == 12 * 2 * (2 * 24 * 197 * 64 + 931_416) == 36_878_400
+    # softmax reads the scores and writes the probabilities
+    assert soft.bytes == 12 * 2 * 2 * 931_416 == 44_707_968
+    fused = {o.path: o for o in config_rooflines(c, device, "eager")}["layer/attn/sdpa"]
+    assert qk.flops + soft.flops + av.flops == fused.flops
+    assert qk.launches == soft.launches == av.launches == 12
+
+
+def test_timm_files_before_torch_2_read_as_unfused(tmp_path):
+    path = tmp_path / "benchmark-infer-amp-nchw-pt112-cu113-rtx3090.csv"
+    path.write_text(HEADER + "\nvit_base_patch16_384,384,300.0,853.3,256,86.86,55.54,101.56\n")
+    results = read_timm(path)
+    assert results.file.runtime == "unfused" and results.file.torch_version == "1.12"
+    assert results.records[0].runtime == "unfused"
+    newer = tmp_path / "benchmark-infer-amp-nchw-pt210-cu121-rtx3090.csv"
+    newer.write_text(path.read_text())
+    assert read_timm(newer).file.runtime == "eager" and read_timm(newer).file.torch_version == "2.1.0"
+    c = configure(get_model("vit_base_patch16_384"), 384, batch=256, dtype="fp16")
+    device = get_device("rtx-3090")
+    assert latency_s(config_rooflines(c, device, "unfused"), device) > \
+        latency_s(config_rooflines(c, device, "eager"), device)
