@@ -129,9 +129,8 @@ def model_resolution(text: str | None, spec) -> tuple[int, int]:
     grid times the patch size: 224 px for vit_base_patch16_224); a model without one needs it."""
     if text is not None:
         return resolution(text)
-    if spec.pos_embed == "learned" and spec.pos_embed_grid > 0:
-        side = spec.pos_embed_grid * spec.patch_size
-        return side, side
+    if spec.native_side:
+        return spec.native_side, spec.native_side
     raise CoreplanError(f"--resolution: {spec.name} has no native input size ({spec.pos_embed} "
                         f"positions): give one")
 

@@ -127,10 +127,11 @@ def calibrate(measurements: str = typer.Option(..., "--measurements",
     from planners.devices import get_device, write_device_file
 
     fmt = check_format(fmt)
-    if out and device is None:
-        raise CoreplanError("--out writes one device: give --device")
     dev = get_device(device, device_file) if device else None
     cal = run(names(measurements, "--measurements"), dev, include_busy, holdout, device_file)
+    if out and cal.device is None:
+        raise CoreplanError(f"--out writes one device, and the measurements name "
+                            f"{len(cal.devices)}: give --device, or one device's files")
     problems = cal.problems(max_error)
     if out and not problems:
         write_device_file(out, calibrated_file(cal), force=force)

@@ -99,6 +99,14 @@ class ModelSpec:
         the extra tokens' count for dense RoPE models (cls and registers are not rotated)."""
         return 0 if self.is_core else self.extra_tokens
 
+    @property
+    def native_side(self) -> int | None:
+        """The input side (px) the model's learned position table was stored for (224 for
+        vit_base_patch16_224); None for RoPE models, which have no stored grid."""
+        if self.pos_embed == "learned" and self.pos_embed_grid > 0:
+            return self.pos_embed_grid * self.patch_size
+        return None
+
     def rope_tokens(self, patch_tokens, core_tokens=0):
         """Tokens rotated by RoPE in each layer (0 with learned position embeddings)."""
         if self.pos_embed != "rope":

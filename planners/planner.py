@@ -348,7 +348,8 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
     needed = (math.ceil(demand_img_per_s / chosen.throughput_img_per_s)
               if chosen and demand_img_per_s else None)
     impl_used = problem.config(resolution=spec.patch_size, cores=problem.cores_allowed[-1]).impl
-    return Plan(device.name, spec.name, impl_used, spec.round_resolution(resolution or spec.patch_size),
+    return Plan(device.name, spec.name, impl_used,
+                spec.round_resolution(problem.resolution or spec.patch_size),
                 batch, dtype, solve, budgets, chosen, tuple(candidates), baseline,
                 base_spec.name if base_spec else None, demand_img_per_s, needed, problem)
 
@@ -361,7 +362,10 @@ def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, 
     check_choice("solve", solve, SOLVES)
     check_choice("runtime", runtime, RUNTIMES)
     if resolution is None and solve != "resolution":
-        raise ArgumentError("resolution", "is required unless solve is 'resolution'")
+        resolution = spec.native_side  # a model's stored input size, where it has one
+        if resolution is None:
+            raise ArgumentError("resolution", f"is required unless solve is 'resolution' "
+                                              f"({spec.name} has no native input size)")
     if solve == "cores" and cores is not None:
         raise ArgumentError("cores", "fixes C when solving for resolution or batch; when solving "
                             "for cores, restrict the budgets searched with the allowed budgets")

@@ -260,3 +260,14 @@ def test_timm_files_before_torch_2_read_as_unfused(tmp_path):
     device = get_device("rtx-3090")
     assert latency_s(config_rooflines(c, device, "unfused"), device) > \
         latency_s(config_rooflines(c, device, "eager"), device)
+
+
+def test_plan_takes_the_native_resolution_and_says_when_there_is_none(cli):
+    import json
+
+    code, out, err = cli("plan", "vit_base_patch14_dinov2", "--device", "rtx-4090", "--format",
+                         "json")
+    assert code == 0, err
+    assert json.loads(out)["resolution"] == 518  # 37 x 37 patches of 14 px
+    code, _, err = cli("plan", "veca-base", "--device", "l4")
+    assert code == 2 and err.count("\n") == 1 and "has no native input size" in err
