@@ -254,10 +254,10 @@ class _Designs:
 
 def fit_across(designs: _Designs, times: np.ndarray, mask: np.ndarray) -> AcrossFit:
     """Efficiencies and the power coefficient minimising the squared log error of the rows in
-    `mask` (the launch overhead held at the catalog's GPU default: at timm's batches it is under
+    `mask` (the launch overhead held at the catalog's default for the kind: at timm's batches it is under
     1% of a step, and left free it soaks up whatever differs between devices)."""
     base = designs.devices[int(np.flatnonzero(mask)[0])]
-    overhead = gpu_default_overhead()
+    overhead = default_overhead(base.kind)
 
     def evaluate(log_k):
         R, launches = designs.at(float(np.exp(log_k)))
@@ -301,10 +301,11 @@ def predict_devices(across: AcrossFit, measurements) -> tuple[list[Measurement],
     return rows, across.fit.predict(R, launches)
 
 
-def gpu_default_overhead() -> float:
+def default_overhead(kind: str = "gpu") -> float:
+    """The catalog's assumed launch cost for a device kind ([defaults.<kind>], else [defaults])."""
     defaults = catalog_defaults()
-    return float(defaults.get("gpu", {}).get("kernel_launch_overhead_s",
-                                             defaults["kernel_launch_overhead_s"]))
+    return float(defaults.get(kind, {}).get("kernel_launch_overhead_s",
+                                            defaults["kernel_launch_overhead_s"]))
 
 
 @dataclass(frozen=True)
@@ -448,6 +449,10 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
     label = ",".join(str(p) for p in paths)
     names = tuple(sorted({d.name for d in devices}))
     if device is None:
+        kinds = sorted({d.kind for d in devices})
+        if len(kinds) > 1:
+            raise CoreplanError(f"the measurements name both {' and '.join(kinds)} devices: one set "
+                                f"of parameters is fitted across devices of one kind")
         designs = _Designs(rows, devices)
         h, per_group = holdout_across(designs, times, groups, by)
         across = fit_across(designs, times, np.ones(len(rows), dtype=bool))

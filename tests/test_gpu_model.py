@@ -131,7 +131,7 @@ def test_the_fit_across_devices_recovers_a_known_power_coefficient(monkeypatch):
 
     efficiency = {"gemm": 0.85, "attention": 0.85, "elementwise": 0.45}
     truth = {name: dataclasses.replace(get_device(name), efficiency=efficiency,
-                                       kernel_launch_overhead_s=cal.gpu_default_overhead(),
+                                       kernel_launch_overhead_s=cal.default_overhead(),
                                        power_coefficient=0.8)
              for name in ("rtx-3090", "rtx-5090", "rtx-pro-6000-maxq")}
     # at k = 0.8 the RTX 3090 runs at its rated clock, the others below it
@@ -152,6 +152,12 @@ def test_the_fit_across_devices_recovers_a_known_power_coefficient(monkeypatch):
     assert result.holdout_power["rtx-3090"] < 0.8
     errors = np.array(result.holdout.errors)[np.array(result.holdout.row_groups) == "rtx-3090"]
     assert (errors > 0).all()
+
+
+def test_a_fit_across_devices_takes_one_kind(cli):
+    cpu = TIMM / "benchmark-infer-fp32-nchw-pt240-cpu-i9_10940x-dynamo.csv"
+    code, _, err = cli("calibrate", "--measurements", f"{EAGER[0]},{cpu}")
+    assert code == 2 and err.count("\n") == 1 and "both cpu and gpu devices" in err
 
 
 def test_one_timm_file_without_a_device_calibrates_its_own_device(cli):
