@@ -254,8 +254,8 @@ class _Designs:
 
 def fit_across(designs: _Designs, times: np.ndarray, mask: np.ndarray) -> AcrossFit:
     """Efficiencies and the power coefficient minimising the squared log error of the rows in
-    `mask` (the launch overhead held at the catalog's default for the kind: at timm's batches it is under
-    1% of a step, and left free it soaks up whatever differs between devices)."""
+    `mask` (the launch overhead held at the catalog's default for the kind: at timm's batches it
+    is under 1% of a step, and left free it soaks up whatever differs between devices)."""
     base = designs.devices[int(np.flatnonzero(mask)[0])]
     overhead = default_overhead(base.kind)
 
