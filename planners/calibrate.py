@@ -6,6 +6,12 @@ by Levenberg-Marquardt over log(1/eta_c) and log(overhead), started from a linea
 of the relative error, with a weak pull (ridge 1e-3) towards the catalog's documented defaults so a
 class the data cannot see (e.g. elementwise ops hidden by GEMMs) stays at its default.
 
+Across devices (timm files naming several, no `device`): one set of parameters for devices known
+by their datasheets: one efficiency for the matrix classes (gemm and attention both run on the
+tensor cores), one for elementwise ops, the launch cost held at the catalog's default, and the
+power coefficient of DeviceSpec.clock_scale (searched in one dimension around the linear fit),
+held out by device: each device predicted by the parameters fitted on the others.
+
 Held-out error: leave-one-resolution-out. Each resolution group (resolutions rounded to the nearest
 64 px, so 252 and 256 are one group) is predicted by a fit on the other groups; every row is
 predicted once while held out. The latency interval is the 5th-95th percentile of measured /
