@@ -66,6 +66,7 @@ def _stem(spec: ModelSpec, d: Dims) -> list[OpNode]:
             out_numel=d.patch_tokens * d.embed_dim, in_numel=d.pos_table_rows * d.embed_dim,
             elem_bytes=W), repeat=d.interpolate))
         nodes.append(OpNode("pos_embed/add", "add", dict(numel=d.batch * rows * d.embed_dim,
+                                                         other_numel=rows * d.embed_dim,
                                                          elem_bytes=W)))
     if spec.core_coord_head:
         coords = dict(numel=d.batch * d.core_tokens * 2, elem_bytes=W)
@@ -129,7 +130,9 @@ def _residual(block: str, spec: ModelSpec, d: Dims) -> list[OpNode]:
     numel = d.batch * d.seq_len * d.embed_dim
     nodes = []
     if spec.layer_scale:
-        nodes.append(_layer(f"layer/{block}/layer_scale", "mul", d, numel=numel))
+        # x (B, S, D) * gamma (D,): gamma broadcast, read once
+        nodes.append(_layer(f"layer/{block}/layer_scale", "mul", d, numel=numel,
+                            other_numel=d.embed_dim))
     nodes.append(_layer(f"layer/{block}/residual", "add", d, numel=numel))
     return nodes
 

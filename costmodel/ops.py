@@ -83,6 +83,14 @@ def _pointwise(name: str, numel, elem_bytes, inputs: int = 1, mac=ZERO) -> OpCos
                   bytes_read=elem_bytes * inputs * numel, bytes_written=elem_bytes * numel)
 
 
+def _binary(name: str, numel, elem_bytes, other_numel=None) -> OpCost:
+    """A two-operand pointwise op writing `numel` elements; the second operand has `other_numel`
+    elements (broadcast) or, when None, as many as the output."""
+    other = numel if other_numel is None else other_numel
+    return OpCost(flop=ZERO, mac=ZERO, full=PER_ELEMENT[name] * numel,
+                  bytes_read=elem_bytes * (numel + other), bytes_written=elem_bytes * numel)
+
+
 @register_op("softmax", op_class="elementwise", aten_ops=("aten::softmax", "aten::_softmax"))
 def softmax(*, numel, elem_bytes) -> OpCost:
     """Softmax over the last dim of a tensor of `numel` elements."""
@@ -111,15 +119,17 @@ def silu(*, numel, elem_bytes) -> OpCost:
 
 
 @register_op("mul", op_class="elementwise", aten_ops=("aten::mul", "aten::mul_"))
-def mul(*, numel, elem_bytes) -> OpCost:
-    """Elementwise product of two tensors (SwiGLU gate, LayerScale)."""
-    return _pointwise("mul", numel, elem_bytes, inputs=2)
+def mul(*, numel, elem_bytes, other_numel=None) -> OpCost:
+    """Elementwise product of two tensors (SwiGLU gate), or of a tensor and a smaller one broadcast
+    over it (LayerScale's per-channel gamma: `other_numel` = D, read once)."""
+    return _binary("mul", numel, elem_bytes, other_numel)
 
 
 @register_op("add", op_class="elementwise", aten_ops=("aten::add", "aten::add_"))
-def add(*, numel, elem_bytes) -> OpCost:
-    """Elementwise sum of two tensors (residuals, position embedding)."""
-    return _pointwise("add", numel, elem_bytes, inputs=2)
+def add(*, numel, elem_bytes, other_numel=None) -> OpCost:
+    """Elementwise sum of two tensors (residuals), or of a tensor and a smaller one broadcast over
+    it (the position table, shared by the batch: `other_numel` = its elements, read once)."""
+    return _binary("add", numel, elem_bytes, other_numel)
 
 
 @register_op("rope", op_class="elementwise",

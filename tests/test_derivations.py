@@ -3,7 +3,8 @@
 - elementwise ops timed at the dtype's matrix peak instead of the fp32 vector peak;
 - training memory without the optimizer states;
 - `simulate` drifting from the planner's vectorised latency;
-- a memory budget read in GiB instead of GB.
+- a memory budget read in GiB instead of GB;
+- a broadcast operand (LayerScale's gamma, the position table) read as if it were full-sized.
 """
 
 import dataclasses
@@ -125,3 +126,19 @@ def test_training_memory_from_the_cli(cli):
     assert doc["mode"] == "training"
     assert doc["total_bytes"] == 4 * WEIGHTS + L * SAVED_PER_LAYER + HEAD_INPUT + TRANSIENT
     assert doc["terms"]["optimizer"] == 2 * WEIGHTS
+
+
+def test_a_broadcast_operand_is_read_once_not_per_element():
+    from costmodel.cost import config_cost
+
+    # deit3_small_patch16_224, batch 4, fp16: S = 197 tokens (196 patches + CLS), D = 384,
+    # 12 layers. LayerScale x * gamma reads x (4 x 197 x 384 = 302,592 elements) and gamma (384),
+    # and writes 302,592: 2 x (302,592 + 384 + 302,592) = 1,211,136 bytes per layer, per block.
+    c = configure(get_model("deit3_small_patch16_224"), 224, batch=4, dtype="fp16")
+    ops = {o.path: o for o in config_cost(c).ops}
+    assert ops["layer/attn/layer_scale"].bytes == 12 * 1_211_136
+    # the residual add reads two full tensors: 2 x 3 x 302,592 = 1,815,552 bytes per layer
+    assert ops["layer/attn/residual"].bytes == 12 * 1_815_552
+    # the position table (197 x 384 = 75,648 elements) is added to each of the 4 images:
+    # read x and the table once, write x: 2 x (302,592 + 75,648 + 302,592) = 1,361,664 bytes
+    assert ops["pos_embed/add"].bytes == 1_361_664
