@@ -182,6 +182,11 @@ def _as_eager_kernels(op: OpRoofline, device: DeviceSpec) -> OpRoofline:
                    launches=op.launches * kernels)
 
 
+# Ops that run side by side on different tensors (RoPE on q and on k): fused, each still reads
+# and writes its own tensor, so their traffic adds.
+PARALLEL_OPS = ("rope",)
+
+
 def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:
     """torch.compile's view of the graph: each run of adjacent elementwise ops (same launches)
     is one kernel: one launch, its members' arithmetic, and the traffic of its largest member.
@@ -195,11 +200,15 @@ def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:
             out.append(chain[0])
         elif chain:
             # the largest member per configuration (over arrays, each element on its own)
-            largest = functools.reduce(np.maximum, (o.bytes for o in chain))
+            parallel = [o for o in chain if o.op in PARALLEL_OPS]
+            serial = [o for o in chain if o.op not in PARALLEL_OPS]
+            nbytes = sum((o.bytes for o in parallel), 0) + (
+                functools.reduce(np.maximum, (o.bytes for o in serial)) if serial else 0)
+            memory = sum((o.memory_s for o in parallel), 0) + (
+                functools.reduce(np.maximum, (o.memory_s for o in serial)) if serial else 0)
             out.append(OpRoofline("+".join(o.path for o in chain), "fused", "elementwise",
-                                  sum(o.flops for o in chain), largest, chain[0].launches,
-                                  sum(o.compute_s for o in chain),
-                                  functools.reduce(np.maximum, (o.memory_s for o in chain)), {}))
+                                  sum(o.flops for o in chain), nbytes, chain[0].launches,
+                                  sum(o.compute_s for o in chain), memory, {}))
         chain.clear()
 
     for op in ops:

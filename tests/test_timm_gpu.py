@@ -168,6 +168,16 @@ def test_compiled_fuses_each_run_of_elementwise_ops_into_one_launch():
     assert {o.path for o in compiled} >= {"layer/attn/rope_q+layer/attn/rope_k",
                                          "layer/mlp/silu+layer/mlp/gate"}
     assert latency_s(compiled, gpu) < latency_s(eager, gpu)
+    # a fused chain moves the traffic of its largest member (the tensors in between stay on
+    # chip), except that RoPE on q and on k are two tensors side by side: their traffic adds.
+    # veca-small at 256 px, batch 1, fp16: S = 8 cores + 256 patches, D = 384; RoPE rotates
+    # (8 + 256) x 384 = 101,376 elements of q (and of k), reading and writing them: 2 x 2 x 101,376
+    # = 405,504 bytes each, 811,008 for the pair, per layer
+    by_path = {o.path: o for o in compiled}
+    assert by_path["layer/attn/rope_q+layer/attn/rope_k"].bytes == L * 811_008
+    silu, gate = (next(o for o in config_rooflines(c, gpu) if o.path == p)
+                  for p in ("layer/mlp/silu", "layer/mlp/gate"))
+    assert by_path["layer/mlp/silu+layer/mlp/gate"].bytes == max(silu.bytes, gate.bytes)
 
 
 def test_plan_takes_a_timm_name_and_a_runtime(cli):
