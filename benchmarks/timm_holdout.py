@@ -31,7 +31,8 @@ def gpu_files(directory: Path, runtime: str) -> list[Path]:
     out = []
     for path in sorted(directory.glob("benchmark-infer-*.csv")):
         info = read_timm(path).file
-        if info.device_kind == "cuda" and info.runtime == runtime and info.precision == "fp16":
+        if (info.device_kind == "cuda" and info.runtime.split("+")[0] == runtime
+                and info.precision == "fp16"):
             out.append(path)
     return out
 

@@ -21,6 +21,7 @@ from costmodel.measurements import Measurement, csv_rows
 from costmodel.timm_names import timm_spec
 
 PRECISIONS = {"amp": "fp16", "amp_bf16": "bf16", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
+AUTOCAST = ("amp", "amp_bf16")  # precisions that run under torch.autocast with fp32 weights
 # file-name device tag -> coreplan device name
 DEVICES = {"rtx3090": "rtx-3090", "4090": "rtx-4090", "rtx4090": "rtx-4090", "5090": "rtx-5090",
            "pro6000maxq": "rtx-pro-6000-maxq", "i9_10940x": "i9-10940x", "a100": "a100-sxm-80gb",
@@ -38,7 +39,7 @@ class TimmFile:
     precision: str  # coreplan dtype
     device: str  # coreplan device name (or the file's tag when unknown)
     device_kind: str  # cpu | cuda
-    runtime: str  # eager | compiled | unfused (eager before torch 2.0: no fused attention)
+    runtime: str  # eager | compiled | unfused (eager before torch 2.0), +amp under autocast
     torch_version: str
 
 
@@ -61,6 +62,8 @@ def parse_name(path: str | Path) -> TimmFile:
     version = "1." + torch[1:] if torch.startswith("1") else ".".join(torch)
     # timm runs fused SDPA from torch 2.0 on; before it, attention is matmul, softmax, matmul
     runtime = "compiled" if m["dynamo"] else ("unfused" if torch.startswith("1") else "eager")
+    if m["precision"] in AUTOCAST:
+        runtime += "+amp"  # autocast over fp32 weights (planners.roofline.with_autocast)
     return TimmFile(path, PRECISIONS[m["precision"]], DEVICES.get(m["device"], m["device"]),
                     "cpu" if m["backend"] == "cpu" else "cuda", runtime, version)
 

@@ -30,7 +30,11 @@ from planners.gpu_shapes import matmul_flops, quantized_matmul_flops
 
 # eager: PyTorch op by op with fused SDPA (torch >= 2.0); compiled: torch.compile; unfused: eager
 # with attention as explicit matmul, softmax, matmul (torch < 2.0, or a model written that way).
-RUNTIMES = ("eager", "compiled", "unfused")
+# "+amp": under torch.autocast with fp32 weights (what timm's benchmarks run as "amp"), where
+# the plain name is a model whose weights and activations are all in the dtype.
+BASE_RUNTIMES = ("eager", "compiled", "unfused")
+AMP = "+amp"
+RUNTIMES = BASE_RUNTIMES + tuple(r + AMP for r in BASE_RUNTIMES)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,11 @@ def _work(op, device: DeviceSpec):
 # the result) for the fused op. NB: the cos and sin tables are shared by batch and heads and not
 # counted; timm's interleaved form (neg, stack, mul, mul, add) is the same count.
 EAGER_KERNELS = {"rope": (5, 5.0)}
+# Under autocast the cos and sin tables are fp32, so the products and their sum are written in
+# fp32 and cast back to 16 bits for attention: neg (1 unit), cat (2), mul (read 1, write 2: 3),
+# mul (3), add (read 4, write 2: 6), cast (read 2, write 1: 3) = 6 kernels and 18 units, 9 x the
+# fused op's 2.
+AUTOCAST_EAGER_KERNELS = {"rope": (6, 9.0)}
 
 
 def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
@@ -123,18 +132,81 @@ def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
     profile times the eager op itself); under the compiled runtime, chains of adjacent
     elementwise ops become one fused kernel each."""
     check_choice("runtime", runtime, RUNTIMES)
+    runtime, amp = runtime.removesuffix(AMP), runtime.endswith(AMP)
     clock = device.clock_scale()
     ops = tuple(OpRoofline(op.path, op.op, op.op_class, op.full, op.bytes, op.launches,
                            _work(op, device) / peak_flops_per_s(device, op.op_class, dtype),
                            op.bytes / device.memory_bandwidth_bytes_per_s, op.shape,
                            clock if op.op_class in MATRIX_CLASSES else 1.0)
                 for op in cost.ops)
+    if amp and dtype in ("fp16", "bf16"):  # NB: autocast to fp32 casts nothing
+        ops = with_autocast(ops, device, compiled=runtime == "compiled")
     if runtime == "compiled":
         return fuse_elementwise(ops)
-    eager = tuple(_as_eager_kernels(op, device) for op in ops)
+    kernels = AUTOCAST_EAGER_KERNELS if amp and dtype in ("fp16", "bf16") else EAGER_KERNELS
+    eager = tuple(_as_eager_kernels(op, device, kernels) for op in ops)
     if runtime == "unfused":
         return tuple(k for op in eager for k in _as_unfused_attention(op, device, dtype))
     return eager
+
+
+# Autocast with fp32 weights: layer norms run in fp32, and the residual stream becomes fp32 (the
+# position table, an fp32 parameter, promotes it), while matmuls run in 16 bits. Bytes relative to
+# the graph's all-16-bit count, per op (derived by hand; eager, compiled):
+#   layer norm: reads and writes fp32, x2; compiled fuses the cast of its output: reads fp32 and
+#       writes 16 bits, x1.5
+#   residual add: reads the fp32 stream and a 16-bit branch, writes fp32: (4+2+4)/(2+2+2) = 5/3
+#   LayerScale: a 16-bit branch times the fp32 gamma, written fp32: (2+4)/(2+2) = 1.5
+#   position-table add: 16-bit patches plus the fp32 table, written fp32: (2+4)/(2+2) = 1.5
+# Eager also casts each layer norm's output to 16 bits before the linear it feeds (reads 4 B,
+# writes 2 B per element; one kernel), and every forward casts each linear's (and the patch
+# convolution's) fp32 weight and bias to 16 bits (6 B per parameter; a kernel per tensor eager,
+# fused into one compiled).
+AUTOCAST_TRAFFIC = {"layer_norm": (2.0, 1.5), "/residual": (5 / 3, 5 / 3),
+                    "/layer_scale": (1.5, 1.5), "pos_embed/add": (1.5, 1.5)}
+
+
+def _autocast_factor(op: OpRoofline, compiled: bool) -> float:
+    for key, factors in AUTOCAST_TRAFFIC.items():
+        if op.op == key or op.path.endswith(key):
+            return factors[compiled]
+    return 1.0
+
+
+def _weights(op: OpRoofline):
+    """(parameters, tensors) of one launch of a matmul op's fp32 weights; (0, 0) for other ops."""
+    sh = op.shape
+    if op.op == "linear":
+        bias = bool(sh.get("bias"))
+        return sh["in_features"] * sh["out_features"] + (sh["out_features"] if bias else 0), \
+            1 + bias
+    if op.op == "conv2d":
+        return sh["in_chans"] * sh["kernel"] ** 2 * sh["out_chans"] + sh["out_chans"], 2
+    return 0, 0
+
+
+def with_autocast(ops: tuple[OpRoofline, ...], device: DeviceSpec,
+                  compiled: bool) -> tuple[OpRoofline, ...]:
+    """The ops as autocast runs them (AUTOCAST_TRAFFIC): fp32 traffic on the residual stream, the
+    casts of layer-norm outputs (eager) and of the weights, each forward."""
+    bw = device.memory_bandwidth_bytes_per_s
+    out: list[OpRoofline] = []
+    for i, op in enumerate(ops):
+        factor = _autocast_factor(op, compiled) if op.op_class == "elementwise" else 1.0
+        out.append(op if factor == 1.0 else replace(op, bytes=op.bytes * factor,
+                                                     memory_s=op.memory_s * factor))
+        feeds_matmul = i + 1 < len(ops) and ops[i + 1].op in ("linear", "conv2d")
+        if op.op == "layer_norm" and feeds_matmul and not compiled:
+            moved = 1.5 * op.bytes  # read fp32, write 16 bits: 6 B a value to the norm's 2 + 2
+            out.append(OpRoofline(op.path + "/cast", "cast", "elementwise", 0, moved, op.launches,
+                                  0.0, moved / bw, {}))
+    params = sum(op.launches * _weights(op)[0] for op in ops)
+    tensors = sum(op.launches * _weights(op)[1] for op in ops)
+    if tensors:  # listed first: they run before (eager: as) each matmul, never fused with it
+        moved = 6 * params
+        out.insert(0, OpRoofline("weights/cast", "cast", "elementwise", 0, moved,
+                                 1 if compiled else tensors, 0.0, moved / bw, {}))
+    return tuple(out)
 
 
 def _as_unfused_attention(op: OpRoofline, device: DeviceSpec, dtype: str) -> tuple:
@@ -174,10 +246,10 @@ def _bmm_work(shape: dict, flops, device: DeviceSpec):
     return quantized_matmul_flops("bmm", shape, device.sm_count)
 
 
-def _as_eager_kernels(op: OpRoofline, device: DeviceSpec) -> OpRoofline:
-    if op.op not in EAGER_KERNELS or op.profiled_s(device) is not None:
+def _as_eager_kernels(op: OpRoofline, device: DeviceSpec, table: dict = EAGER_KERNELS) -> OpRoofline:
+    if op.op not in table or op.profiled_s(device) is not None:
         return op
-    kernels, traffic = EAGER_KERNELS[op.op]
+    kernels, traffic = table[op.op]
     return replace(op, bytes=op.bytes * traffic, memory_s=op.memory_s * traffic,
                    launches=op.launches * kernels)
 

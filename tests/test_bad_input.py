@@ -129,7 +129,7 @@ def test_resume_mends_a_row_cut_while_it_was_written(tmp_path):
 @pytest.mark.parametrize("args", [
     ("plan", "veca-base", "--device", "cpu-2core", "--resolution", "512"),
     ("plan", "veca-base", "--device", "l4,h100-sxm", "--resolution", "1024", "--batch", "8",
-     "--latency-ms", "35", "--demand", "5000"),
+     "--latency-ms", "25", "--demand", "5000"),
     ("plan", "veca-base", "--device", "l4", "--solve", "resolution", "--latency-ms", "50"),
     ("devices",), ("models",), ("flops", "veca-base", "--resolution", "512"),
     ("memory", "veca-base", "--resolution", "512", "--device", "l4"),
@@ -167,7 +167,7 @@ def test_plan_as_csv_and_chart_with_a_model_file(cli, tmp_path):
     import io
 
     code, out, _ = cli("plan", "veca-base", "--device", "l4,h100-sxm", "--resolution", "1024",
-                       "--batch", "8", "--latency-ms", "35", "--format", "csv")
+                       "--batch", "8", "--latency-ms", "25", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 3  # nothing fits on the L4
     assert [r["role"] for r in rows if r["device"] == "h100-sxm"].count("chosen") == 1

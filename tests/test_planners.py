@@ -211,18 +211,18 @@ def test_holdout_never_trains_on_the_group_it_predicts(monkeypatch):
 # --------------------------------------------------------------------------- CLI
 def test_plan_json_has_the_documented_schema(cli):
     code, out, err = cli("plan", "veca-base", "--device", "h100-sxm", "--resolution", "1024",
-                         "--batch", "8", "--latency-ms", "35", "--memory-gb", "10",
+                         "--batch", "8", "--latency-ms", "25", "--memory-gb", "10",
                          "--demand", "5000", "--format", "json")
     assert code == 0, err
     doc = json.loads(out)
     assert {"device", "model", "resolution", "batch", "dtype", "budgets", "chosen", "candidates",
             "baseline", "devices_needed"} <= set(doc)
-    assert doc["budgets"] == {"latency_ms": 35.0, "memory_gb": 10.0, "throughput_img_per_s": None}
+    assert doc["budgets"] == {"latency_ms": 25.0, "memory_gb": 10.0, "throughput_img_per_s": None}
     keys = {"cores", "flops", "latency_ms", "latency_ms_interval", "memory_bytes",
             "throughput_img_per_s", "feasible", "binding"}
     assert all(keys <= set(c) for c in doc["candidates"]) and keys <= set(doc["baseline"])
     assert [c["cores"] for c in doc["candidates"]] == [8, 16, 24, 32, 40, 48, 56, 64]
-    assert doc["chosen"]["latency_ms"] <= 35 and doc["chosen"]["memory_bytes"] <= 10e9
+    assert doc["chosen"]["latency_ms"] <= 25 and doc["chosen"]["memory_bytes"] <= 10e9
 
 
 def test_plan_several_devices_gives_a_list(cli):

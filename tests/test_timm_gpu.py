@@ -75,11 +75,12 @@ def test_a_timm_file_reads_by_column_name_and_lists_unmapped_models(tmp_path):
                     "1024,vit_base_patch16_224,224,1570.66,651.945\n")
     results = read_timm(path)
     assert results.file.device == "rtx-3090" and results.file.precision == "fp16"
-    assert results.file.runtime == "eager" and results.file.torch_version == "2.4.0"
+    # "amp": autocast over fp32 weights
+    assert results.file.runtime == "eager+amp" and results.file.torch_version == "2.4.0"
     assert results.unmapped == ("resnet50", "vit_base_patch16_clip_224")
     small, base = results.records
     assert small.batch == 256 and small.time_ms_median == pytest.approx(256.0)  # 256 / 1000 /s
-    assert base.time_ms_median == 651.945 and base.runtime == "eager" and base.line == 5
+    assert base.time_ms_median == 651.945 and base.runtime == "eager+amp" and base.line == 5
 
 
 @pytest.mark.parametrize("name,body,message", [
@@ -261,11 +262,15 @@ def test_timm_files_before_torch_2_read_as_unfused(tmp_path):
     path = tmp_path / "benchmark-infer-amp-nchw-pt112-cu113-rtx3090.csv"
     path.write_text(HEADER + "\nvit_base_patch16_384,384,300.0,853.3,256,86.86,55.54,101.56\n")
     results = read_timm(path)
-    assert results.file.runtime == "unfused" and results.file.torch_version == "1.12"
-    assert results.records[0].runtime == "unfused"
+    assert results.file.runtime == "unfused+amp" and results.file.torch_version == "1.12"
+    assert results.records[0].runtime == "unfused+amp"
     newer = tmp_path / "benchmark-infer-amp-nchw-pt210-cu121-rtx3090.csv"
     newer.write_text(path.read_text())
-    assert read_timm(newer).file.runtime == "eager" and read_timm(newer).file.torch_version == "2.1.0"
+    assert read_timm(newer).file.runtime == "eager+amp"
+    assert read_timm(newer).file.torch_version == "2.1.0"
+    weights = tmp_path / "benchmark-infer-bf16-nchw-pt291-cu130-pro6000maxq-dynamo.csv"
+    weights.write_text(path.read_text())
+    assert read_timm(weights).file.runtime == "compiled"  # bf16 weights: no autocast
     c = configure(get_model("vit_base_patch16_384"), 384, batch=256, dtype="fp16")
     device = get_device("rtx-3090")
     assert latency_s(config_rooflines(c, device, "unfused"), device) > \
@@ -281,3 +286,46 @@ def test_plan_takes_the_native_resolution_and_says_when_there_is_none(cli):
     assert json.loads(out)["resolution"] == 518  # 37 x 37 patches of 14 px
     code, _, err = cli("plan", "veca-base", "--device", "l4")
     assert code == 2 and err.count("\n") == 1 and "has no native input size" in err
+
+
+# --------------------------------------------------------------------------- autocast
+def test_autocast_traffic_worked_by_hand():
+    from planners.roofline import config_rooflines
+
+    # vit_base_patch16_224, batch 2, fp16: S = 197 tokens, D = 768, 12 layers
+    c = configure(get_model("vit_base_patch16_224"), 224, batch=2, dtype="fp16")
+    device = get_device("rtx-3090")
+    plain = {o.path: o for o in config_rooflines(c, device, "eager")}
+    amp = {o.path: o for o in config_rooflines(c, device, "eager+amp")}
+    numel = 2 * 197 * 768  # 302,592 values of the residual stream
+    # layer norm in fp32: reads and writes 4 B a value instead of 2
+    assert amp["layer/norm1"].bytes == 2 * plain["layer/norm1"].bytes
+    # its output cast to 16 bits before qkv: reads 4 B, writes 2 B a value, one kernel a layer
+    assert amp["layer/norm1/cast"].bytes == 12 * 6 * numel
+    assert amp["layer/norm1/cast"].launches == 12 and "final_norm/cast" not in amp
+    # residual add: fp32 stream (4 B) + 16-bit branch (2 B) -> fp32 (4 B), against 2 + 2 -> 2
+    assert amp["layer/mlp/residual"].bytes == 12 * 10 * numel
+    # every fp32 weight and bias cast each forward: qkv 768 x 2304 + 2304, proj 768 x 768 + 768,
+    # fc1 768 x 3072 + 3072, fc2 3072 x 768 + 768 = 7,084,800 a layer, x 12 = 85,017,600, and
+    # the patch convolution 3 x 16 x 16 x 768 + 768 = 590,592: 85,608,192 values at 6 B,
+    # one kernel per tensor (4 linears x 2 x 12 + 2)
+    assert amp["weights/cast"].bytes == 6 * 85_608_192 and amp["weights/cast"].launches == 98
+    compiled = {o.path: o for o in config_rooflines(c, device, "compiled+amp")}
+    assert compiled["weights/cast"].launches == 1
+    assert not [p for p in compiled if p.endswith("/cast") and p != "weights/cast"]
+    # autocast to fp32 casts nothing
+    c32 = configure(get_model("vit_base_patch16_224"), 224, batch=2, dtype="fp32")
+    assert config_rooflines(c32, device, "eager+amp") == config_rooflines(c32, device, "eager")
+    assert latency_s(tuple(amp.values()), device) > latency_s(tuple(plain.values()), device)
+
+
+def test_autocast_rope_writes_fp32_and_casts_back():
+    from planners.roofline import config_rooflines
+
+    c = configure(get_model("vit_small_patch16_dinov3"), 256, batch=2, dtype="bf16")
+    device = get_device("rtx-5090")
+    plain = {o.path: o for o in config_rooflines(c, device, "eager")}["layer/attn/rope_q"]
+    amp = {o.path: o for o in config_rooflines(c, device, "eager+amp")}["layer/attn/rope_q"]
+    # 10 units in 5 kernels without autocast; 18 units in 6 kernels with fp32 tables
+    assert amp.bytes == pytest.approx(plain.bytes * 18 / 10)
+    assert amp.launches == plain.launches * 6 / 5
