@@ -78,9 +78,10 @@ def Scope():  # noqa: N802
 
 def Runtime():  # noqa: N802
     return typer.Option("eager", "--runtime",
-                        help="eager, compiled (torch.compile fuses elementwise chains), or "
+                        help="eager, compiled (torch.compile fuses elementwise chains) or "
                              "unfused (eager with attention as matmul, softmax, matmul: "
-                             "torch < 2.0).")
+                             "torch < 2.0); +amp after any: under torch.autocast with fp32 "
+                             "weights (eager+amp).")
 
 
 def OutputDim():  # noqa: N802
