@@ -194,7 +194,7 @@ PHYSICAL_LIMITS = {"peak_flops_per_s": 1e17, "memory_bandwidth_bytes_per_s": 1e1
 # efficiency scales the roofline or, where a profile measured the op, the profiled time (a
 # calibration factor; 0.2-2 is plausible there). The roofline's matrix peak is the datasheet's, at
 # the rated boost clock; GeForce and workstation GPUs run above it when power allows (the RTX
-# 3090's own timm data needs gemm 1.08: 1.83 GHz against 1.695 rated), so up to 1.25 is physical;
+# 3090's own timm data needs gemm 1.1: ~1.86 GHz against 1.695 rated), so up to 1.25 is physical;
 # more is a unit mistake or a fit gone wrong.
 MAX_EFFICIENCY = {False: 1.25, True: 2.0}
 
