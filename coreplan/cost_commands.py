@@ -44,7 +44,8 @@ def models(model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None
 
 
 @app.command()
-def flops(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP), cores: Optional[int] = Cores(),
+def flops(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP),
+          cores: Optional[int] = Cores(),
           batch: int = Batch(), scope: str = Scope(),
           convention: str = typer.Option("flop", "--convention", help="flop, mac or full."),
           impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
@@ -96,7 +97,8 @@ def _training_flops(c, teacher, model_file, fmt) -> None:
 
 
 @app.command()
-def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP), cores: Optional[int] = Cores(),
+def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP),
+           cores: Optional[int] = Cores(),
            batch: int = Batch(), dtype: str = Dtype(),
            mode: str = typer.Option("inference", "--mode", help="inference or training."),
            impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),

@@ -52,8 +52,9 @@ def _efficiency_origin(d) -> str:
 
 @app.command()
 def simulate(model: str, device: str = typer.Option(..., "--device"),
-             resolution: Optional[str] = Resolution(None, NATIVE_HELP), cores: Optional[int] = Cores(),
-             batch: int = Batch(), dtype: str = Dtype("bf16"), impl: Optional[str] = Impl(), runtime: str = Runtime(),
+             resolution: Optional[str] = Resolution(None, NATIVE_HELP),
+             cores: Optional[int] = Cores(), batch: int = Batch(), dtype: str = Dtype("bf16"),
+             impl: Optional[str] = Impl(), runtime: str = Runtime(),
              device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
              fmt: str = Format()) -> None:
     """Per-op roofline of one configuration: time, intensity and the bound each op hits."""

@@ -457,8 +457,8 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
     if device is None:
         kinds = sorted({d.kind for d in devices})
         if len(kinds) > 1:
-            raise CoreplanError(f"the measurements name both {' and '.join(kinds)} devices: one set "
-                                f"of parameters is fitted across devices of one kind")
+            raise CoreplanError(f"the measurements name both {' and '.join(kinds)} devices: one "
+                                f"set of parameters is fitted across devices of one kind")
         designs = _Designs(rows, devices)
         h, per_group = holdout_across(designs, times, groups, by)
         across = fit_across(designs, times, np.ones(len(rows), dtype=bool))

@@ -48,7 +48,7 @@ class DeviceSpec:
         return self.peak_flops_per_s[dtype]
 
     def clock_scale(self) -> float:
-        """The share of the boost clock a GPU sustains under full matrix load, set by its power limit.
+        """The share of the boost clock a GPU sustains under full matrix load (its power limit).
 
         Dynamic power is work rate x V^2 and V rises with f, so matrix work at clock f draws
             P(f) = k * R16(f) * f^2,  R16(f) = R16_boost * f / f_boost   [W; TFLOP/s, GHz]
@@ -176,9 +176,9 @@ def _optional(path: str, name: str, key: str, table: dict) -> float | None:
 
 
 def _cap_default_efficiency(device: DeviceSpec, own: dict) -> DeviceSpec:
-    """A default matrix efficiency, fitted on GPUs whose clocks run above their rated boost, must not
-    let a GPU whose boost clock is its maximum beat its datasheet peak: efficiency x clock_scale <= 1
-    for the classes the device's own table does not set."""
+    """A default matrix efficiency, fitted on GPUs whose clocks run above their rated boost, must
+    not let a GPU whose boost clock is its maximum beat its datasheet peak: efficiency x
+    clock_scale <= 1 for the classes the device's own table does not set."""
     if not device.boost_is_max:
         return device
     limit = 1.0 / device.clock_scale()

@@ -246,7 +246,8 @@ def _bmm_work(shape: dict, flops, device: DeviceSpec):
     return quantized_matmul_flops("bmm", shape, device.sm_count)
 
 
-def _as_eager_kernels(op: OpRoofline, device: DeviceSpec, table: dict = EAGER_KERNELS) -> OpRoofline:
+def _as_eager_kernels(op: OpRoofline, device: DeviceSpec,
+                      table: dict = EAGER_KERNELS) -> OpRoofline:
     if op.op not in table or op.profiled_s(device) is not None:
         return op
     kernels, traffic = table[op.op]
