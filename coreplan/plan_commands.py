@@ -269,5 +269,6 @@ def _plan_table(p, device) -> None:
                 del row[key]
     at = f" at {', '.join(fixed)}" if fixed else ""
     emit("table", document=None, rows=rows,
-         title=f"{p.model} on {device.name}{at}: solve {p.solve}, {p.dtype}, budgets: {limits}",
+         title=f"{p.model} on {device.name}{at}: solve {p.solve}, {p.dtype}"
+               f"{'' if p.runtime == 'eager' else ' ' + p.runtime}, budgets: {limits}",
          caption=caption)

@@ -182,6 +182,11 @@ class Plan:
     problem: Problem | None = None  # what was solved (search limits, allowed budgets)
 
     @property
+    def runtime(self) -> str:
+        """How the model runs (planners.roofline.RUNTIMES)."""
+        return self.problem.runtime if self.problem else "eager"
+
+    @property
     def at_search_limit(self) -> bool:
         """True when the answer is the top of what was searched (the largest allowed C, or
         max_resolution / max_batch): no budget stopped it, so more might fit."""
@@ -197,7 +202,7 @@ class Plan:
     def to_dict(self) -> dict:
         return {"device": self.device, "model": self.model, "impl": self.impl,
                 "resolution": self.resolution, "batch": self.batch, "dtype": self.dtype,
-                "solve": self.solve, "budgets": asdict(self.budgets),
+                "runtime": self.runtime, "solve": self.solve, "budgets": asdict(self.budgets),
                 "chosen": self.chosen.to_dict() if self.chosen else None,
                 "candidates": [c.to_dict() for c in self.candidates],
                 "baseline": ({"model": self.baseline_model, **self.baseline.to_dict()}

@@ -216,8 +216,9 @@ def test_plan_json_has_the_documented_schema(cli):
                          "--demand", "5000", "--format", "json")
     assert code == 0, err
     doc = json.loads(out)
-    assert {"device", "model", "resolution", "batch", "dtype", "budgets", "chosen", "candidates",
-            "baseline", "devices_needed"} <= set(doc)
+    assert {"device", "model", "resolution", "batch", "dtype", "runtime", "budgets", "chosen",
+            "candidates", "baseline", "devices_needed"} <= set(doc)
+    assert doc["runtime"] == "eager"
     assert doc["budgets"] == {"latency_ms": 25.0, "memory_gb": 10.0, "throughput_img_per_s": None}
     keys = {"cores", "flops", "latency_ms", "latency_ms_interval", "memory_bytes",
             "throughput_img_per_s", "feasible", "binding"}
