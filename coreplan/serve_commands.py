@@ -98,7 +98,8 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
     times, offered = _arrivals(arrivals, rate_value, duration, seed)
     table = _quality(quality, spec)
     kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s)
-    title = (f"{spec.name} {side}px {dtype} on {dev.name}: {_rate(offered)} img/s offered "
+    how = dtype if runtime == "eager" else f"{dtype} {runtime}"
+    title = (f"{spec.name} {side}px {how} on {dev.name}: {_rate(offered)} img/s offered "
              f"({arrivals if arrivals in ('poisson', 'bursty') else Path(arrivals).name}), "
              f"objective {slo_s * 1e3:g} ms")
     if solve:
