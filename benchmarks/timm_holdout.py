@@ -31,16 +31,17 @@ def gpu_files(directory: Path, runtime: str) -> list[Path]:
     out = []
     for path in sorted(directory.glob("benchmark-infer-*.csv")):
         info = read_timm(path).file
-        if (info.device_kind == "cuda" and info.runtime.split("+")[0] == runtime
+        base = info.runtime.split("+")[0]  # eager (torch 1.x: unfused, eager too) or compiled
+        if (info.device_kind == "cuda" and (base == runtime or (base, runtime) == ("unfused", "eager"))
                 and info.precision == "fp16"):
             out.append(path)
     return out
 
 
-def line(table, runtime, device, errors) -> str:
+def line(table, runtime, device, errors, torch="") -> str:
     errors = np.abs(np.asarray(errors))
-    return (f"{table:15s} {runtime:9s} {device:18s} {len(errors):5d} {errors.mean():7.1%} "
-            f"{(errors <= 0.10).mean():6.0%}")
+    return (f"{table:15s} {runtime:9s} {device:18s} {torch:6s} {len(errors):5d} "
+            f"{errors.mean():7.1%} {(errors <= 0.10).mean():6.0%}")
 
 
 def main() -> None:
@@ -50,17 +51,18 @@ def main() -> None:
     eager = gpu_files(args.timm_dir, "eager")
     device_of = {p: read_timm(p).file.device for p in gpu_files(args.timm_dir, "eager")
                  + gpu_files(args.timm_dir, "compiled")}
-    print(f"{'table':15s} {'runtime':9s} {'device':18s} {'rows':>5s} {'MAPE':>7s} {'±10%':>6s}")
+    torch_of = {p: read_timm(p).file.torch_version for p in device_of}
+    print(f"{'table':15s} {'runtime':9s} {'device':18s} {'torch':6s} {'rows':>5s} {'MAPE':>7s} "
+          f"{'±10%':>6s}")
     fits = {}
     for runtime in ("eager", "compiled"):
         files = gpu_files(args.timm_dir, runtime)
         for path in files:
-            s = accuracy_of(read_timm(path).records, get_device(device_of[path])).summary()
-            print(f"{'catalog':15s} {runtime:9s} {device_of[path]:18s} {s['rows']:5d} "
-                  f"{s['mape']:7.1%} {s['within_10pct']:6.0%}")
+            errors = accuracy_of(read_timm(path).records, get_device(device_of[path])).errors
+            print(line("catalog", runtime, device_of[path], errors, torch_of[path]))
         for path in files:
             h = calibrate(path, get_device(device_of[path]), by="family").holdout
-            print(line("own data", runtime, device_of[path], h.errors))
+            print(line("own data", runtime, device_of[path], h.errors, torch_of[path]))
         held = []
         for path in files:
             device = device_of[path]
@@ -72,7 +74,7 @@ def main() -> None:
             rows, predicted = predict_devices(fits[device], path)
             errors = predicted / np.array([m.time_s for m in rows]) - 1
             held += list(errors)
-            print(line("datasheet only", runtime, device, errors)
+            print(line("datasheet only", runtime, device, errors, torch_of[path])
                   + f"   k={fits[device].power_coefficient:.3f}")
         if held:
             print(line("datasheet only", runtime, "(all devices)", held))
