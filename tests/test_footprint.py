@@ -61,12 +61,9 @@ def test_a_fake_allocator_with_known_terms_is_recovered():
     ("footprint = { activation_factor = -1 }\n", "footprint.activation_factor: expected a number"),
     ("footprint = { baseline_bytes = { jax = 1 } }\n", "footprint.baseline_bytes: expected a table"),
 ])
-def test_bad_footprint_tables_are_one_clear_error(tmp_path, body, message):
-    path = tmp_path / "d.toml"
-    path.write_text("[devices.x]\nsource = 'datasheet'\nmemory_bandwidth_bytes_per_s = 1e10\n"
-                    "memory_capacity_bytes = 1e9\npeak_flops_per_s = { fp32 = 1e11 }\n" + body)
+def test_bad_footprint_tables_are_one_clear_error(device_file, body, message):
     with pytest.raises(CoreplanError, match=message.replace("(", r"\(")):
-        load_devices(path)
+        load_devices(device_file(body))
 
 
 def test_the_planner_checks_memory_against_the_footprint():

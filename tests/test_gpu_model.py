@@ -12,7 +12,7 @@ import pytest
 from costmodel.config import configure
 from costmodel.measurements import Measurement
 from costmodel.spec import get_model
-from planners.devices import CATALOG_PATH, OP_CLASSES, get_device, load_devices
+from planners.devices import CATALOG_PATH, OP_CLASSES, device_toml, get_device, load_devices
 from planners.roofline import config_rooflines, latency_s, simulate
 
 TIMM = Path(__file__).resolve().parents[1] / "data/public/timm"
@@ -72,22 +72,12 @@ def test_a_gpu_whose_boost_is_its_maximum_never_beats_its_peak_on_defaults():
 
 
 def test_a_device_files_own_efficiency_is_not_capped(tmp_path):
-    raw = tomllib.loads(Path(CATALOG_PATH).read_text())["devices"]["a100-sxm-80gb"]
-    lines = ["[devices.mine]"] + [f"{k} = {_toml(v)}" for k, v in raw.items()]
-    lines.append("efficiency = { gemm = 1.2, attention = 0.9, elementwise = 0.5 }")
+    own = dataclasses.replace(get_device("a100-sxm-80gb"), name="mine",
+                              efficiency={"gemm": 1.2, "attention": 0.9, "elementwise": 0.5})
+    assert own.boost_is_max
     path = tmp_path / "d.toml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(device_toml(own))
     assert load_devices(path)["mine"].efficiency["gemm"] == 1.2
-
-
-def _toml(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace('"', '\\"') + '"'
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {x!r}" for k, x in v.items()) + " }"
-    return repr(v)
 
 
 @pytest.mark.parametrize("text,message", [
@@ -95,15 +85,11 @@ def _toml(v):
     ("board_power_w = -300", "board_power_w: expected a positive number"),
     ("power_coefficient = \"high\"", "power_coefficient: expected a positive number"),
 ])
-def test_bad_power_fields_are_one_clear_error(tmp_path, text, message):
+def test_bad_power_fields_are_one_clear_error(device_file, text, message):
     from costmodel.errors import CoreplanError
 
-    path = tmp_path / "d.toml"
-    path.write_text("[devices.x]\npeak_flops_per_s = { fp16 = 1e14 }\n"
-                    "memory_bandwidth_bytes_per_s = 1e12\nmemory_capacity_bytes = 1e10\n"
-                    f"source = \"test\"\n{text}\n")
     with pytest.raises(CoreplanError, match=message):
-        load_devices(path)
+        load_devices(device_file(text + "\n"))
 
 
 # --------------------------------------------------------------------------- fit across devices

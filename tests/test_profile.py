@@ -119,13 +119,9 @@ BAD_PROFILES = [
 
 
 @pytest.mark.parametrize("body,message", BAD_PROFILES)
-def test_bad_profile_files_are_one_clear_error(tmp_path, body, message):
-    path = tmp_path / "d.toml"
-    path.write_text("[devices.x]\nsource = 'measured'\nmemory_bandwidth_bytes_per_s = 1e10\n"
-                    "memory_capacity_bytes = 1e9\npeak_flops_per_s = { fp32 = 1e11 }\n"
-                    "[devices.x.profile]\n" + body)
+def test_bad_profile_files_are_one_clear_error(device_file, body, message):
     with pytest.raises(CoreplanError) as err:
-        load_devices(path)
+        load_devices(device_file("[devices.x.profile]\n" + body))
     assert message in str(err.value) and "[devices.x].profile" in str(err.value)
 
 

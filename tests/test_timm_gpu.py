@@ -237,13 +237,15 @@ def test_a_timm_name_defaults_to_its_native_resolution(cli):
 
 
 # --------------------------------------------------------------------------- unfused attention
-def test_unfused_attention_is_two_batched_gemms_and_a_softmax_worked_by_hand():
-    from planners.roofline import config_rooflines
+def _vit_b16_ops(runtime: str, dtype: str = "fp16") -> dict:
+    """vit_base_patch16_224 at batch 2 on the RTX 3090: its roofline records by path."""
+    c = configure(get_model("vit_base_patch16_224"), 224, batch=2, dtype=dtype)
+    return {o.path: o for o in config_rooflines(c, get_device("rtx-3090"), runtime)}
 
+
+def test_unfused_attention_is_two_batched_gemms_and_a_softmax_worked_by_hand():
     # vit_base_patch16_224, batch 2, fp16: B*H = 24 heads of S = 197 tokens, d = 64, 12 layers
-    c = configure(get_model("vit_base_patch16_224"), 224, batch=2, dtype="fp16")
-    device = get_device("rtx-3090")
-    ops = {o.path: o for o in config_rooflines(c, device, "unfused")}
+    ops = _vit_b16_ops("unfused")
     assert "layer/attn/sdpa" not in ops
     qk, soft, av = (ops[f"layer/attn/sdpa/{k}"] for k in ("qk", "softmax", "av"))
     # scores 24 x 197^2 = 931,416 per layer; each GEMM 2 x 931,416 x 64 = 119,221,248 FLOPs
@@ -253,7 +255,7 @@ def test_unfused_attention_is_two_batched_gemms_and_a_softmax_worked_by_hand():
     assert qk.bytes == 12 * 2 * (2 * 24 * 197 * 64 + 931_416) == 36_878_400
     # softmax reads the scores and writes the probabilities
     assert soft.bytes == 12 * 2 * 2 * 931_416 == 44_707_968
-    fused = {o.path: o for o in config_rooflines(c, device, "eager")}["layer/attn/sdpa"]
+    fused = _vit_b16_ops("eager")["layer/attn/sdpa"]
     assert qk.flops + soft.flops + av.flops == fused.flops
     assert qk.launches == soft.launches == av.launches == 12
 
@@ -290,13 +292,8 @@ def test_plan_takes_the_native_resolution_and_says_when_there_is_none(cli):
 
 # --------------------------------------------------------------------------- autocast
 def test_autocast_traffic_worked_by_hand():
-    from planners.roofline import config_rooflines
-
     # vit_base_patch16_224, batch 2, fp16: S = 197 tokens, D = 768, 12 layers
-    c = configure(get_model("vit_base_patch16_224"), 224, batch=2, dtype="fp16")
-    device = get_device("rtx-3090")
-    plain = {o.path: o for o in config_rooflines(c, device, "eager")}
-    amp = {o.path: o for o in config_rooflines(c, device, "eager+amp")}
+    plain, amp = _vit_b16_ops("eager"), _vit_b16_ops("eager+amp")
     numel = 2 * 197 * 768  # 302,592 values of the residual stream
     # layer norm in fp32: reads and writes 4 B a value instead of 2
     assert amp["layer/norm1"].bytes == 2 * plain["layer/norm1"].bytes
@@ -310,18 +307,16 @@ def test_autocast_traffic_worked_by_hand():
     # the patch convolution 3 x 16 x 16 x 768 + 768 = 590,592: 85,608,192 values at 6 B,
     # one kernel per tensor (4 linears x 2 x 12 + 2)
     assert amp["weights/cast"].bytes == 6 * 85_608_192 and amp["weights/cast"].launches == 98
-    compiled = {o.path: o for o in config_rooflines(c, device, "compiled+amp")}
+    compiled = _vit_b16_ops("compiled+amp")
     assert compiled["weights/cast"].launches == 1
     assert not [p for p in compiled if p.endswith("/cast") and p != "weights/cast"]
     # autocast to fp32 casts nothing
-    c32 = configure(get_model("vit_base_patch16_224"), 224, batch=2, dtype="fp32")
-    assert config_rooflines(c32, device, "eager+amp") == config_rooflines(c32, device, "eager")
+    assert _vit_b16_ops("eager+amp", "fp32") == _vit_b16_ops("eager", "fp32")
+    device = get_device("rtx-3090")
     assert latency_s(tuple(amp.values()), device) > latency_s(tuple(plain.values()), device)
 
 
 def test_autocast_rope_writes_fp32_and_casts_back():
-    from planners.roofline import config_rooflines
-
     c = configure(get_model("vit_small_patch16_dinov3"), 256, batch=2, dtype="bf16")
     device = get_device("rtx-5090")
     plain = {o.path: o for o in config_rooflines(c, device, "eager")}["layer/attn/rope_q"]
