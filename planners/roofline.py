@@ -100,12 +100,18 @@ def peak_flops_per_s(device: DeviceSpec, op_class: str, dtype: str) -> float:
     return device.peak(dtype) * device.clock_scale()
 
 
+def _tiled(op: str, shape: dict, device: DeviceSpec):
+    """One launch's matmul FLOPs in whole tiles and waves on a GPU with a known SM count
+    (planners/gpu_shapes.py); None elsewhere, or for an op without a tiled matmul."""
+    if device.kind != "gpu" or not device.sm_count:
+        return None
+    return quantized_matmul_flops(op, shape, device.sm_count)
+
+
 def _work(op, device: DeviceSpec):
-    """FLOPs the device spends: on a GPU with a known SM count, the matmul part of a GEMM or
-    attention op rounded up to whole tiles and waves (planners/gpu_shapes.py)."""
-    if device.kind != "gpu" or not device.sm_count or op.op_class == "elementwise":
-        return op.full
-    quantized = quantized_matmul_flops(op.op, op.shape, device.sm_count)
+    """FLOPs the device spends: the op's, with the matmul part of a GEMM or attention op rounded
+    up to whole tiles and waves where the device has them."""
+    quantized = None if op.op_class == "elementwise" else _tiled(op.op, op.shape, device)
     if quantized is None:
         return op.full
     return op.full + op.launches * (quantized - matmul_flops(op.op, op.shape))
@@ -134,8 +140,9 @@ def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
     check_choice("runtime", runtime, RUNTIMES)
     runtime, amp = runtime.removesuffix(AMP), runtime.endswith(AMP)
     clock = device.clock_scale()
+    peaks = {c: peak_flops_per_s(device, c, dtype) for c in OP_CLASSES}
     ops = tuple(OpRoofline(op.path, op.op, op.op_class, op.full, op.bytes, op.launches,
-                           _work(op, device) / peak_flops_per_s(device, op.op_class, dtype),
+                           _work(op, device) / peaks[op.op_class],
                            op.bytes / device.memory_bandwidth_bytes_per_s, op.shape,
                            clock if op.op_class in MATRIX_CLASSES else 1.0)
                 for op in cost.ops)
@@ -200,8 +207,9 @@ def with_autocast(ops: tuple[OpRoofline, ...], device: DeviceSpec,
             moved = 1.5 * op.bytes  # read fp32, write 16 bits: 6 B a value to the norm's 2 + 2
             out.append(OpRoofline(op.path + "/cast", "cast", "elementwise", 0, moved, op.launches,
                                   0.0, moved / bw, {}))
-    params = sum(op.launches * _weights(op)[0] for op in ops)
-    tensors = sum(op.launches * _weights(op)[1] for op in ops)
+    weights = [(op.launches, *_weights(op)) for op in ops]
+    params = sum(n * count for n, count, _ in weights)
+    tensors = sum(n * count for n, _, count in weights)
     if tensors:  # listed first: they run before (eager: as) each matmul, never fused with it
         moved = 6 * params
         out.insert(0, OpRoofline("weights/cast", "cast", "elementwise", 0, moved,
@@ -229,21 +237,16 @@ def _as_unfused_attention(op: OpRoofline, device: DeviceSpec, dtype: str) -> tup
     soft_bytes = n * e * scores * (3 if sh.get("masked") else 2)
 
     def gemm(name, shape, nbytes):
-        flops = n * 2 * scores * d
-        work = n * _bmm_work(shape, 2 * scores * d, device)
-        return OpRoofline(f"{op.path}/{name}", "bmm", "gemm", flops, n * nbytes, n,
-                          work / gemm_peak, n * nbytes / bw, shape, device.clock_scale())
+        flops = 2 * scores * d  # per launch
+        tiled = _tiled("bmm", shape, device)
+        work = n * (flops if tiled is None else tiled)
+        return OpRoofline(f"{op.path}/{name}", "bmm", "gemm", n * flops, n * nbytes, n,
+                          work / gemm_peak, n * nbytes / bw, shape, op.clock)
 
     return (gemm("qk", dict(batch=bh, m=q, n=kv, k=d), e * (bh * q * d + bh * kv * d + scores)),
             OpRoofline(op.path + "/softmax", "softmax", "elementwise", soft_flops, soft_bytes, n,
                        soft_flops / vector_peak, soft_bytes / bw, {}),
             gemm("av", dict(batch=bh, m=q, n=d, k=kv), e * (scores + bh * kv * d + bh * q * d)))
-
-
-def _bmm_work(shape: dict, flops, device: DeviceSpec):
-    if device.kind != "gpu" or not device.sm_count:
-        return flops
-    return quantized_matmul_flops("bmm", shape, device.sm_count)
 
 
 def _as_eager_kernels(op: OpRoofline, device: DeviceSpec,
