@@ -11,7 +11,6 @@ from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFi
                           Runtime, app, check_format, ints, model_resolution, names, number,
                           square)
 from coreplan.app import NATIVE_HELP
-from coreplan.app import resolution as resolution_of
 from coreplan.output import emit
 from costmodel.errors import CoreplanError
 from costmodel.spec import get_model

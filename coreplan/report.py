@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 from datetime import date
-from pathlib import Path
 
 from coreplan import charts
 from coreplan.output import chosen_line, html_table, page_rows, plan_rows

@@ -178,7 +178,7 @@ def _policies(spec, policy, dev, side, dtype, cores, cores_allowed, max_batch, i
     if base is not None and base.is_core:
         raise CoreplanError(f"--versus takes a dense model; {base.name} is a core model")
     if policy == "dense" and base is None:
-        raise CoreplanError(f"--policy dense needs a dense baseline: give --versus")
+        raise CoreplanError("--policy dense needs a dense baseline: give --versus")
     if policy in ("dense", "all") and base is not None:
         chosen.append(Policy(f"dense {base.name}", "static", table(base)))
     return chosen

@@ -15,7 +15,7 @@ import numpy as np
 
 from costmodel.config import Config, check_cores, configure
 from costmodel.cost import evaluate
-from costmodel.errors import ArgumentError, CoreplanError
+from costmodel.errors import ArgumentError
 from costmodel.memory import inference_memory
 from costmodel.spec import ModelSpec, catalog
 from planners.devices import DeviceSpec

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 from costmodel.config import CORE_IMPLS, Config, configure
 from reference.machine import free_memory_bytes, machine_name

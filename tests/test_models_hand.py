@@ -86,7 +86,7 @@ def test_dinov2_giant_swiglu():
 
 
 def test_veca_large_masked_computes_all_scores():
-    N, C, D, F, L = 1024, 64, 1024, 2730, 24
+    N, C, D, L = 1024, 64, 1024, 24
     S = N + C
     split = totals("veca-large", 512, cores=64, impl="split")["flop"]
     masked = totals("veca-large", 512, cores=64, impl="masked")["flop"]
