@@ -221,32 +221,36 @@ def _as_unfused_attention(op: OpRoofline, device: DeviceSpec, dtype: str) -> tup
     """Attention as eager PyTorch runs it without a fused kernel: scores = q k^T (a batched GEMM
     writing B*H*q*kv scores), softmax (reads the scores, writes the probabilities; a mask adds one
     more read), out = probs v (a batched GEMM reading them). Two GEMMs at the matrix peak and one
-    memory-bound elementwise op, each launched once per layer. Derived by hand from the op's shape;
-    where a profile timed the fused op, that op is kept."""
+    memory-bound elementwise op, each launched once per layer, costed by the op registry's bmm and
+    softmax formulas; where a profile timed the fused op, that op is kept."""
     if op.op != "sdpa" or op.profiled_s(device) is not None:
         return (op,)
+    from costmodel.registry import op_cost
+
     sh, n = op.shape, op.launches
     bh, q, kv, d, e = (sh["batch"] * sh["heads"], sh["q_len"], sh["kv_len"], sh["head_dim"],
                        sh["elem_bytes"])
-    scores = bh * q * kv  # per launch
-    gemm_peak = peak_flops_per_s(device, "gemm", dtype)
-    vector_peak = peak_flops_per_s(device, "elementwise", dtype)
     bw = device.memory_bandwidth_bytes_per_s
-    # the full convention's pointwise work (scale, softmax, mask) is what is not matmul
-    soft_flops = op.flops - n * 4 * scores * d
-    soft_bytes = n * e * scores * (3 if sh.get("masked") else 2)
 
-    def gemm(name, shape, nbytes):
-        flops = 2 * scores * d  # per launch
+    def gemm(name, **shape):  # one of the two batched matmuls, as the op registry costs it
+        cost = op_cost("bmm", elem_bytes=e, **shape)
         tiled = _tiled("bmm", shape, device)
-        work = n * (flops if tiled is None else tiled)
-        return OpRoofline(f"{op.path}/{name}", "bmm", "gemm", n * flops, n * nbytes, n,
-                          work / gemm_peak, n * nbytes / bw, shape, op.clock)
+        work = n * (cost.full if tiled is None else tiled)
+        nbytes = n * (cost.bytes_read + cost.bytes_written)
+        return OpRoofline(f"{op.path}/{name}", "bmm", "gemm", n * cost.full, nbytes, n,
+                          work / peak_flops_per_s(device, "gemm", dtype), nbytes / bw, shape,
+                          op.clock)
 
-    return (gemm("qk", dict(batch=bh, m=q, n=kv, k=d), e * (bh * q * d + bh * kv * d + scores)),
-            OpRoofline(op.path + "/softmax", "softmax", "elementwise", soft_flops, soft_bytes, n,
-                       soft_flops / vector_peak, soft_bytes / bw, {}),
-            gemm("av", dict(batch=bh, m=q, n=d, k=kv), e * (scores + bh * kv * d + bh * q * d)))
+    qk = gemm("qk", batch=bh, m=q, k=d, n=kv)  # q (BH, q, d) @ k^T (BH, d, kv) -> scores
+    av = gemm("av", batch=bh, m=q, k=kv, n=d)  # probs (BH, q, kv) @ v (BH, kv, d) -> out
+    softmax = op_cost("softmax", numel=bh * q * kv, elem_bytes=e)
+    # the full convention's pointwise work (scale, softmax, mask) is what is not matmul
+    soft_flops = op.flops - qk.flops - av.flops
+    soft_bytes = n * (softmax.bytes_read + softmax.bytes_written
+                      + (e * bh * q * kv if sh.get("masked") else 0))  # a mask: one more read
+    return (qk, OpRoofline(op.path + "/softmax", "softmax", "elementwise", soft_flops, soft_bytes,
+                           n, soft_flops / peak_flops_per_s(device, "elementwise", dtype),
+                           soft_bytes / bw, {}), av)
 
 
 def _as_eager_kernels(op: OpRoofline, device: DeviceSpec,
