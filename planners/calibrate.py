@@ -163,7 +163,7 @@ def _prior(device: DeviceSpec) -> np.ndarray:
         return np.log([1.0] * len(OP_CLASSES) + [max(device.profile.dispatch_s, 1e-7)])
     defaults = catalog_defaults()
     return np.log([1.0 / defaults["efficiency"][c] for c in OP_CLASSES]
-                  + [defaults["kernel_launch_overhead_s"]])
+                  + [default_overhead(device.kind)])
 
 
 def tie_matrix(R: np.ndarray) -> np.ndarray:
