@@ -11,7 +11,8 @@ import typer
 
 from coreplan.app import ModelFile, app, ints, names, sides
 from coreplan.output import emit
-from costmodel.config import CORE_IMPLS, DTYPE_BYTES
+from costmodel.attention import impls as attention_impls
+from costmodel.config import DTYPE_BYTES
 from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import catalog, get_model
 
@@ -56,7 +57,7 @@ def validate(
                                                  else defaults["models"])]
     impl_list = names(impls, "--impls") if impls else list(defaults["impls"])
     for impl in impl_list:
-        check_choice("impl", impl, CORE_IMPLS)
+        check_choice("impl", impl, attention_impls("core"))
     dtypes = names(dtype, "--dtype") if dtype else list(defaults["dtypes"])
     for d in dtypes:
         check_choice("dtype", d, tuple(k for k in DTYPE_BYTES if k != "tf32"))
@@ -194,11 +195,15 @@ def profile(
         raise typer.Exit(130)
     from planners.devices import device_toml, write_device_file
 
+    busy = run.busy_note()
     write_device_file(out, device_toml(spec, comments=(
         f"Measured by `coreplan profile` in {run.seconds:.0f} s: {run.measured} op points, "
-        f"{run.skipped} skipped (over the per-call cap or the budget).",)), force=True)
+        f"{run.skipped} skipped (over the per-call cap or the budget).",
+        *([f"Warning: {busy}."] if busy else []))), force=True)
     print(f"wrote {out}: {run.measured} op points in {run.seconds:.0f} s "
           f"({run.skipped} skipped); use --device {name} --device-file {out}")
+    if busy:
+        print(f"coreplan: warning: {busy}", file=sys.stderr)
     if check:
         _print_check(check, spec)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from costmodel.attention import default_impl
 from costmodel.config import check_cores, configure
 from costmodel.cost import count, evaluate, symbolic_total
 from costmodel.dims import Dims, symbols
@@ -47,8 +48,8 @@ def crossover(core: ModelSpec, dense: ModelSpec, *, cores: int | None = None, sc
     """Closed form and integer crossover; batch cancels (both sides are linear in B)."""
     cores = check_cores(core, cores)
     n = symbols().patch_tokens
-    core_expr = _concrete(core, scope, convention, core_impl := "split", cores)
-    dense_expr = _concrete(dense, scope, convention, "dense", 0)
+    core_expr = _concrete(core, scope, convention, core_impl := default_impl("core"), cores)
+    dense_expr = _concrete(dense, scope, convention, default_impl("dense"), 0)
     real_n = sp.Symbol("N", positive=True)  # solve over the reals, then round up
     diff = sp.expand(core_expr - dense_expr).subs(n, real_n)
     roots = sorted(r for r in sp.solve(sp.Eq(diff, 0), real_n) if r.is_real and r > 0)
@@ -83,7 +84,7 @@ def _resolution_crossover(core: ModelSpec, dense: ModelSpec, cores: int, scope: 
 
 def formula(spec: ModelSpec, scope: str, convention: str = "flop", impl: str | None = None) -> sp.Expr:
     """A scope's total as a formula of B, N, C (core) or E (dense), D, H, F, L, P."""
-    impl = impl or ("split" if spec.is_core else "dense")
+    impl = impl or default_impl(spec.kind)
     expr = symbolic_total(spec, scope, convention, impl)
     return sp.factor_terms(sp.collect(expr, [symbols().batch, symbols().depth]))
 

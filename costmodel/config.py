@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from costmodel.attention import attention_impl, impls
 from costmodel.dims import Dims
 from costmodel.errors import ArgumentError, CoreplanError, check_choice
 from costmodel.spec import ModelSpec
@@ -94,18 +95,13 @@ def check_cores(spec: ModelSpec, cores: int | None) -> int:
     return cores
 
 
-CORE_IMPLS = ("split", "masked", "flex")
-DENSE_IMPLS = ("dense",)
-IMPLS = CORE_IMPLS + DENSE_IMPLS
-
-
 def check_impl(spec: ModelSpec, impl: str | None) -> str:
-    """Resolve the attention implementation for a model (default: split for core, dense for dense)."""
-    allowed = CORE_IMPLS if spec.is_core else DENSE_IMPLS
+    """Resolve the attention implementation for a model (default: the first registered for its
+    kind: split for core models, dense for dense ones; costmodel/attention.py)."""
+    allowed = impls(spec.kind)
     if impl is None:
         return allowed[0]
-    if impl not in IMPLS:
-        raise CoreplanError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
+    attention_impl(impl)  # an unknown name: one error listing every implementation
     if impl not in allowed:
         raise CoreplanError(f"impl {impl!r} does not apply to {spec.kind} model {spec.name!r}; "
                             f"choose one of {', '.join(allowed)}")

@@ -34,7 +34,8 @@ class OpTotal:
         flop, mac, full: the three counting conventions (costmodel.conventions).
         bytes: bytes read plus written.
         launches: how many times the op runs (its repeat at model scope, else 1).
-        shape: the formula's keyword arguments of one launch (for shape-aware consumers).
+        shape: the op's typed shape of one launch (for shape-aware consumers).
+        amp: the precisions it streams under autocast (costmodel.graph.OpNode), or None.
     """
 
     path: str
@@ -45,7 +46,8 @@ class OpTotal:
     full: object
     bytes: object
     launches: object
-    shape: dict
+    shape: object
+    amp: tuple | None = None
 
     def quantity(self, name: str):
         return getattr(self, name)
@@ -82,7 +84,7 @@ def evaluate(spec: ModelSpec, impl: str, dims: Dims, scope: str = "model") -> Gr
     for node, times in _in_scope(build_graph(spec, dims, impl), scope):
         c = node.cost()
         ops.append(OpTotal(node.path, node.op, node.op_class, times * c.flop, times * c.mac,
-                           times * c.full, times * c.bytes_moved, times, node.shape))
+                           times * c.full, times * c.bytes_moved, times, node.shape, node.amp))
     return GraphCost(spec, impl, scope, tuple(ops))
 
 

@@ -1,7 +1,8 @@
 """Layers and models composed from registry ops, keyed by slash paths (`layer/attn/qk`).
 
-A layer calls attention and MLP builders, attention calls the registered formulas: no cost is
-re-derived here. The same builder runs on Python ints (exact), numpy arrays (many configurations at
+A layer calls attention and MLP builders; the attention call is its implementation's nodes
+(costmodel/attention.py); every node is a registered op at a typed shape: no cost is re-derived
+here. The same builder runs on Python ints (exact), numpy arrays (many configurations at
 once) and sympy symbols (closed forms): see `costmodel.dims.Dims` and `costmodel.cost.evaluate`.
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import costmodel.ops  # noqa: F401  (registers the formulas)
-from costmodel.registry import REGISTRY, OpCost, op_cost
+from costmodel.attention import attention_impl
 from costmodel.dims import Dims
+from costmodel.registry import REGISTRY, OpCost, Shape
 from costmodel.spec import ModelSpec
 
 SCOPES = ("model", "layer", "attention", "attention-core")
@@ -21,22 +23,45 @@ _ATTN = _LAYER | {"attention"}
 _CORE = _ATTN | {"attention-core"}
 
 
+# Under torch.autocast with fp32 weights the residual stream is fp32 (promoted by the fp32
+# position table, cores or register tokens) while each block's branch comes out of a 16-bit
+# matmul; a node of a "promote" op says the precision of the tensors it streams: its reads, then
+# its write ("16": the autocast dtype). Broadcast parameters (LayerScale's gamma, the position
+# table) are fp32 and promote the result, and are not streamed.
+RESIDUAL_AMP = ("fp32", "16", "fp32")  # the fp32 stream plus the 16-bit branch, written fp32
+PROMOTED_AMP = ("16", "fp32")  # a 16-bit tensor with an fp32 parameter, written fp32
+
+
 @dataclass(frozen=True)
 class OpNode:
-    """One op in the graph: `repeat` copies in the whole model, one copy in the smaller scopes."""
+    """One op in the graph: `repeat` copies in the whole model, one copy in the smaller scopes.
+
+    `shape` is the op's typed shape record; `amp` the precisions of the tensors a "promote" op
+    streams under autocast (reads, then write), None where all are the autocast dtype."""
 
     path: str
     op: str
-    shape: dict = field(hash=False)
+    shape: Shape = field(hash=False)
     scopes: frozenset = frozenset({"model"})
     repeat: object = 1
+    amp: tuple | None = None
 
     def cost(self) -> OpCost:
-        return op_cost(self.op, **self.shape)
+        return REGISTRY[self.op].cost(self.shape)
 
     @property
     def op_class(self) -> str:
         return REGISTRY[self.op].op_class
+
+
+def node(path: str, op: str, shape: dict, scopes=frozenset({"model"}), repeat=1,
+         amp: tuple | None = None) -> OpNode:
+    """A graph node of registered op `op` at `shape` (its formula's keyword arguments)."""
+    record = REGISTRY[op]
+    if amp is not None and record.autocast != "promote":
+        raise ValueError(f"{path}: op {op!r} is not promoted under autocast; it takes no "
+                         f"precisions")
+    return OpNode(path, op, record.make_shape(**shape), scopes, repeat, amp)
 
 
 def build_graph(spec: ModelSpec, dims: Dims, impl: str) -> list[OpNode]:
@@ -45,11 +70,11 @@ def build_graph(spec: ModelSpec, dims: Dims, impl: str) -> list[OpNode]:
     nodes += _attention_block(spec, dims, impl)
     nodes += _mlp_block(spec, dims)
     tokens = dims.batch * dims.seq_len
-    nodes.append(OpNode("final_norm", "layer_norm",
-                        dict(numel=tokens * dims.embed_dim, affine=True, elem_bytes=dims.elem_bytes)))
+    nodes.append(node("final_norm", "layer_norm",
+                      dict(numel=tokens * dims.embed_dim, affine=True, elem_bytes=dims.elem_bytes)))
     if spec.output_head:
         # x (B*S, D) @ W_out^T (D, out) -> (B*S, out): the distillation head on every token
-        nodes.append(OpNode("output_head", "linear", dict(
+        nodes.append(node("output_head", "linear", dict(
             tokens=tokens, in_features=dims.embed_dim, out_features=spec.distill_output_dim,
             bias=True, elem_bytes=dims.elem_bytes)))
     return nodes
@@ -57,38 +82,39 @@ def build_graph(spec: ModelSpec, dims: Dims, impl: str) -> list[OpNode]:
 
 def _stem(spec: ModelSpec, d: Dims) -> list[OpNode]:
     W = d.elem_bytes
-    nodes = [OpNode("patch_embed", "conv2d", dict(
+    nodes = [node("patch_embed", "conv2d", dict(
         batch=d.batch, in_chans=spec.in_chans, out_chans=d.embed_dim, kernel=d.patch_size,
         out_pixels=d.patch_tokens, bias=True, elem_bytes=W))]
     if spec.pos_embed == "learned":
         rows = d.patch_tokens + spec.cls_tokens  # the table covers cls + patches; registers come after
-        nodes.append(OpNode("pos_embed/interp", "interp_bicubic", dict(
+        nodes.append(node("pos_embed/interp", "interp_bicubic", dict(
             out_numel=d.patch_tokens * d.embed_dim, in_numel=d.pos_table_rows * d.embed_dim,
             elem_bytes=W), repeat=d.interpolate))
-        nodes.append(OpNode("pos_embed/add", "add", dict(numel=d.batch * rows * d.embed_dim,
-                                                         other_numel=rows * d.embed_dim,
-                                                         elem_bytes=W)))
+        nodes.append(node("pos_embed/add", "add", dict(numel=d.batch * rows * d.embed_dim,
+                                                       other_numel=rows * d.embed_dim,
+                                                       elem_bytes=W), amp=PROMOTED_AMP))
     if spec.core_coord_head:
         coords = dict(numel=d.batch * d.core_tokens * 2, elem_bytes=W)
         # before layers 1..L-1: that layer's Linear(D, 2) on the C cores, times its gate, added
-        nodes += [OpNode("core_coords/head", "linear", dict(
+        nodes += [node("core_coords/head", "linear", dict(
                       tokens=d.batch * d.core_tokens, in_features=d.embed_dim, out_features=2,
                       bias=True, elem_bytes=W), repeat=d.depth - 1),
-                  OpNode("core_coords/gate", "mul", coords, repeat=d.depth - 1),
-                  OpNode("core_coords/update", "add", coords, repeat=d.depth - 1),
+                  node("core_coords/gate", "mul", coords, repeat=d.depth - 1),
+                  node("core_coords/update", "add", coords, repeat=d.depth - 1),
                   # tanh of the raw coordinates: once before layer 0, then after every update
-                  OpNode("core_coords/tanh", "tanh", coords, repeat=d.depth)]
+                  node("core_coords/tanh", "tanh", coords, repeat=d.depth)]
     if spec.pos_embed == "rope":
         # cos and sin tables over the rotated tokens: every layer for core models (the cores'
         # coordinates move), once per forward for dense models (fixed patch grid)
         rotated = d.batch * spec.rope_tokens(d.patch_tokens, d.core_tokens) * d.head_dim
-        nodes.append(OpNode("rope_tables", "rope_table", dict(numel=rotated, elem_bytes=W),
-                            repeat=d.depth if spec.is_core else 1))
+        nodes.append(node("rope_tables", "rope_table", dict(numel=rotated, elem_bytes=W),
+                          repeat=d.depth if spec.is_core else 1))
     return nodes
 
 
-def _layer(path: str, op: str, d: Dims, scopes=_LAYER, **shape) -> OpNode:
-    return OpNode(path, op, dict(shape, elem_bytes=d.elem_bytes), scopes, d.depth)
+def _layer(path: str, op: str, d: Dims, scopes=_LAYER, amp: tuple | None = None,
+           **shape) -> OpNode:
+    return node(path, op, dict(shape, elem_bytes=d.elem_bytes), scopes, d.depth, amp)
 
 
 def _attention_block(spec: ModelSpec, d: Dims, impl: str) -> list[OpNode]:
@@ -113,17 +139,9 @@ def _attention_block(spec: ModelSpec, d: Dims, impl: str) -> list[OpNode]:
 
 
 def _attention_core(d: Dims, impl: str) -> list[OpNode]:
-    common = dict(batch=d.batch, heads=d.num_heads, head_dim=d.head_dim)
-    C, N, S = d.core_tokens, d.patch_tokens, d.seq_len
-    if impl == "split":
-        return [_layer("layer/attn/sdpa_cores", "sdpa", d, _CORE, q_len=C, kv_len=S, **common),
-                _layer("layer/attn/sdpa_patches", "sdpa", d, _CORE, q_len=N, kv_len=C, **common)]
-    if impl == "masked":
-        return [_layer("layer/attn/sdpa_masked", "sdpa", d, _CORE, q_len=S, kv_len=S, masked=True,
-                       **common)]
-    if impl == "flex":
-        return [_layer("layer/attn/flex", "flex_attention", d, _CORE, seq_len=S, core_len=C, **common)]
-    return [_layer("layer/attn/sdpa", "sdpa", d, _CORE, q_len=S, kv_len=S, **common)]
+    """The attention call of one layer, as its implementation's record lists it."""
+    return [_layer(f"layer/attn/{leaf}", op, d, _CORE, **shape)
+            for leaf, op, shape in attention_impl(impl).nodes(d)]
 
 
 def _residual(block: str, spec: ModelSpec, d: Dims) -> list[OpNode]:
@@ -131,9 +149,9 @@ def _residual(block: str, spec: ModelSpec, d: Dims) -> list[OpNode]:
     nodes = []
     if spec.layer_scale:
         # x (B, S, D) * gamma (D,): gamma broadcast, read once
-        nodes.append(_layer(f"layer/{block}/layer_scale", "mul", d, numel=numel,
+        nodes.append(_layer(f"layer/{block}/layer_scale", "mul", d, amp=PROMOTED_AMP, numel=numel,
                             other_numel=d.embed_dim))
-    nodes.append(_layer(f"layer/{block}/residual", "add", d, numel=numel))
+    nodes.append(_layer(f"layer/{block}/residual", "add", d, amp=RESIDUAL_AMP, numel=numel))
     return nodes
 
 

@@ -8,8 +8,10 @@ Fx = B*S*F*W one MLP-hidden tensor. The live sets below are enumerated from the 
   current x, normalised h) plus the RoPE cos/sin tables (2*B*S_rope*d*W).
 - Attention: q, k, v (3X); RoPE on all tokens peaks while rotating k (k*cos, rotate_half(k),
   rotate_half(k)*sin: +3X); RoPE on patches only (DINOv3) also keeps the fused qkv (3X) and the cat
-  of the rotated q (X). SDPA stage: output X + logsumexp (fp32, B*H*S) and, for the masked impl, the
-  boolean mask (S^2 bytes) and the float mask SDPA derives from it (S^2 * W).
+  of the rotated q (X). SDPA stage: output X + logsumexp (fp32, B*H*S) and what the attention
+  implementation's record says its call keeps live (costmodel/attention.py; the masked impl: the
+  boolean mask, S^2 bytes, and the float mask SDPA derives from it, S^2 * W). What one layer keeps
+  for backward from the call is the record's too (the split impl keeps both calls' outputs).
   NB: fused CPU/CUDA SDPA writes its output in (B, S, H, d) order, so merging heads is a view.
 - MLP: SwiGLU keeps fc1's output (2 Fx), silu(u) (Fx) and the gated product (Fx); GELU keeps fc1's
   output and its activation (2 Fx).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from costmodel.attention import attention_impl
 from costmodel.config import Config
 from costmodel.params import parameter_count
 
@@ -42,8 +45,7 @@ def _units(c: Config) -> dict[str, int]:
     rope_tokens = s.rope_tokens(c.patch_tokens, c.core_tokens)
     return dict(X=B * S * D * W, Fx=B * S * F * W,
                 tables=2 * B * rope_tokens * s.head_dim * W,
-                lse=LOGSUMEXP_BYTES * B * s.num_heads * S,
-                mask=S * S * (1 + W) if c.impl == "masked" else 0)
+                lse=LOGSUMEXP_BYTES * B * s.num_heads * S)
 
 
 def inference_stages(c: Config) -> dict[str, int]:
@@ -62,7 +64,7 @@ def inference_stages(c: Config) -> dict[str, int]:
     return {
         "stem": stem,
         "attention/projections": base + 3 * X + rope,
-        "attention/sdpa": base + 3 * X + X + u["lse"] + u["mask"],
+        "attention/sdpa": base + 3 * X + X + u["lse"] + attention_impl(c.impl).live(c, u),
         "mlp": base + mlp,
         "final_norm": 2 * X,
         **({"output_head": X + c.batch * c.seq_len * s.distill_output_dim * c.elem_bytes}
@@ -94,9 +96,7 @@ def saved_per_layer(c: Config) -> dict[str, int]:
         terms["rope"] = (4 * X + 3 * u["tables"] // 2) if learned_positions else u["tables"]
     # rotating a suffix concatenates new q and k: both cat outputs are saved too
     terms["sdpa_inputs"] = 3 * X + (2 * X if s.pos_embed == "rope" and s.rope_start else 0)
-    terms["sdpa_outputs"] = (2 * X if c.impl == "split" else X) + u["lse"]
-    if c.impl == "masked":
-        terms["mask"] = u["mask"]  # boolean mask and the float mask derived from it
+    terms.update(attention_impl(c.impl).saved_terms(c, u))  # its outputs, masks, ...
     if s.layer_scale:
         terms["layer_scale"] = 2 * X
     terms["mlp_hidden"] = (4 if s.mlp == "swiglu" else 2) * u["Fx"]

@@ -1,18 +1,35 @@
-"""Parameter counts per slash path, derived from the ModelSpec (no torch)."""
+"""Parameter counts per slash path (no torch).
+
+The matrices and biases of the linear and conv layers are read off the model's graph (each op's
+registry record says what one launch reads: `weights`), so they follow the graph's structure
+(fused or separate q, k, v, their biases, the MLP, the core heads, the output head) without a
+second description of it. The model's other parameters (tokens, position tables, core
+coordinates and gates, norms, LayerScale) come from its spec.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from costmodel.registry import REGISTRY, Weights
 from costmodel.spec import ModelSpec
 
 
-def _linear(in_features: int, out_features: int, bias: bool) -> int:
-    return in_features * out_features + (out_features if bias else 0)
+@lru_cache(maxsize=256)
+def weighted_nodes(spec: ModelSpec) -> tuple[tuple[str, object, Weights], ...]:
+    """(path, repeat, weights of one copy) of every graph node that reads parameters."""
+    from costmodel.attention import default_impl
+    from costmodel.graph import build_graph
+
+    dims = spec.dims(batch=1, rows=1, cols=1, core_tokens=spec.max_cores, elem_bytes=1)
+    return tuple((n.path, n.repeat, REGISTRY[n.op].weights(n.shape))
+                 for n in build_graph(spec, dims, default_impl(spec.kind))
+                 if REGISTRY[n.op].weights is not None)
 
 
-def parameter_counts(spec: ModelSpec) -> dict[str, int]:
-    """Parameters by path, whole model (layers summed over depth)."""
-    D, F, L = spec.embed_dim, spec.mlp_hidden_dim, spec.depth
-    counts = {"patch_embed": _linear(spec.in_chans * spec.patch_size ** 2, D, True)}
+def _other_parameters(spec: ModelSpec) -> dict[str, int]:
+    D, L = spec.embed_dim, spec.depth
+    counts = {}
     if spec.cls_tokens:
         counts["cls_token"] = spec.cls_tokens * D
     if spec.register_tokens:
@@ -23,29 +40,29 @@ def parameter_counts(spec: ModelSpec) -> dict[str, int]:
         counts["core_tokens"] = spec.max_cores * D
         counts["core_coords"] = spec.max_cores * 2  # learned (y, x) of every core for RoPE
     if spec.core_coord_head:
-        # one Linear(D, 2) per layer after the first, and one scalar gate per such layer
-        counts["core_head"] = (L - 1) * _linear(D, 2, True)
-        counts["core_gate"] = L - 1
-    layer = {"layer/norm1": 2 * D, "layer/norm2": 2 * D, "layer/attn/out": _linear(D, D, True)}
-    if spec.fused_qkv:
-        # NB: DINOv3 keeps a 3D bias vector and masks its key third; the parameters still exist.
-        layer["layer/attn/qkv"] = _linear(D, 3 * D, spec.qkv_bias)
-    else:
-        for name in "qkv":
-            layer[f"layer/attn/{name}"] = _linear(
-                D, D, spec.qkv_bias and (spec.key_bias or name != "k"))
-    fc1_out = 2 * F if spec.mlp == "swiglu" else F
-    layer["layer/mlp/fc1"] = _linear(D, fc1_out, True)
-    layer["layer/mlp/fc2"] = _linear(F, D, True)
+        counts["core_gate"] = L - 1  # one scalar gate per layer after the first
+    layer = {"layer/norm1": 2 * D, "layer/norm2": 2 * D}
     if spec.layer_scale:
         layer["layer/attn/layer_scale"] = D
         layer["layer/mlp/layer_scale"] = D
     counts.update({path: L * n for path, n in layer.items()})
     counts["final_norm"] = 2 * D
-    if spec.output_head:
-        counts["output_head"] = _linear(D, spec.distill_output_dim, True)
     return counts
 
 
+def parameter_counts(spec: ModelSpec) -> dict[str, int]:
+    """Parameters by path, whole model (layers summed over depth)."""
+    counts = {path: int(repeat * w.parameters) for path, repeat, w in weighted_nodes(spec)}
+    counts.update(_other_parameters(spec))
+    return counts
+
+
+@lru_cache(maxsize=256)
 def parameter_count(spec: ModelSpec) -> int:
     return sum(parameter_counts(spec).values())
+
+
+def largest_weight_matrix(spec: ModelSpec) -> int:
+    """Elements of the model's largest linear or conv weight matrix (the qkv projection or the
+    MLP's first matrix in the catalog's models)."""
+    return max(int(w.matrix) for _, _, w in weighted_nodes(spec))

@@ -1,10 +1,10 @@
 """Training FLOPs (forward + backward), per step and expected under nested-budget sampling.
 
-Backward rules, as torch FlopCounterMode counts them (`flop` convention):
-- linear and core head: 2x forward (gradient of the input and of the weight);
-- patch-embedding conv: 1x forward (the image needs no gradient: weight gradient only);
-- SDPA: flash-style backward = registry `sdpa_backward` (5 bmm, 2.5x forward); math backend 2x;
-- flex: as flash (NB: FlexAttention's backward is not counted by any counter).
+Each op's backward rule is its registry record's (`OpDef.gradient_flop`), as torch
+FlopCounterMode counts it (`flop` convention): 2x forward by default (the input's and the
+weight's gradient: linear, bmm, the core heads); the patch-embedding conv 1x (the image needs no
+gradient); SDPA flash-style = the `sdpa_backward` formula (5 bmm, 2.5x forward), the math backend
+2x; flex as flash (NB: FlexAttention's backward is not counted by any counter).
 """
 
 from __future__ import annotations
@@ -13,25 +13,14 @@ from dataclasses import replace
 
 from costmodel.config import Config
 from costmodel.cost import OpTotal, config_cost
-from costmodel.registry import op_cost
+from costmodel.registry import REGISTRY
 from costmodel.spec import ModelSpec
 
 BACKWARDS = ("flash", "math")
 
 
 def _backward(op: OpTotal, attention_backward: str) -> int:
-    forward = op.flop
-    if op.op == "conv2d":
-        return forward
-    if op.op in ("sdpa", "flex_attention"):
-        if attention_backward == "math":
-            return 2 * forward
-        if op.op == "flex_attention":
-            return 5 * forward // 2
-        shape = {k: op.shape[k] for k in ("batch", "heads", "q_len", "kv_len", "head_dim",
-                                          "elem_bytes")}
-        return op.launches * op_cost("sdpa_backward", **shape).flop
-    return 2 * forward
+    return REGISTRY[op.op].gradient_flop(op.flop, op.shape, op.launches, attention_backward)
 
 
 def training_flops(c: Config, attention_backward: str = "flash",

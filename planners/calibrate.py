@@ -30,7 +30,8 @@ from costmodel.config import configure
 from costmodel.errors import CoreplanError
 from costmodel.measurements import Measurement, latest, read_measurements
 from costmodel.spec import get_model
-from planners.devices import MAX_EFFICIENCY, OP_CLASSES, DeviceSpec, catalog_defaults
+from costmodel.registry import OP_CLASSES
+from planners.devices import MAX_EFFICIENCY, DeviceSpec, catalog_defaults
 from planners.roofline import ClassTerms, config_rooflines
 
 RIDGE = 1e-3

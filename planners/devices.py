@@ -9,12 +9,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from costmodel.errors import CoreplanError, lookup, read_text
+from costmodel.registry import MATRIX_CLASSES, OP_CLASSES
 from planners.footprint import FootprintModel, model_from_table
 from planners.profile import Profile, profile_from_table
 
 CATALOG_PATH = Path(__file__).with_name("devices.toml")
-OP_CLASSES = ("gemm", "attention", "elementwise")
-MATRIX_CLASSES = ("gemm", "attention")  # run on the matrix units (tensor cores)
 PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "int8")
 
 

@@ -62,11 +62,11 @@ class Footprint:
 
 
 def largest_weight_matrix_bytes(c: Config) -> int:
-    """Bytes of the largest linear weight of the model (the qkv or the MLP's first matrix)."""
-    s = c.spec
-    D, F = s.embed_dim, s.mlp_hidden_dim
-    fc1 = D * (2 * F if s.mlp == "swiglu" else F)
-    return max(fc1, F * D, D * 3 * D if s.fused_qkv else D * D) * c.elem_bytes
+    """Bytes of the model's largest weight matrix (costmodel.params: the qkv or the MLP's first
+    matrix in the catalog's models)."""
+    from costmodel.params import largest_weight_matrix
+
+    return largest_weight_matrix(c.spec) * c.elem_bytes
 
 
 def footprint(c: Config, model: FootprintModel, framework: str = "torch") -> Footprint:

@@ -1,5 +1,7 @@
-"""Shape-aware work on a GPU: tile and wave quantization of matmul-class ops, and fusion under
-torch.compile (torch-free).
+"""Shape-aware work on a GPU: tile and wave quantization of matmul-class ops (torch-free).
+
+Which layout an op has and its dimensions come from its registry record (`matmul`: a `Matmul`
+of layout "gemm" or "flash"); this module only knows how tiled matrix units run each layout.
 
 A tensor-core GEMM kernel computes its (M, N) output in TILE x TILE tiles, each over the full K,
 and runs them in waves of one tile per SM: a wave that is not full still takes a whole wave's time.
@@ -19,6 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import costmodel.ops  # noqa: F401  (registers the formulas)
+from costmodel.registry import REGISTRY, as_shape
+
 TILE = 128
 
 
@@ -26,40 +31,31 @@ def _ceil(a, b):
     return -(-np.asarray(a) // b)
 
 
-def gemm_dims(op: str, shape: dict):
-    """(batches, M, N, K) of a matmul-class op, or None for other ops."""
-    if op == "linear":
-        return 1, shape["tokens"], shape["out_features"], shape["in_features"]
-    if op == "bmm":
-        return shape["batch"], shape["m"], shape["n"], shape["k"]
-    if op == "conv2d":
-        depth = shape["in_chans"] * shape["kernel"] * shape["kernel"]
-        return 1, shape["batch"] * shape["out_pixels"], shape["out_chans"], depth
-    return None
+def matmul_of(op: str, shape):
+    """The op's matrix layout (`costmodel.registry.Matmul`) from its registry record, or None
+    for ops without one. `shape`: the op's typed shape, or a dict of (at least) the dimensions
+    its layout reads."""
+    record = REGISTRY.get(op)
+    if record is None or record.matmul is None:
+        return None
+    return record.matmul(as_shape(shape))
 
 
-def quantized_matmul_flops(op: str, shape: dict, sms: int):
+def quantized_matmul_flops(op: str, shape, sms: int):
     """The matmul FLOPs (2 per multiply-add) the device spends on one launch, tiles and waves
     rounded up; None for ops without a tiled matmul."""
-    dims = gemm_dims(op, shape)
-    if dims is not None:
-        batches, m, n, k = dims
-        tiles = batches * _ceil(m, TILE) * _ceil(n, TILE)
-        return _ceil(tiles, sms) * sms * 2 * TILE * TILE * k
-    if op == "sdpa":
-        tiles = shape["batch"] * shape["heads"] * _ceil(shape["q_len"], TILE)
-        kv = _ceil(shape["kv_len"], TILE) * TILE
-        return _ceil(tiles, sms) * sms * 4 * TILE * kv * shape["head_dim"]
-    return None
+    mm = matmul_of(op, shape)
+    if mm is None:
+        return None
+    if mm.layout == "flash":
+        tiles = mm.batches * _ceil(mm.m, TILE)
+        kv = _ceil(mm.n, TILE) * TILE
+        return _ceil(tiles, sms) * sms * 4 * TILE * kv * mm.k
+    tiles = mm.batches * _ceil(mm.m, TILE) * _ceil(mm.n, TILE)
+    return _ceil(tiles, sms) * sms * 2 * TILE * TILE * mm.k
 
 
-def matmul_flops(op: str, shape: dict):
+def matmul_flops(op: str, shape):
     """The same op's matmul FLOPs without rounding (for the share of `full` that is matmul)."""
-    dims = gemm_dims(op, shape)
-    if dims is not None:
-        batches, m, n, k = dims
-        return 2 * batches * m * n * k
-    if op == "sdpa":
-        return 4 * shape["batch"] * shape["heads"] * shape["q_len"] * shape["kv_len"] * \
-            shape["head_dim"]
-    return None
+    record = REGISTRY.get(op)
+    return None if record is None else record.matmul_flops(shape)

@@ -8,9 +8,11 @@ mask and which side is short). `coreplan profile` measures them on the machine a
 Prediction for one op of the cost graph: find its curve (the same key, else the nearest key in log
 space, numeric parts only), interpolate log(throughput) piecewise-linearly in log(work), clamped at
 the curve's ends (beyond the largest measured size the throughput is taken as flat), and divide the
-op's work by it; times its launches. Work is the op's `flop` count for matmul-class ops and its
-element count for elementwise ops. An op kind the profile does not hold is left to the roofline.
-Everything broadcasts over numpy arrays of shapes.
+op's work by it; times its launches. An op's curve key and work come from its registry record
+(`profile_key`, `profile_work`: the `flop` count for matmul-class ops, the element count for
+elementwise ops; attention picks its curve by which side is short, `profile_seconds`). An op kind
+the profile does not hold is left to the roofline. Everything broadcasts over numpy arrays of
+shapes.
 """
 
 from __future__ import annotations
@@ -21,11 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from costmodel.errors import CoreplanError
-
-# op kind -> how a graph op's shape becomes (curve key, work per launch)
-ELEMENTWISE_KINDS = ("layer_norm", "gelu", "silu", "mul", "add", "rope", "rope_table", "tanh",
-                     "softmax")
-SHORT = 64  # an attention side of at most this many tokens is "short" (the split layout's cores)
+import costmodel.ops  # noqa: F401  (registers the formulas)
+from costmodel.registry import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -70,11 +69,13 @@ class Profile:
     curves: dict[str, tuple[Curve, ...]] = field(default_factory=dict)
     source: str = ""
 
-    def seconds(self, op: str, shape: dict, launches):
-        """Predicted seconds of `launches` launches of graph op `op` at `shape`, or None when the
-        profile does not hold this op kind."""
-        route = _ROUTES.get(op)
-        per_launch = route(self, shape) if route is not None else None
+    def seconds(self, op: str, shape, launches):
+        """Predicted seconds of `launches` launches of graph op `op` at `shape` (its typed shape),
+        or None when the profile does not hold this op kind."""
+        record = REGISTRY.get(op)
+        if record is None or op not in self.curves:
+            return None
+        per_launch = record.profiled_seconds(lambda key, work: self._time(op, key, work), shape)
         return None if per_launch is None else per_launch * launches
 
     def _curve(self, kind: str, key: tuple) -> Curve | None:
@@ -101,45 +102,6 @@ def _categorical(key: tuple) -> tuple:
 def _distance(a: tuple, b: tuple) -> float:
     nums = [(x, y) for x, y in zip(a, b) if isinstance(x, (int, float)) and not isinstance(x, bool)]
     return sum((math.log(max(x, 1)) - math.log(max(y, 1))) ** 2 for x, y in nums)
-
-
-# --------------------------------------------------------------------------- routes: graph op -> curve
-def _linear(p: Profile, s: dict):
-    work = 2 * s["tokens"] * s["in_features"] * s["out_features"]
-    return p._time("linear", (s["in_features"], s["out_features"]), work)
-
-
-def _conv(p: Profile, s: dict):
-    depth = s["in_chans"] * s["kernel"] * s["kernel"]
-    work = 2 * s["batch"] * s["out_pixels"] * s["out_chans"] * depth
-    return p._time("conv2d", (depth, s["out_chans"]), work)
-
-
-def _sdpa(p: Profile, s: dict):
-    """Three regimes, chosen per element: few queries (the cores' call), few keys (the patches'
-    call), and the rest (square-ish: dense and masked attention)."""
-    q, kv, d, masked = s["q_len"], s["kv_len"], s["head_dim"], bool(s.get("masked", False))
-    work = 4 * s["batch"] * s["heads"] * q * kv * d
-    regimes = {
-        "few_queries": p._time("sdpa", ("few_queries", d, masked), work),
-        "few_keys": p._time("sdpa", ("few_keys", d, masked), work),
-        "square": p._time("sdpa", ("square", d, masked), work),
-    }
-    if any(v is None for v in regimes.values()):
-        return None
-    q, kv = np.asarray(q), np.asarray(kv)
-    return np.where(q <= SHORT, np.where(kv <= SHORT, regimes["square"], regimes["few_queries"]),
-                    np.where(kv <= SHORT, regimes["few_keys"], regimes["square"]))
-
-
-def _elementwise(kind: str):
-    def route(p: Profile, s: dict):
-        return p._time(kind, (kind,), s["numel"])
-    return route
-
-
-_ROUTES = {"linear": _linear, "conv2d": _conv, "sdpa": _sdpa,
-           **{k: _elementwise(k) for k in ELEMENTWISE_KINDS}}
 
 
 # --------------------------------------------------------------------------- TOML form

@@ -25,7 +25,8 @@ import numpy as np
 from costmodel.config import Config
 from costmodel.cost import GraphCost, config_cost
 from costmodel.errors import check_choice
-from planners.devices import MATRIX_CLASSES, OP_CLASSES, DeviceSpec
+from costmodel.registry import MATRIX_CLASSES, OP_CLASSES, REGISTRY
+from planners.devices import DeviceSpec
 from planners.gpu_shapes import matmul_flops, quantized_matmul_flops
 
 # eager: PyTorch op by op with fused SDPA (torch >= 2.0); compiled: torch.compile; unfused: eager
@@ -50,9 +51,11 @@ class OpRoofline:
         launches: executions of the op.
         compute_s: flops at the peak that applies to its class and dtype.
         memory_s: bytes at the device's memory bandwidth.
-        shape: the op's shape per launch (what a profile is looked up with).
+        shape: the op's typed shape per launch (what a profile is looked up with); None for the
+            kernels the roofline adds (casts, fused chains), which have no registry record.
         clock: the share of the boost clock its compute_s assumes (DeviceSpec.clock_scale for
             matrix ops on a power-limited GPU, else 1).
+        amp: the precisions it streams under autocast (costmodel.graph.OpNode), or None.
     """
 
     path: str
@@ -63,8 +66,9 @@ class OpRoofline:
     launches: object
     compute_s: object
     memory_s: object
-    shape: dict
+    shape: object
     clock: float = 1.0
+    amp: tuple | None = None
 
     @property
     def roofline_s(self):
@@ -117,26 +121,13 @@ def _work(op, device: DeviceSpec):
     return op.full + op.launches * (quantized - matmul_flops(op.op, op.shape))
 
 
-# An op the graph counts as one fused formula that eager PyTorch runs as several kernels:
-# op -> (kernels, traffic as a multiple of the fused op's). RoPE, x * cos + rotate_half(x) * sin
-# with rotate_half(x) = cat(-x2, x1): neg (reads and writes half of x: 1 x-sized unit of
-# traffic), cat (2), mul (2), mul (2), add (3) = 5 kernels and 10 units, against 2 (read x, write
-# the result) for the fused op. NB: the cos and sin tables are shared by batch and heads and not
-# counted; timm's interleaved form (neg, stack, mul, mul, add) is the same count.
-EAGER_KERNELS = {"rope": (5, 5.0)}
-# Under autocast the cos and sin tables are fp32, so the products and their sum are written in
-# fp32 and cast back to 16 bits for attention: neg (1 unit), cat (2), mul (read 1, write 2: 3),
-# mul (3), add (read 4, write 2: 6), cast (read 2, write 1: 3) = 6 kernels and 18 units, 9 x the
-# fused op's 2.
-AUTOCAST_EAGER_KERNELS = {"rope": (6, 9.0)}
-
-
 def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
                  runtime: str = "eager") -> tuple[OpRoofline, ...]:
     """The roofline record of every op of an evaluated graph (model scope). Under the eager
-    runtime an op of EAGER_KERNELS is charged its kernels (where no profile measured it: a
-    profile times the eager op itself); under the compiled runtime, chains of adjacent
-    elementwise ops become one fused kernel each."""
+    runtime an op whose record lists eager kernels is charged them (where no profile measured
+    it: a profile times the eager op itself); under the compiled runtime, chains of adjacent
+    elementwise ops become one fused kernel each; under the unfused runtime an op with an unfused
+    decomposition (attention) runs as its parts."""
     check_choice("runtime", runtime, RUNTIMES)
     runtime, amp = runtime.removesuffix(AMP), runtime.endswith(AMP)
     clock = device.clock_scale()
@@ -144,134 +135,136 @@ def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
     ops = tuple(OpRoofline(op.path, op.op, op.op_class, op.full, op.bytes, op.launches,
                            _work(op, device) / peaks[op.op_class],
                            op.bytes / device.memory_bandwidth_bytes_per_s, op.shape,
-                           clock if op.op_class in MATRIX_CLASSES else 1.0)
+                           clock if op.op_class in MATRIX_CLASSES else 1.0, op.amp)
                 for op in cost.ops)
-    if amp and dtype in ("fp16", "bf16"):  # NB: autocast to fp32 casts nothing
+    amp16 = amp and dtype in ("fp16", "bf16")  # NB: autocast to fp32 casts nothing
+    if amp16:
         ops = with_autocast(ops, device, compiled=runtime == "compiled")
     if runtime == "compiled":
         return fuse_elementwise(ops)
-    kernels = AUTOCAST_EAGER_KERNELS if amp and dtype in ("fp16", "bf16") else EAGER_KERNELS
-    eager = tuple(_as_eager_kernels(op, device, kernels) for op in ops)
+    eager = tuple(_as_eager_kernels(op, device, amp16) for op in ops)
     if runtime == "unfused":
-        return tuple(k for op in eager for k in _as_unfused_attention(op, device, dtype))
+        return tuple(k for op in eager for k in _as_unfused(op, device, dtype))
     return eager
 
 
-# Autocast with fp32 weights: layer norms run in fp32, and the residual stream becomes fp32 (the
-# position table, an fp32 parameter, promotes it), while matmuls run in 16 bits. Bytes relative to
-# the graph's all-16-bit count, per op (derived by hand; eager, compiled):
-#   layer norm: reads and writes fp32, x2; compiled fuses the cast of its output: reads fp32 and
-#       writes 16 bits, x1.5
-#   residual add: reads the fp32 stream and a 16-bit branch, writes fp32: (4+2+4)/(2+2+2) = 5/3
-#   LayerScale: a 16-bit branch times the fp32 gamma, written fp32: (2+4)/(2+2) = 1.5
-#   position-table add: 16-bit patches plus the fp32 table, written fp32: (2+4)/(2+2) = 1.5
-# Eager also casts each layer norm's output to 16 bits before the linear it feeds (reads 4 B,
-# writes 2 B per element; one kernel), and every forward casts each linear's (and the patch
-# convolution's) fp32 weight and bias to 16 bits (6 B per parameter; a kernel per tensor eager,
-# fused into one compiled).
-AUTOCAST_TRAFFIC = {"layer_norm": (2.0, 1.5), "/residual": (5 / 3, 5 / 3),
-                    "/layer_scale": (1.5, 1.5), "pos_embed/add": (1.5, 1.5)}
+# Autocast with fp32 weights: ops of autocast class "fp32" (layer norms) read and write fp32 (a
+# compiled graph fuses the cast of their output: they write 16 bits), a "promote" op writes the
+# widest type it reads (its graph node names the precisions it streams: the fp32 residual stream,
+# and the results promoted by an fp32 parameter), and matmuls run in 16 bits. An op's bytes scale
+# by the mean bytes of the tensors it streams over the graph's 2 (derived by hand, eager and
+# compiled): layer norm (4+4)/(2+2) = 2 and (4+2)/(2+2) = 1.5; residual add (4+2+4)/(2+2+2) = 5/3;
+# LayerScale and the position-table add (2+4)/(2+2) = 1.5. Eager also casts each fp32 op's output
+# to 16 bits before the matmul it feeds (reads 4 B, writes 2 B per element: 1.5 x the op's 16-bit
+# bytes; one kernel), and every forward casts each 16-bit op's fp32 weights and biases (6 B per
+# parameter; a kernel per tensor eager, fused into one compiled).
+AMP_BYTES = {"fp32": 4, "16": 2}
+CAST_TRAFFIC = (AMP_BYTES["fp32"] + AMP_BYTES["16"]) / (2 * AMP_BYTES["16"])
 
 
 def _autocast_factor(op: OpRoofline, compiled: bool) -> float:
-    for key, factors in AUTOCAST_TRAFFIC.items():
-        if op.op == key or op.path.endswith(key):
-            return factors[compiled]
-    return 1.0
+    record = REGISTRY.get(op.op)
+    streams = op.amp
+    if record is not None and record.autocast == "fp32":
+        streams = ("fp32", "16" if compiled else "fp32")
+    if streams is None:
+        return 1.0
+    return sum(AMP_BYTES[p] for p in streams) / (AMP_BYTES["16"] * len(streams))
 
 
-def _weights(op: OpRoofline):
-    """(parameters, tensors) of one launch of a matmul op's fp32 weights; (0, 0) for other ops."""
-    sh = op.shape
-    if op.op == "linear":
-        bias = bool(sh.get("bias"))
-        return sh["in_features"] * sh["out_features"] + (sh["out_features"] if bias else 0), \
-            1 + bias
-    if op.op == "conv2d":
-        return sh["in_chans"] * sh["kernel"] ** 2 * sh["out_chans"] + sh["out_chans"], 2
-    return 0, 0
+def _autocast(op: OpRoofline) -> str:
+    record = REGISTRY.get(op.op)
+    return "keep" if record is None else record.autocast
+
+
+def _cast_weights(ops: tuple[OpRoofline, ...]):
+    """(parameters, tensors) the 16-bit ops read as fp32 weights, over their launches."""
+    params = tensors = 0
+    for op in ops:
+        record = REGISTRY.get(op.op)
+        if record is not None and record.weights is not None and record.autocast == "lower":
+            w = record.weights(op.shape)
+            params += op.launches * w.parameters
+            tensors += op.launches * w.tensors
+    return params, tensors
 
 
 def with_autocast(ops: tuple[OpRoofline, ...], device: DeviceSpec,
                   compiled: bool) -> tuple[OpRoofline, ...]:
-    """The ops as autocast runs them (AUTOCAST_TRAFFIC): fp32 traffic on the residual stream, the
-    casts of layer-norm outputs (eager) and of the weights, each forward."""
+    """The ops as autocast runs them (see AMP_BYTES): fp32 traffic on the residual stream, the
+    casts of fp32 ops' outputs (eager) and of the weights, each forward."""
     bw = device.memory_bandwidth_bytes_per_s
     out: list[OpRoofline] = []
     for i, op in enumerate(ops):
-        factor = _autocast_factor(op, compiled) if op.op_class == "elementwise" else 1.0
+        factor = _autocast_factor(op, compiled)
         out.append(op if factor == 1.0 else replace(op, bytes=op.bytes * factor,
                                                      memory_s=op.memory_s * factor))
-        feeds_matmul = i + 1 < len(ops) and ops[i + 1].op in ("linear", "conv2d")
-        if op.op == "layer_norm" and feeds_matmul and not compiled:
-            moved = 1.5 * op.bytes  # read fp32, write 16 bits: 6 B a value to the norm's 2 + 2
+        feeds_matmul = i + 1 < len(ops) and _autocast(ops[i + 1]) == "lower"
+        if _autocast(op) == "fp32" and feeds_matmul and not compiled:
+            moved = CAST_TRAFFIC * op.bytes
             out.append(OpRoofline(op.path + "/cast", "cast", "elementwise", 0, moved, op.launches,
-                                  0.0, moved / bw, {}))
-    weights = [(op.launches, *_weights(op)) for op in ops]
-    params = sum(n * count for n, count, _ in weights)
-    tensors = sum(n * count for n, _, count in weights)
+                                  0.0, moved / bw, None))
+    params, tensors = _cast_weights(ops)
     if tensors:  # listed first: they run before (eager: as) each matmul, never fused with it
         moved = 6 * params
         out.insert(0, OpRoofline("weights/cast", "cast", "elementwise", 0, moved,
-                                 1 if compiled else tensors, 0.0, moved / bw, {}))
+                                 1 if compiled else tensors, 0.0, moved / bw, None))
     return tuple(out)
 
 
-def _as_unfused_attention(op: OpRoofline, device: DeviceSpec, dtype: str) -> tuple:
-    """Attention as eager PyTorch runs it without a fused kernel: scores = q k^T (a batched GEMM
-    writing B*H*q*kv scores), softmax (reads the scores, writes the probabilities; a mask adds one
-    more read), out = probs v (a batched GEMM reading them). Two GEMMs at the matrix peak and one
-    memory-bound elementwise op, each launched once per layer, costed by the op registry's bmm and
-    softmax formulas; where a profile timed the fused op, that op is kept."""
-    if op.op != "sdpa" or op.profiled_s(device) is not None:
+def _as_unfused(op: OpRoofline, device: DeviceSpec, dtype: str) -> tuple:
+    """An op as eager PyTorch runs it without a fused kernel: the parts its record's `unfused`
+    lists (attention: a batched GEMM writing the scores, softmax, a batched GEMM reading them),
+    each costed by its own registry formula and launched as often as the op; where a profile
+    timed the fused op, that op is kept."""
+    record = REGISTRY.get(op.op)
+    if record is None or record.unfused is None or op.profiled_s(device) is not None:
         return (op,)
-    from costmodel.registry import op_cost
-
-    sh, n = op.shape, op.launches
-    bh, q, kv, d, e = (sh["batch"] * sh["heads"], sh["q_len"], sh["kv_len"], sh["head_dim"],
-                       sh["elem_bytes"])
-    bw = device.memory_bandwidth_bytes_per_s
-
-    def gemm(name, **shape):  # one of the two batched matmuls, as the op registry costs it
-        cost = op_cost("bmm", elem_bytes=e, **shape)
-        tiled = _tiled("bmm", shape, device)
-        work = n * (cost.full if tiled is None else tiled)
+    n, bw = op.launches, device.memory_bandwidth_bytes_per_s
+    parts = record.unfused(op.shape)
+    made: dict[int, OpRoofline] = {}
+    for index, part in sorted(enumerate(parts), key=lambda p: p[1].remainder):
+        own = REGISTRY[part.op]
+        shape = own.make_shape(**part.shape)
+        cost = part.cost or own.cost(shape)
         nbytes = n * (cost.bytes_read + cost.bytes_written)
-        return OpRoofline(f"{op.path}/{name}", "bmm", "gemm", n * cost.full, nbytes, n,
-                          work / peak_flops_per_s(device, "gemm", dtype), nbytes / bw, shape,
-                          op.clock)
+        if part.remainder:  # the whole op's arithmetic less its other parts'
+            flops = op.flops
+            for other in made.values():
+                flops = flops - other.flops
+            work = flops
+        else:
+            tiled = None if own.op_class == "elementwise" else _tiled(part.op, shape, device)
+            flops, work = n * cost.full, n * (cost.full if tiled is None else tiled)
+        made[index] = OpRoofline(f"{op.path}/{part.suffix}", part.op, own.op_class, flops, nbytes,
+                                 n, work / peak_flops_per_s(device, own.op_class, dtype),
+                                 nbytes / bw, shape,
+                                 op.clock if own.op_class in MATRIX_CLASSES else 1.0)
+    return tuple(made[i] for i in range(len(parts)))
 
-    qk = gemm("qk", batch=bh, m=q, k=d, n=kv)  # q (BH, q, d) @ k^T (BH, d, kv) -> scores
-    av = gemm("av", batch=bh, m=q, k=kv, n=d)  # probs (BH, q, kv) @ v (BH, kv, d) -> out
-    softmax = op_cost("softmax", numel=bh * q * kv, elem_bytes=e)
-    # the full convention's pointwise work (scale, softmax, mask) is what is not matmul
-    soft_flops = op.flops - qk.flops - av.flops
-    soft_bytes = n * (softmax.bytes_read + softmax.bytes_written
-                      + (e * bh * q * kv if sh.get("masked") else 0))  # a mask: one more read
-    return (qk, OpRoofline(op.path + "/softmax", "softmax", "elementwise", soft_flops, soft_bytes,
-                           n, soft_flops / peak_flops_per_s(device, "elementwise", dtype),
-                           soft_bytes / bw, {}), av)
 
-
-def _as_eager_kernels(op: OpRoofline, device: DeviceSpec,
-                      table: dict = EAGER_KERNELS) -> OpRoofline:
-    if op.op not in table or op.profiled_s(device) is not None:
+def _as_eager_kernels(op: OpRoofline, device: DeviceSpec, amp16: bool) -> OpRoofline:
+    """An op the graph counts as one fused formula, as the eager kernels its record lists."""
+    record = REGISTRY.get(op.op)
+    kernels = None if record is None else (record.eager_amp if amp16 else record.eager)
+    if kernels is None or op.profiled_s(device) is not None:
         return op
-    kernels, traffic = table[op.op]
-    return replace(op, bytes=op.bytes * traffic, memory_s=op.memory_s * traffic,
-                   launches=op.launches * kernels)
+    return replace(op, bytes=op.bytes * kernels.traffic, memory_s=op.memory_s * kernels.traffic,
+                   launches=op.launches * kernels.kernels)
 
 
-# Ops that run side by side on different tensors (RoPE on q and on k): fused, each still reads
-# and writes its own tensor, so their traffic adds.
-PARALLEL_OPS = ("rope",)
+def _parallel(op: OpRoofline) -> bool:
+    """Fused with its neighbours, the op still moves its own tensor (RoPE on q and on k)."""
+    record = REGISTRY.get(op.op)
+    return record is not None and record.parallel
 
 
 def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:
     """torch.compile's view of the graph: each run of adjacent elementwise ops (same launches)
-    is one kernel: one launch, its members' arithmetic, and the traffic of its largest member.
-    NB: the tensors between fused ops stay in registers; a chain still reads its inputs and
-    writes its outputs, which the largest member's traffic approximates from below."""
+    is one kernel: one launch, its members' arithmetic, and the traffic of its largest member
+    (ops that run side by side on different tensors, `parallel` in their record: their traffic
+    adds). NB: the tensors between fused ops stay in registers; a chain still reads its inputs
+    and writes its outputs, which the largest member's traffic approximates from below."""
     out: list[OpRoofline] = []
     chain: list[OpRoofline] = []
 
@@ -280,15 +273,15 @@ def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:
             out.append(chain[0])
         elif chain:
             # the largest member per configuration (over arrays, each element on its own)
-            parallel = [o for o in chain if o.op in PARALLEL_OPS]
-            serial = [o for o in chain if o.op not in PARALLEL_OPS]
+            parallel = [o for o in chain if _parallel(o)]
+            serial = [o for o in chain if not _parallel(o)]
             nbytes = sum((o.bytes for o in parallel), 0) + (
                 functools.reduce(np.maximum, (o.bytes for o in serial)) if serial else 0)
             memory = sum((o.memory_s for o in parallel), 0) + (
                 functools.reduce(np.maximum, (o.memory_s for o in serial)) if serial else 0)
             out.append(OpRoofline("+".join(o.path for o in chain), "fused", "elementwise",
                                   sum(o.flops for o in chain), nbytes, chain[0].launches,
-                                  sum(o.compute_s for o in chain), memory, {}))
+                                  sum(o.compute_s for o in chain), memory, None))
         chain.clear()
 
     for op in ops:

@@ -7,7 +7,6 @@ copy. Counting needs no compute: models and inputs live on the meta device (shap
 
 from __future__ import annotations
 
-import math
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,38 +14,12 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
+import costmodel.ops  # noqa: F401  (registers the formulas)
 from costmodel.config import Config
 from costmodel.registry import REGISTRY
 from reference.models import build_model, forward_kwargs
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "tf32": torch.float32}
-
-
-def _sdpa_shape(query, key, value) -> dict:
-    batch, heads, q_len, head_dim = query
-    if tuple(value)[-1] != head_dim:
-        raise ValueError("coreplan's SDPA formula assumes d_qk == d_v")
-    return dict(batch=batch, heads=heads, q_len=q_len, kv_len=key[2], head_dim=head_dim, elem_bytes=1)
-
-
-def _numel(shapes) -> int:
-    return math.prod(shapes[0]) if shapes and shapes[0] is not None else 0
-
-
-# op -> (inputs' shapes, outputs' shapes) -> formula keyword arguments. Adapters only unpack shapes.
-_UNPACK = {
-    "sdpa": lambda ins, outs: _sdpa_shape(*ins[:3]),
-    "sdpa_backward": lambda ins, outs: _sdpa_shape(*ins[1:4]),
-    "interp_bicubic": lambda ins, outs: dict(out_numel=_numel(outs), in_numel=_numel(ins),
-                                             elem_bytes=1),
-    "layer_norm": lambda ins, outs: dict(numel=_numel(outs), affine=True, elem_bytes=1),
-}
-
-
-def _unpack(op: str, ins, outs) -> dict:
-    if op in _UNPACK:
-        return _UNPACK[op](ins, outs)
-    return dict(numel=_numel(outs), elem_bytes=1)  # pointwise ops
 
 
 # --------------------------------------------------------------------------- fvcore
@@ -58,7 +31,8 @@ def fvcore_handles(supported: set[str]) -> dict:
         def handle(inputs, outputs) -> int:
             ins = [get_shape(i) for i in inputs]
             outs = [get_shape(o) for o in outputs]
-            return int(REGISTRY[op_name].formula(**_unpack(op_name, ins, outs)).mac)
+            record = REGISTRY[op_name]
+            return int(record.formula(**record.counter_shape(ins, outs)).mac)
         return handle
 
     return {aten: handle_for(op.name) for op in REGISTRY.values() for aten in op.aten_ops
@@ -106,12 +80,15 @@ class _KwargsWrapper(torch.nn.Module):
 
 # --------------------------------------------------------------------------- FlopCounterMode
 def flop_counter_mapping() -> dict:
-    """FlopCounterMode custom_mapping for registry framework ops torch does not count itself."""
+    """FlopCounterMode custom_mapping for the registry's framework ops torch does not count
+    itself: attention ops, and matrix ops whose record says how to read a counter's shapes
+    (`unpack`); elementwise ops count 0 in the flop convention either way."""
     mapping = {}
     for op in REGISTRY.values():
+        wanted = op.op_class == "attention" or (op.op_class == "gemm" and op.unpack is not None)
         for aten in op.aten_ops:
             packet = getattr(torch.ops.aten, aten.removeprefix("aten::"), None)
-            if packet is None or packet in flop_registry or op.op_class != "attention":
+            if packet is None or packet in flop_registry or not wanted:
                 continue
             mapping[packet] = _mapping_for(op.name)
     return mapping
@@ -120,7 +97,8 @@ def flop_counter_mapping() -> dict:
 def _mapping_for(op_name: str):
     def count(*shapes, out_shape=None, **_) -> int:
         ins = [s for s in shapes if isinstance(s, torch.Size)]
-        return int(REGISTRY[op_name].formula(**_unpack(op_name, ins, [out_shape])).flop)
+        record = REGISTRY[op_name]
+        return int(record.formula(**record.counter_shape(ins, [out_shape])).flop)
     return count
 
 

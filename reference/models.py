@@ -204,7 +204,8 @@ class CoreEncoder(nn.Module):
     are used, so outputs do not depend on core parameters beyond C.
     """
 
-    def __init__(self, spec: ModelSpec, *, impl: str = "split", compile_flex: bool = False) -> None:
+    def __init__(self, spec: ModelSpec, *, impl: str | None = None,
+                 compile_flex: bool = False) -> None:
         super().__init__()
         if not spec.is_core:
             raise ValueError(f"{spec.name} is a dense model: use DenseEncoder")
@@ -270,7 +271,7 @@ def hf_model(name: str) -> nn.Module:
 def build_model(spec: ModelSpec, *, impl: str | None = None, compile_flex: bool = False) -> nn.Module:
     """The encoder for a spec (impl applies to core models)."""
     if spec.is_core:
-        return CoreEncoder(spec, impl=impl or "split", compile_flex=compile_flex)
+        return CoreEncoder(spec, impl=impl, compile_flex=compile_flex)
     return DenseEncoder(spec)
 
 

@@ -8,26 +8,34 @@ What is measured (each point: warm-up, then the median of repeated timed calls):
   mask built as the reference kernel builds it) over sequence lengths; the split layout's two calls:
   few queries (the C cores over [cores; patches]) and few keys (the N patches over the C cores),
   written into the output as the reference kernel writes them;
-- elementwise ops (layer norm, GELU, SiLU, mul, add, 2D RoPE) over a ladder of sizes;
+- every pointwise op whose registry record says how PyTorch runs it alone (`torch_op`:
+  layer norm, GELU, SiLU, mul, add, tanh, 2D RoPE and its tables) over a ladder of sizes;
 - the dispatch cost of a trivial op.
-Points are taken in order of how much of a ViT's time they explain, each within a cap on one call's
-time, until the time budget is spent; what did not fit is reported.
+Each point's curve key and work are its op's (the registry record's `profile_key` and
+`profile_work`, as a prediction looks them up). Points are taken in order of how much of a ViT's
+time they explain, each within a cap on one call's time, until the time budget is spent; what
+did not fit is reported. Points are timed with reference.timing (the one timer) and the machine
+probe is sampled every few points: a point whose latest probe ran slow was timed on a busy
+machine, and the run says how many were.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 
+import costmodel.ops  # noqa: F401  (registers the formulas)
+from costmodel.measurements import BUSY_PROBE_RATIO
+from costmodel.registry import REGISTRY, resolve
 from costmodel.spec import catalog
-from planners.profile import ELEMENTWISE_KINDS, Curve, Profile
+from planners.profile import Curve, Profile
 from reference.attention import core_periphery_mask
 from reference.counting import DTYPES
-from reference.models import apply_rope, rope_tables
 
 TOKENS = (32, 128, 512, 2048, 8192, 32768)
 SEQUENCES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -35,6 +43,7 @@ SHORT_SIDES = (8, 16, 32, 64)
 LONG_SIDES = (64, 256, 1024, 4096)
 NUMELS = (10_000, 40_000, 160_000, 640_000, 2_560_000, 10_240_000, 40_960_000)
 REFERENCE_HEADS = 12  # batch x heads of the attention points (a base model at batch 1)
+PROBE_EVERY = 4  # points between samples of the machine probe (~10 ms a sample on a CPU)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,20 @@ def catalog_shapes():
     return sorted(linear), sorted(conv), sorted(heads)
 
 
+def _bytes(dtype) -> int:
+    """Bytes per element of a torch dtype (a point's work does not depend on it)."""
+    return getattr(dtype, "itemsize", 4)
+
+
+def _point(op: str, make, key=None, **shape) -> Point:
+    """A point of op `op` at `shape` (its formula's arguments): the op's own profile key (unless
+    given) and work."""
+    record = REGISTRY[op]
+    typed = record.make_shape(**shape)
+    return Point(op, record.profile_key(typed) if key is None else key,
+                 float(record.profile_work(typed)), make)
+
+
 def _linear_points(pairs, device, dtype):
     for k, n in pairs:
         for m in TOKENS:
@@ -67,7 +90,8 @@ def _linear_points(pairs, device, dtype):
                 w = torch.randn(n, k, device=device, dtype=dtype)
                 b = torch.randn(n, device=device, dtype=dtype)
                 return lambda: F.linear(x, w, b)  # x (m,k) @ w^T (k,n) -> (m,n)
-            yield Point("linear", (k, n), 2.0 * m * k * n, make)
+            yield _point("linear", make, tokens=m, in_features=k, out_features=n, bias=True,
+                         elem_bytes=_bytes(dtype))
 
 
 def _conv_points(pairs, device, dtype):
@@ -80,7 +104,8 @@ def _conv_points(pairs, device, dtype):
                 conv = torch.nn.Conv2d(chans, out, patch, patch).to(device=device, dtype=dtype)
                 x = torch.randn(1, chans, side * patch, side * patch, device=device, dtype=dtype)
                 return lambda: conv(x)
-            yield Point("conv2d", (depth, out), 2.0 * side * side * out * depth, make)
+            yield _point("conv2d", make, batch=1, in_chans=chans, out_chans=out, kernel=patch,
+                         out_pixels=side * side, bias=True, elem_bytes=_bytes(dtype))
 
 
 def _qkv(heads, q_len, kv_len, d, device, dtype):
@@ -100,13 +125,21 @@ def _sdpa_points(head_dims, device, dtype):
                     cores = min(64, s // 2)  # the mask is built per call, as the kernel does
                     return lambda: F.scaled_dot_product_attention(
                         q, k, v, attn_mask=core_periphery_mask(s, cores, q.device))
-                yield Point("sdpa", ("square", d, masked), 4.0 * h * s * s * d, make)
+                yield _attention_point(("square", d, masked), make, h, s, s, d, dtype, masked)
         for c in SHORT_SIDES:
             for n in LONG_SIDES:
-                yield Point("sdpa", ("few_queries", d, False), 4.0 * h * c * (c + n) * d,
-                            _split_half(h, c, n, d, device, dtype, cores_half=True))
-                yield Point("sdpa", ("few_keys", d, False), 4.0 * h * n * c * d,
-                            _split_half(h, c, n, d, device, dtype, cores_half=False))
+                yield _attention_point(("few_queries", d, False),
+                                       _split_half(h, c, n, d, device, dtype, cores_half=True),
+                                       h, c, c + n, d, dtype)
+                yield _attention_point(("few_keys", d, False),
+                                       _split_half(h, c, n, d, device, dtype, cores_half=False),
+                                       h, n, c, d, dtype)
+
+
+def _attention_point(key, make, heads, q_len, kv_len, head_dim, dtype, masked=False) -> Point:
+    """An SDPA point; its curve (which side is short) is the one its measurement stands for."""
+    return _point("sdpa", make, key=key, batch=1, heads=heads, q_len=q_len, kv_len=kv_len,
+                  head_dim=head_dim, elem_bytes=_bytes(dtype), masked=masked)
 
 
 def _split_half(h, c, n, d, device, dtype, cores_half: bool):
@@ -128,49 +161,20 @@ def _split_half(h, c, n, d, device, dtype, cores_half: bool):
     return make
 
 
-COLD_BYTES = 64 * 2**20  # elementwise inputs rotate through this much memory: beyond the caches
-
-
-def _rotating(make_inputs, count: int, call):
-    """A no-argument callable that runs `call` on the next of `count` input sets in turn, so each
-    call reads memory the previous calls did not leave in cache (a model's activations are not
-    reused call after call either)."""
-    sets = [make_inputs() for _ in range(count)]
-    state = {"next": 0}
-
-    def run():
-        inputs = sets[state["next"]]
-        state["next"] = (state["next"] + 1) % count
-        return call(*inputs)
-    return run
-
-
 def _elementwise_points(device, dtype, width: int = 384):
-    ops = {"gelu": lambda a, b: F.gelu(a), "silu": lambda a, b: F.silu(a),
-           "mul": lambda a, b: a * b, "add": lambda a, b: a + b, "tanh": lambda a, b: torch.tanh(a)}
-    for numel in NUMELS:
-        rows = max(1, numel // width)
-        for kind in ELEMENTWISE_KINDS:
-            if kind == "softmax":
-                continue
+    """Every pointwise op that says how PyTorch runs it alone, over a ladder of sizes."""
+    for record in REGISTRY.values():
+        if record.torch_op is None or record.profile_key is None:
+            continue
+        maker = resolve(record.torch_op)
+        for numel in NUMELS:
+            rows = max(1, numel // width)
+            shape = SimpleNamespace(numel=rows * width)
 
-            def make(kind=kind, rows=rows):
-                copies = max(1, min(256, COLD_BYTES // (2 * rows * width * 4)))
-                pair = lambda: (torch.randn(rows, width, device=device, dtype=dtype),  # noqa: E731
-                                torch.randn(rows, width, device=device, dtype=dtype))
-                a, b = pair()
-                if kind == "layer_norm":
-                    norm = torch.nn.LayerNorm(width).to(device=device, dtype=dtype)
-                    return _rotating(pair, copies, lambda x, _: norm(x))
-                if kind == "rope_table":  # the tables as the models build them: S = numel / 64
-                    coords = torch.randn(1, rows * width // 64, 2, device=device, dtype=dtype)
-                    return lambda: rope_tables(coords, 64)
-                if kind == "rope":  # (B, H, S, d) with d = 64 and cos/sin (B, 1, S, d)
-                    x = a.view(1, width // 64, rows, 64)
-                    cos, sin = b[:, :64].reshape(1, 1, rows, 64), b[:, 64:128].reshape(1, 1, rows, 64)
-                    return lambda: apply_rope(x, cos, sin)
-                return _rotating(pair, copies, ops[kind])
-            yield Point(kind, (kind,), float(rows * width), make)
+            def make(maker=maker, rows=rows):
+                return maker(rows, width, device, dtype)
+            yield Point(record.name, record.profile_key(shape), float(record.profile_work(shape)),
+                        make)
 
 
 def all_points(device: str, dtype) -> list[Point]:
@@ -194,19 +198,13 @@ def _sync(device: str) -> None:
 
 
 def time_point(fn, device: str, min_time_s: float, repeats: int) -> float:
-    """Median seconds of one call after a warm-up call."""
-    fn()
-    _sync(device)
-    times = []
-    while len(times) < repeats or sum(times) < min_time_s:
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-        if len(times) >= 200:
-            break
-    return statistics.median(times)
+    """One call's median seconds (reference.timing.time_call: one warm-up call, then at least
+    `repeats` calls and `min_time_s` of them, at most 200)."""
+    from reference.timing import time_call
+
+    timing = time_call(fn, min_run_time_s=min_time_s, min_repeats=repeats, warmup=1,
+                       device=device, max_repeats=200)
+    return timing.median_ms / 1e3
 
 
 def dispatch_seconds(device: str, dtype) -> float:
@@ -231,6 +229,16 @@ class ProfileRun:
     seconds: float
     peak_flops_per_s: float  # fastest linear throughput seen
     bandwidth_bytes_per_s: float  # an add of 16M elements, far beyond the caches (3 tensors moved)
+    busy: int = 0  # points whose machine probe ran slower than BUSY_PROBE_RATIO x its quiet time
+    probe_ratio_max: float | None = None  # the slowest probe seen, relative to its quiet time
+
+    def busy_note(self) -> str | None:
+        """What to say when points were timed on a busy machine, or None."""
+        if not self.busy:
+            return None
+        return (f"{self.busy} of {self.measured} op points were timed on a busy machine (probe up "
+                f"to {self.probe_ratio_max:.2f}x its quiet time, limit {BUSY_PROBE_RATIO:.2f}); "
+                f"measure again on a quiet machine")
 
 
 def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
@@ -244,32 +252,43 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
     start = time.perf_counter()
     measured: dict[tuple, list[tuple[float, float]]] = {}
     fastest: dict[str, float] = {}  # work per second seen so far, per kind
-    skipped = 0
+    skipped, ratios = 0, []
     points = all_points(device, torch_dtype)
     try:
         with torch.no_grad():
+            from reference.timing import Probe
+
             dispatch = dispatch_seconds(device, torch_dtype)
             bandwidth = bandwidth_bytes_per_s(device, torch_dtype)
+            probe = Probe(device)
+            probe.settle()
+            ratio = 1.0
             for index, point in enumerate(points):
                 if on_point:
                     on_point(index, len(points), point)
                 if time.perf_counter() - start > budget_s:
                     skipped += len(points) - index
                     break
+                if index % PROBE_EVERY == 0:  # the machine probe, beside the points it covers
+                    ratio = probe.sample() / probe.quiet_s
                 expected = point.work / fastest[point.kind] if point.kind in fastest else 0.0
                 seconds = None if expected > 2 * max_call_s else _measure(point, device, max_call_s)
                 if seconds is None:
                     skipped += 1
                     continue
+                ratios.append(ratio)
                 fastest[point.kind] = max(fastest.get(point.kind, 0.0), point.work / seconds)
                 measured.setdefault((point.kind, point.key), []).append((point.work, seconds))
     finally:
         torch.set_num_threads(previous)
-    return _result(measured, skipped, dispatch, bandwidth, dtype, threads or previous, source,
-                   time.perf_counter() - start)
+    run = _result(measured, skipped, dispatch, bandwidth, dtype, threads or previous, source,
+                  time.perf_counter() - start)
+    return replace(run, busy=sum(r > BUSY_PROBE_RATIO for r in ratios),
+                   probe_ratio_max=max(ratios, default=None))
 
 
 def _measure(point: Point, device: str, max_call_s: float) -> float | None:
+    """Median seconds of one point, or None when one call is far too slow for the budget."""
     fn = point.make()
     _sync(device)
     first = time.perf_counter()

@@ -10,14 +10,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-from costmodel.config import CORE_IMPLS, Config, configure
+from costmodel.attention import attention_impl, impls
+from costmodel.config import Config, configure
 from reference.machine import free_memory_bytes, machine_name
 from reference.timing import BUSY_DISPERSION, BUSY_PROBE_RATIO
 from costmodel.measurements import Measurement, MeasurementWriter
 from costmodel.spec import ModelSpec
 
 QUICK = dict(models=("veca-small", "dinov2-small", "dinov2-small-reg", "dinov3-small"),
-             resolutions=(64,), cores=(8, 64), impls=CORE_IMPLS, batches=(1, 2), dtypes=("fp32",))
+             resolutions=(64,), cores=(8, 64), impls=impls("core"), batches=(1, 2),
+             dtypes=("fp32",))
 FULL = dict(models=None, resolutions=(256, 512, 1024), cores=(8, 64), impls=("split", "masked"),
             batches=(1, 4), dtypes=("fp32",))  # models None: the whole catalog
 
@@ -47,14 +49,16 @@ class Case:
         return f"{self.spec.name} {self.resolution}px{cores} {self.impl} B={self.batch} {self.dtype}"
 
 
-def plan_cases(specs, resolutions, cores, impls, batches, dtypes, device) -> list[Case]:
-    """The sweep's cases: dense models take impl `dense` and no cores; each resolution is rounded
-    down to the model's patch multiple (224 stays 224 at patch 14, 256 becomes 252)."""
+def plan_cases(specs, resolutions, cores, impl_names, batches, dtypes, device) -> list[Case]:
+    """The sweep's cases: dense models take their default impl (`dense`) and no cores; each
+    resolution is rounded down to the model's patch multiple (224 stays 224 at patch 14, 256
+    becomes 252)."""
     cases = []
     for spec in specs:
         res_list = sorted({spec.round_resolution(r) for r in resolutions})
         for res in res_list:
-            pairs = [(c, i) for c in cores for i in impls] if spec.is_core else [(0, "dense")]
+            pairs = ([(c, i) for c in cores for i in impl_names] if spec.is_core
+                     else [(0, i) for i in impls("dense")[:1]])
             for core_tokens, impl in pairs:
                 for batch in batches:
                     for dtype in dtypes:
@@ -142,13 +146,15 @@ def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str
     model = model.to(device=case.device, dtype=DTYPES[c.dtype]).eval()
     images = make_inputs(c, case.device)
     kwargs = forward_kwargs(c.spec, c.core_tokens)
-    if c.impl == "flex" and not options.compile_flex:
-        notes.append("flex eager: unfused, materializes the scores (use --compile-flex)")
+    impl = attention_impl(c.impl)
+    if impl.uncompiled_note and not options.compile_flex:
+        notes.append(impl.uncompiled_note)
     if case.device == "cuda":
         mem = measure_forward_cuda(model, images, **kwargs)
-    elif c.impl == "flex":  # NB: a TorchDispatchMode cannot enter the flex_attention operator
+    elif not impl.tracked:
         mem = MemoryMeasurement(weights_bytes(model), None)
-        notes.append("CPU live-tensor tracker cannot see inside flex_attention: memory not measured")
+        notes.append(f"CPU live-tensor tracker cannot see inside the {c.impl} kernel: memory not "
+                     f"measured")
     else:
         mem = measure_forward_cpu(model, images, **kwargs)
     row["mem_weights_bytes"] = mem.weights_bytes
