@@ -86,12 +86,21 @@ def flop_counter_mapping() -> dict:
     mapping = {}
     for op in REGISTRY.values():
         wanted = op.op_class == "attention" or (op.op_class == "gemm" and op.unpack is not None)
-        for aten in op.aten_ops:
-            packet = getattr(torch.ops.aten, aten.removeprefix("aten::"), None)
+        for name in op.aten_ops:
+            packet = _packet(name)
             if packet is None or packet in flop_registry or not wanted:
                 continue
             mapping[packet] = _mapping_for(op.name)
     return mapping
+
+
+def _packet(name: str):
+    """The torch op packet of a framework op name: aten::bmm, or a custom op's ns::name."""
+    namespace, _, op = name.partition("::")
+    try:
+        return getattr(getattr(torch.ops, namespace), op)
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def _mapping_for(op_name: str):
