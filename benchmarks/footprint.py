@@ -43,7 +43,7 @@ def measure_all(out: Path) -> None:
     writer = MeasurementWriter(out, resume=out.exists())
     done = writer.done
     try:
-        from planners.footprint import FIT
+        from planners.footprint_fit import FIT
 
         for which, rows in (("fit", FIT), ("held out", HELD_OUT)):
             for source, model, side, batch, cores in rows:
@@ -112,6 +112,33 @@ def timm_fallbacks(directory: Path) -> str:
     return "\n".join(lines)
 
 
+def report(path: Path) -> str:
+    """The terms fitted on the FIT rows (planners.footprint_fit), then every held-out row's
+    error, as text."""
+    from planners.footprint_fit import held_out
+
+    model, fitted, rows = held_out(path)
+    mb = lambda terms: ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in terms.items())  # noqa: E731
+    lines = [f"fitted on {fitted} rows: baseline {mb(model.baseline_bytes)}; weights x "
+             f"{model.weights_factor:.3f}; build {mb(model.build_bytes)}; activations x "
+             f"{model.activation_factor:.3f}; packing x {model.pack_factor:.3f}; workspace "
+             f"{model.workspace_bytes / 1e6:.1f} MB",
+             f"{'source':10s} {'configuration':36s} {'measured MB':>11s} {'predicted MB':>12s} "
+             f"{'tensors MB':>10s} {'error':>7s}"]
+    for r in rows:
+        label = f"{r.label['model']} {r.label['resolution']}px B={r.label['batch']}" + (
+            f" C={r.label['cores']}" if r.label["cores"] else "")
+        lines.append(f"{r.label['source']:10s} {label:36s} {r.measured_bytes / 1e6:11.1f} "
+                     f"{r.predicted_bytes / 1e6:12.1f} {r.tensor_bytes / 1e6:10.1f} "
+                     f"{r.error:+7.1%}")
+    errors = [abs(r.error) for r in rows]
+    within = sum(e <= 0.10 for e in errors)
+    lines.append(f"held-out rows: {len(errors)}; within ±10%: {within} "
+                 f"({within / len(errors):.0%}); MAPE {sum(errors) / len(errors):.1%}; max "
+                 f"|error| {max(errors):.1%}")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path)
@@ -121,8 +148,6 @@ def main() -> int:
     if args.out:
         measure_all(args.out)
     if args.report:
-        from planners.footprint import report
-
         print(report(args.report))
     if args.timm:
         print(timm_fallbacks(args.timm))

@@ -28,7 +28,7 @@ FLAGS = {
     "max_resolution": "--max-resolution", "max_batch": "--max-batch", "min_time": "--min-time",
     "threads": "--threads", "force": "--force", "teacher": "--teacher",
     "distill_output_dim": "--output-dim", "devices": "--devices", "rate": "--rate",
-    "duration_s": "--duration-s", "slo_ms": "--slo-ms", "seed": "--seed",
+    "duration_s": "--duration-s", "slo_ms": "--slo-ms", "seed": "--seed", "name": "--name",
 }
 
 

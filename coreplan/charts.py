@@ -83,17 +83,15 @@ def crossover_chart(df: pd.DataFrame) -> alt.Chart:
 
 
 # --------------------------------------------------------------------------- validation
-def validation_frame(measurements: str | Path, device: DeviceSpec) -> pd.DataFrame:
+def validation_frame(measurements: str | Path, device: DeviceSpec,
+                     model_file=None) -> pd.DataFrame:
     """Measured vs predicted (time from the device's roofline, memory from costmodel) per CSV row."""
     from costmodel.measurements import read_measurements
-    from costmodel.spec import get_model
     from planners.roofline import config_rooflines, latency_s
 
     rows = []
     for m in (r for r in read_measurements(measurements) if r.timed):
-        spec = get_model(m.model)
-        c = configure(spec, m.resolution, cores=m.core_tokens or None, batch=m.batch, impl=m.impl,
-                      dtype=m.dtype)
+        c = m.config(model_file)
         label = dict(model=m.model, impl=m.impl, resolution=m.resolution, cores=m.core_tokens,
                      batch=m.batch)
         rows.append({**label, "quantity": "time (ms)", "measured": m.time_s * 1e3,

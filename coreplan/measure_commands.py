@@ -160,6 +160,7 @@ def profile(
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     footprint: bool = typer.Option(True, "--footprint/--no-footprint",
                                    help="Also measure the process footprint terms (CPU, ~30 s)."),
+    model_file: Optional[str] = ModelFile(),
 ) -> None:
     """Measure this machine op by op and write a device file that plan and simulate use.
 
@@ -167,11 +168,9 @@ def profile(
     """
     from pathlib import Path
 
-    import re
+    from planners.devices import check_device_name
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise CoreplanError(f"--name {name!r}: use letters, digits, '-', '_' or '.' (it becomes "
-                            f"--device NAME)")
+    check_device_name(name)
     check_choice("device", device, ("cpu", "cuda"))
     check_choice("dtype", dtype, tuple(k for k in DTYPE_BYTES if k != "tf32"))
     if not (math.isfinite(budget_s) and 1 <= budget_s <= 3600):
@@ -184,12 +183,16 @@ def profile(
         raise CoreplanError(f"--out {out}: directory {Path(out).parent} does not exist")
     try:
         _check_device(device)
+        from reference.profile import profiled_device
+
         run = _profile_with_progress(device, dtype, threads, budget_s)
-        spec = _profiled_device(name, device, dtype, run)
+        spec = profiled_device(name, device, run)
         if footprint and device == "cpu":
             import dataclasses
 
-            spec = dataclasses.replace(spec, footprint=_measure_footprint(threads))
+            from reference.footprint import measure_terms
+
+            spec = dataclasses.replace(spec, footprint=measure_terms(threads))
     except KeyboardInterrupt:  # at any point before the file is written: nothing is written
         print("coreplan: interrupted; no device file written", file=sys.stderr)
         raise typer.Exit(130)
@@ -205,7 +208,7 @@ def profile(
     if busy:
         print(f"coreplan: warning: {busy}", file=sys.stderr)
     if check:
-        _print_check(check, spec)
+        _print_check(check, spec, model_file)
 
 
 def _profile_with_progress(device, dtype, threads, budget_s):
@@ -228,53 +231,9 @@ def _profile_with_progress(device, dtype, threads, budget_s):
                            source=source, on_point=on_point)
 
 
-# configurations the footprint terms are fitted on: small and cheap, weights and sizes varied
-FOOTPRINT_FIT = (("dinov2-small", 224, 1, None), ("veca-small", 256, 4, 64),
-                 ("dinov3-base", 256, 1, None), ("veca-base", 224, 2, 8),
-                 ("dinov2-small", 448, 2, None), ("veca-small", 384, 1, 32))
-
-
-def _measure_footprint(threads):
-    """Peak RSS of fresh workers (reference/footprint.py) fitted into footprint terms."""
-    from costmodel.config import configure
-    from planners.footprint import Observation, fit_model
-    from reference.footprint import measure
-
-    rows = []
-    for model, side, batch, cores in FOOTPRINT_FIT:
-        f = measure(model, side, batch=batch, cores=cores, threads=threads or 2)
-        c = configure(get_model(model), side, batch=batch, cores=cores)
-        rows.append(Observation(c, "torch", f.baseline_bytes, f.built_bytes, f.forward_bytes))
-    return fit_model(rows, source=f"measured by `coreplan profile`: peak RSS of fresh processes "
-                                  f"running {len(rows)} configurations (torch only)")
-
-
-def _profiled_device(name, device, dtype, run):
-    import datetime
-    import os
-
-    from planners.devices import DeviceSpec
-    from reference.machine import machine_name, memory_capacity_bytes
-
-    kind = "cpu" if device == "cpu" else "gpu"
-    peaks = {"fp32": run.peak_flops_per_s} if dtype == "fp32" else {
-        dtype: run.peak_flops_per_s, "fp32": run.peak_flops_per_s / 2}
-    when = datetime.date.today().isoformat()
-    return DeviceSpec(
-        name=name, description=f"{machine_name(device)} (profiled, {run.profile.threads or ''} "
-                               f"threads)".replace(" ( threads)", ""),
-        kind=kind, peak_flops_per_s=peaks, memory_bandwidth_bytes_per_s=run.bandwidth_bytes_per_s,
-        memory_capacity_bytes=float(memory_capacity_bytes(device)),
-        kernel_launch_overhead_s=0.0, efficiency={"gemm": 1.0, "attention": 1.0, "elementwise": 1.0},
-        source=(f"measured by `coreplan profile` on {when} ({os.cpu_count()} CPUs visible): "
-                f"peak = fastest linear layer seen, bandwidth = an elementwise add of 16M "
-                f"elements (3 tensors moved); op times in [devices.{name}.profile]"),
-        profile=run.profile)
-
-
-def _print_check(path, spec) -> None:
+def _print_check(path, spec, model_file=None) -> None:
     from planners.accuracy import prediction_errors
 
-    report = prediction_errors(path, spec)
+    report = prediction_errors(path, spec, model_file=model_file)
     emit("table", document=None, rows=report.table(), title=f"{spec.name} predicting {path}",
          caption=report.caption())

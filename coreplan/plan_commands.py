@@ -22,31 +22,18 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
     """List the device catalog (dense peaks, bandwidth, capacity, efficiencies, sources)."""
     from dataclasses import asdict
 
-    from planners.devices import device_catalog, load_devices
+    from planners.devices import device_catalog, device_rows, load_devices
 
     found = dict(device_catalog())
     if device_file:
         found.update(load_devices(device_file))
-    rows = [{"device": d.name, "kind": d.kind,
-             **{f"{k} TF/s": (d.peak_flops_per_s[k] / 1e12 if k in d.peak_flops_per_s
-                              else "n/a") for k in ("fp32", "bf16")},
-             "GB/s": d.memory_bandwidth_bytes_per_s / 1e9, "GB": d.memory_capacity_bytes / 1e9,
-             "W": d.board_power_w or "", "clock": round(d.clock_scale(), 2),
-             "efficiency": _efficiency_origin(d)} for d in found.values()]
+    rows = device_rows(found.values())
     emit(check_format(fmt), document=[asdict(d) for d in found.values()], rows=rows,
          title="coreplan device catalog (dense peaks; sources: --format json)",
          caption="TF/s: dense peak, 10^12 FLOP/s; GB/s: memory bandwidth; GB: memory capacity; "
                  "W: board power; clock: share of the boost clock held under full matrix load; "
                  "efficiency: gpu fit (fitted across devices on public benchmarks), own data "
                  "(calibrated), profile (measured op times) or assumed")
-
-
-def _efficiency_origin(d) -> str:
-    if d.profile is not None:
-        return "profile"
-    if d.calibrated:
-        return "own data"
-    return "gpu fit" if d.kind == "gpu" else "assumed"
 
 
 @app.command()

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from costmodel.errors import CoreplanError
-
-KINDS = ("core", "dense")
+from costmodel.spec import KINDS
 
 
 @dataclass(frozen=True)

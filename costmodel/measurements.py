@@ -19,7 +19,7 @@ import csv
 import errno
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from costmodel.errors import ArgumentError, CoreplanError, read_text
@@ -32,100 +32,98 @@ BUSY_PROBE_RATIO = 1.05
 
 @dataclass(frozen=True)
 class Column:
+    """One column of the measurement CSV (derived from a `Measurement` field)."""
+
     name: str
     kind: type  # str, int or float
     unit: str
     description: str
+    required: bool = False  # a file without it is not a measurement file
+    in_key: bool = False  # part of the configuration a row measured (`Measurement.key`)
+    key_default: str | None = None  # what an empty value of a key column means
 
 
-COLUMNS = (
-    Column("model", str, "", "model name (catalog or --model-file)"),
-    Column("family", str, "", "model family"),
-    Column("resolution", int, "px", "image side (a multiple of the model's patch size)"),
-    Column("patch_tokens", int, "tokens", "patch tokens N"),
-    Column("core_tokens", int, "tokens", "active core tokens C (0 for dense models)"),
-    Column("impl", str, "", "attention implementation"),
-    Column("batch", int, "images", "batch size B"),
-    Column("dtype", str, "", "fp32, bf16 or fp16"),
-    Column("device", str, "", "cpu or cuda"),
-    Column("device_name", str, "", "CPU model x cores, or the CUDA device's name"),
-    Column("runtime", str, "", "eager, compiled (torch.compile) or unfused (no fused attention)"),
-    Column("framework", str, "", "torch (coreplan's reference models) or transformers (Hugging Face)"),
-    Column("torch_version", str, "", "torch.__version__"),
-    Column("threads", int, "threads", "CPU intra-op threads while timing"),
-    Column("flops_predicted", int, "FLOP", "costmodel, flop convention (2 per multiply-add)"),
-    Column("flops_flopcounter", int, "FLOP", "torch FlopCounterMode"),
-    Column("macs_predicted", int, "MAC", "costmodel, mac convention"),
-    Column("macs_fvcore", int, "MAC", "fvcore FlopCountAnalysis"),
-    Column("flops_match", str, "", "exact, MISMATCH or uncountable"),
-    Column("time_ms_median", float, "ms", "median forward time"),
-    Column("time_ms_iqr", float, "ms", "interquartile range of the forward time"),
-    Column("time_ms_min", float, "ms", "fastest forward"),
-    Column("repeats", int, "runs", "timed forwards"),
-    Column("probe_ms", float, "ms", "median time of the machine probe between the row's forwards"),
-    Column("probe_ratio", float, "", "probe_ms / the probe's quiet time then (busy if high)"),
-    Column("mem_weights_bytes", int, "B", "parameter bytes"),
-    Column("mem_activation_peak_bytes_measured", int, "B", "measured activation peak"),
-    Column("mem_activation_peak_bytes_predicted", int, "B", "costmodel activation peak"),
-    Column("mem_baseline_bytes_measured", int, "B", "fresh worker's peak RSS after the imports"),
-    Column("mem_built_bytes_measured", int, "B", "... after building the model"),
-    Column("mem_footprint_bytes_measured", int, "B", "... after one forward: the process footprint"),
-    Column("status", str, "", "ok, busy (timed on a busy machine), oom or error: <reason>"),
-    Column("note", str, "", "free text"),
-    Column("schema_version", int, "", f"record schema version ({SCHEMA_VERSION})"),
-)
-NAMES = tuple(c.name for c in COLUMNS)
-KINDS = {c.name: c.kind for c in COLUMNS}
-REQUIRED = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "status")
-KEY = ("model", "resolution", "core_tokens", "impl", "batch", "dtype", "device", "runtime",
-       "framework")
+def column(unit: str = "", description: str = "", *, required: bool = False,
+           key: bool = False, key_default: str | None = None):
+    """A `Measurement` field that is a CSV column, declared once with its unit and description;
+    optional columns default to None (empty in the file) and are keyword-only."""
+    metadata = dict(unit=unit, description=description, required=required, key=key,
+                    key_default=key_default)
+    if required:
+        return field(metadata=metadata)
+    return field(default=None, kw_only=True, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """One measured configuration; None where the row leaves a field empty."""
+    """One measured configuration; None where the row leaves a field empty. The fields, in
+    order, are the CSV's columns (with their units and descriptions): the one declaration the
+    writer, the readers and the sweep's keys derive from."""
 
-    model: str
-    resolution: int
-    core_tokens: int
-    impl: str
-    batch: int
-    dtype: str
-    status: str
-    family: str | None = None
-    patch_tokens: int | None = None
-    device: str | None = None
-    device_name: str | None = None
-    runtime: str | None = None
-    framework: str | None = None
-    torch_version: str | None = None
-    threads: int | None = None
-    flops_predicted: int | None = None
-    flops_flopcounter: int | None = None
-    macs_predicted: int | None = None
-    macs_fvcore: int | None = None
-    flops_match: str | None = None
-    time_ms_median: float | None = None
-    time_ms_iqr: float | None = None
-    time_ms_min: float | None = None
-    repeats: int | None = None
-    probe_ms: float | None = None
-    probe_ratio: float | None = None
-    mem_weights_bytes: int | None = None
-    mem_activation_peak_bytes_measured: int | None = None
-    mem_activation_peak_bytes_predicted: int | None = None
-    mem_baseline_bytes_measured: int | None = None
-    mem_built_bytes_measured: int | None = None
-    mem_footprint_bytes_measured: int | None = None
-    note: str | None = None
-    schema_version: int = SCHEMA_VERSION
-    line: int = 0  # line of the file it was read from (0: not read from a file)
+    model: str = column("", "model name (catalog or --model-file)", required=True, key=True)
+    family: str | None = column("", "model family")
+    resolution: int = column("px", "image side (a multiple of the model's patch size)",
+                             required=True, key=True)
+    patch_tokens: int | None = column("tokens", "patch tokens N")
+    core_tokens: int = column("tokens", "active core tokens C (0 for dense models)",
+                              required=True, key=True)
+    impl: str = column("", "attention implementation", required=True, key=True)
+    batch: int = column("images", "batch size B", required=True, key=True)
+    dtype: str = column("", "fp32, bf16 or fp16", required=True, key=True)
+    device: str | None = column("", "cpu or cuda", key=True)
+    device_name: str | None = column("", "CPU model x cores, or the CUDA device's name")
+    runtime: str | None = column("", "eager, compiled (torch.compile) or unfused (no fused "
+                                     "attention)", key=True, key_default="eager")
+    framework: str | None = column("", "torch (coreplan's reference models) or transformers "
+                                       "(Hugging Face)", key=True, key_default="torch")
+    torch_version: str | None = column("", "torch.__version__")
+    threads: int | None = column("threads", "CPU intra-op threads while timing")
+    flops_predicted: int | None = column("FLOP", "costmodel, flop convention (2 per "
+                                                 "multiply-add)")
+    flops_flopcounter: int | None = column("FLOP", "torch FlopCounterMode")
+    macs_predicted: int | None = column("MAC", "costmodel, mac convention")
+    macs_fvcore: int | None = column("MAC", "fvcore FlopCountAnalysis")
+    flops_match: str | None = column("", "exact, MISMATCH or uncountable")
+    time_ms_median: float | None = column("ms", "median forward time")
+    time_ms_iqr: float | None = column("ms", "interquartile range of the forward time")
+    time_ms_min: float | None = column("ms", "fastest forward")
+    repeats: int | None = column("runs", "timed forwards")
+    probe_ms: float | None = column("ms", "median time of the machine probe between the row's "
+                                          "forwards")
+    probe_ratio: float | None = column("", "probe_ms / the probe's quiet time then (busy if "
+                                           "high)")
+    mem_weights_bytes: int | None = column("B", "parameter bytes")
+    mem_activation_peak_bytes_measured: int | None = column("B", "measured activation peak")
+    mem_activation_peak_bytes_predicted: int | None = column("B", "costmodel activation peak")
+    mem_baseline_bytes_measured: int | None = column("B", "fresh worker's peak RSS after the "
+                                                          "imports")
+    mem_built_bytes_measured: int | None = column("B", "... after building the model")
+    mem_footprint_bytes_measured: int | None = column("B", "... after one forward: the process "
+                                                           "footprint")
+    status: str = column("", "ok, busy (timed on a busy machine), oom or error: <reason>",
+                         required=True)
+    note: str | None = column("", "free text")
+    schema_version: int = field(default=SCHEMA_VERSION, kw_only=True, metadata=dict(
+        unit="", description=f"record schema version ({SCHEMA_VERSION})", required=False,
+        key=False, key_default=None))
+    line: int = field(default=0, kw_only=True)  # line of the file it was read from (0: not read)
 
     def key(self) -> tuple[str, ...]:
         """The configuration this record measured (an empty runtime is eager)."""
-        defaults = {"runtime": "eager", "framework": "torch"}
-        return tuple(defaults[k] if k in defaults and not getattr(self, k) else
-                     _text(getattr(self, k)) for k in KEY)
+        return key_of(**{name: getattr(self, name) for name in KEY})
+
+    def config(self, model_file=None):
+        """The configuration this row measured (a `costmodel.config.Config`), its model from
+        `model_file` (first) or the catalog; an error names the row's line."""
+        from costmodel.config import configure
+        from costmodel.spec import get_model
+
+        try:
+            return configure(get_model(self.model, model_file), self.resolution,
+                             cores=self.core_tokens or None, batch=self.batch, impl=self.impl,
+                             dtype=self.dtype)
+        except CoreplanError as err:
+            raise CoreplanError(f"measurements line {self.line}: {err}") from None
 
     @property
     def time_s(self) -> float | None:
@@ -149,6 +147,28 @@ class Measurement:
 
     def to_row(self) -> dict[str, str]:
         return {name: _text(getattr(self, name)) for name in NAMES}
+
+
+def _kind(annotation: str) -> type:
+    """The column's type from its field's annotation ("int | None" -> int)."""
+    return {"str": str, "int": int, "float": float}[annotation.split("|")[0].strip()]
+
+
+COLUMNS = tuple(Column(f.name, _kind(f.type), f.metadata["unit"], f.metadata["description"],
+                       f.metadata["required"], f.metadata["key"], f.metadata["key_default"])
+                for f in fields(Measurement) if f.metadata)
+NAMES = tuple(c.name for c in COLUMNS)
+KINDS = {c.name: c.kind for c in COLUMNS}
+REQUIRED = tuple(c.name for c in COLUMNS if c.required)
+KEY = tuple(c.name for c in COLUMNS if c.in_key)
+_KEY_DEFAULTS = {c.name: c.key_default for c in COLUMNS if c.key_default is not None}
+
+
+def key_of(**values) -> tuple[str, ...]:
+    """The key of the configuration a row measures, from its key columns' values (an empty
+    runtime is eager, an empty framework torch): what a sweep compares with a file's rows."""
+    return tuple(_KEY_DEFAULTS[name] if name in _KEY_DEFAULTS and not values.get(name) else
+                 _text(values.get(name)) for name in KEY)
 
 
 def latest(records: list[Measurement]) -> list[Measurement]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
-from costmodel.errors import ArgumentError, CoreplanError, lookup, read_text
+from costmodel.errors import ArgumentError, CoreplanError, lookup
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
@@ -216,15 +215,9 @@ def _validate_core(s: ModelSpec, bad) -> None:
 
 def load_models(path: str | Path) -> dict[str, ModelSpec]:
     """Load every `[models.NAME]` table of a TOML file."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(read_text(path, "model file"))
-    except tomllib.TOMLDecodeError as err:
-        raise CoreplanError(f"model file {path}: malformed TOML: {' '.join(str(err).split())}") \
-            from None
-    models = data.get("models")
-    if not isinstance(models, dict) or not models:
-        raise CoreplanError(f"model file {path}: no [models.NAME] tables")
+    from costmodel.tomlfile import load_tables
+
+    _, models = load_tables(path, "model file", "models")
     return {name: spec_from_table(name, table) for name, table in models.items()}
 
 

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from costmodel.config import configure
 from costmodel.errors import CoreplanError
 from costmodel.measurements import Measurement, latest, read_measurements
-from costmodel.spec import get_model
 from planners.devices import DeviceSpec
 from planners.roofline import config_rooflines, latency_s
 
@@ -58,24 +56,23 @@ class Accuracy:
                 f"max |error| {s['max_abs_error']:.1%}, median error {s['median_error']:+.1%}")
 
 
-def predict_measurement(m: Measurement, device: DeviceSpec) -> float:
-    """Predicted seconds of the measured configuration on `device`."""
-    try:
-        c = configure(get_model(m.model), m.resolution, cores=m.core_tokens or None, batch=m.batch,
-                      impl=m.impl, dtype=m.dtype)
-    except CoreplanError as err:
-        raise CoreplanError(f"measurements line {m.line}: {err}") from None
-    return float(latency_s(config_rooflines(c, device, m.runtime or "eager"), device))
+def predict_measurement(m: Measurement, device: DeviceSpec, model_file=None) -> float:
+    """Predicted seconds of the measured configuration on `device` (its model from
+    `model_file` or the catalog)."""
+    return float(latency_s(config_rooflines(m.config(model_file), device, m.runtime or "eager"),
+                           device))
 
 
-def accuracy_of(records, device: DeviceSpec) -> Accuracy:
+def accuracy_of(records, device: DeviceSpec, model_file=None) -> Accuracy:
     """Measured records against `device`'s prediction."""
-    return Accuracy(device.name, tuple(RowError(m, predict_measurement(m, device)) for m in records))
+    return Accuracy(device.name, tuple(RowError(m, predict_measurement(m, device, model_file))
+                                       for m in records))
 
 
-def prediction_errors(path: str | Path, device: DeviceSpec, include_busy: bool = False) -> Accuracy:
+def prediction_errors(path: str | Path, device: DeviceSpec, include_busy: bool = False,
+                      model_file=None) -> Accuracy:
     """Every timed row of a measurement file against `device`'s prediction."""
     rows = [m for m in latest(read_measurements(path)) if m.timed or (include_busy and m.busy)]
     if not rows:
         raise CoreplanError(f"{path}: no rows with status ok and a time")
-    return accuracy_of(rows, device)
+    return accuracy_of(rows, device, model_file)

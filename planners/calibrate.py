@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from costmodel.config import configure
 from costmodel.errors import CoreplanError
 from costmodel.measurements import Measurement, latest, read_measurements
 from costmodel.spec import get_model
@@ -48,12 +47,12 @@ def resolution_group(m: Measurement) -> int:
     return int(round(m.resolution / GROUP_PX)) * GROUP_PX
 
 
-def group_of(m: Measurement, by: str):
+def group_of(m: Measurement, by: str, model_file=None):
     """The held-out group of a row: its resolution group, model family, model or device."""
     if by == "resolution":
         return resolution_group(m)
     if by == "family":
-        return m.family or get_model(m.model).family
+        return m.family or get_model(m.model, model_file).family
     if by == "device":
         return m.device_name or ""
     return m.model
@@ -126,19 +125,15 @@ def row_devices(rows: list[Measurement], device: DeviceSpec | None,
     return out
 
 
-def design(rows: list[Measurement], devices):
+def design(rows: list[Measurement], devices, model_file=None):
     """(R: rows x classes of reference seconds at eta = 1, launches per row); `devices` is one
-    device for every row or one per row."""
+    device for every row or one per row; `model_file` holds models the catalog does not."""
     devices = devices if isinstance(devices, list) else [devices] * len(rows)
     R = np.zeros((len(rows), len(OP_CLASSES)))
     launches = np.zeros(len(rows))
     for i, (m, device) in enumerate(zip(rows, devices)):
-        try:
-            c = configure(get_model(m.model), m.resolution, cores=m.core_tokens or None,
-                          batch=m.batch, impl=m.impl, dtype=m.dtype)
-        except CoreplanError as err:
-            raise CoreplanError(f"measurements line {m.line}: {err}") from None
-        terms = ClassTerms.of(config_rooflines(c, device, m.runtime or "eager"), device)
+        terms = ClassTerms.of(config_rooflines(m.config(model_file), device,
+                                               m.runtime or "eager"), device)
         R[i] = [float(terms.reference_s[k]) for k in OP_CLASSES]
         launches[i] = float(terms.launches)
     return R, launches
@@ -241,11 +236,12 @@ class AcrossFit:
 class _Designs:
     """design() of each device's rows at a power coefficient, cached by the clock scale it gives."""
 
-    def __init__(self, rows, devices):
+    def __init__(self, rows, devices, model_file=None):
         self.groups: dict[str, list[int]] = {}
         for i, d in enumerate(devices):
             self.groups.setdefault(d.name, []).append(i)
         self.rows, self.devices, self.cache = rows, devices, {}
+        self.model_file = model_file
 
     def at(self, k: float):
         n = len(self.rows)
@@ -254,7 +250,7 @@ class _Designs:
             device = replace(self.devices[idx[0]], power_coefficient=k)
             key = (name, round(device.clock_scale(), 12))
             if key not in self.cache:
-                self.cache[key] = design([self.rows[i] for i in idx], device)
+                self.cache[key] = design([self.rows[i] for i in idx], device, self.model_file)
             R[idx], launches[idx] = self.cache[key]
         return R, launches
 
@@ -424,7 +420,7 @@ class Calibration:
 
 
 def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = False,
-              by: str | None = None, device_file=None) -> Calibration:
+              by: str | None = None, device_file=None, model_file=None) -> Calibration:
     """Fit efficiencies and the per-op overhead to measured times, with held-out error.
 
     Args:
@@ -433,6 +429,7 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
             devices the rows name (timm files), for devices known only by their datasheets.
         by: held-out grouping (resolution, family, model or device); default: resolution for
             validate data, family for timm data, device when several devices are fitted at once.
+        device_file, model_file: devices and models beyond the catalogs (the rows' own).
     """
     from costmodel.errors import check_choice
 
@@ -452,7 +449,7 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
         by = "device" if device is None else ("family" if timm else "resolution")
     check_choice("held-out grouping", by, GROUPINGS)
     times = np.array([m.time_s for m in rows])
-    groups = [group_of(m, by) for m in rows]
+    groups = [group_of(m, by, model_file) for m in rows]
     label = ",".join(str(p) for p in paths)
     names = tuple(sorted({d.name for d in devices}))
     if device is None:
@@ -460,11 +457,11 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
         if len(kinds) > 1:
             raise CoreplanError(f"the measurements name both {' and '.join(kinds)} devices: one "
                                 f"set of parameters is fitted across devices of one kind")
-        designs = _Designs(rows, devices)
+        designs = _Designs(rows, devices, model_file)
         h, per_group = holdout_across(designs, times, groups, by)
         across = fit_across(designs, times, np.ones(len(rows), dtype=bool))
         return Calibration(None, across.fit, h, label, names, across.power_coefficient, per_group)
-    R, launches = design(rows, devices)
+    R, launches = design(rows, devices, model_file)
     h = holdout(R, launches, times, groups, device, by)
     final = fit(R, launches, times, device)
     calibrated = replace(device, efficiency=final.efficiency,

@@ -4,47 +4,87 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
-from costmodel.errors import CoreplanError, lookup, read_text
+from costmodel.errors import CoreplanError, lookup
 from costmodel.registry import MATRIX_CLASSES, OP_CLASSES
-from planners.footprint import FootprintModel, model_from_table
-from planners.profile import Profile, profile_from_table
+from costmodel.tomlfile import load_tables, toml_string
+from planners.footprint import FootprintModel, footprint_toml, model_from_table
+from planners.profile import Profile, profile_from_table, profile_toml
 
 CATALOG_PATH = Path(__file__).with_name("devices.toml")
 PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "int8")
+DEVICE_KINDS = ("gpu", "cpu")
+
+
+def spec_field(kind: str | None, unit: str = "", description: str = "", *, default=MISSING,
+               column=None):
+    """A `DeviceSpec` field, declared once: how a device file holds it (`kind`: a reader and
+    writer below; None: not a file key), its unit and description, and the `devices` table's
+    column (header, scale), if it has one."""
+    metadata = dict(kind=kind, unit=unit, description=description, column=column)
+    return field(metadata=metadata) if default is MISSING else field(default=default,
+                                                                      metadata=metadata)
 
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """One device. Units are in the field names; peaks are dense (no sparsity)."""
+    """One device. Units are in the field names; peaks are dense (no sparsity). Each field is
+    declared once (`spec_field`): the device file's reader and writer and the `devices` table
+    derive from the declarations (`FIELDS`)."""
 
-    name: str
-    description: str
-    kind: str  # gpu | cpu
-    peak_flops_per_s: dict[str, float]
-    memory_bandwidth_bytes_per_s: float
-    memory_capacity_bytes: float
-    kernel_launch_overhead_s: float
-    efficiency: dict[str, float]
-    source: str
-    latency_interval: tuple[float, float] | None = None  # calibrated [lo, hi] multipliers
-    calibrated: bool = False
-    profile: Profile | None = None  # measured op times (coreplan profile), used where they apply
-    footprint: FootprintModel | None = None  # what a process occupies beyond live tensors
-    sm_count: int | None = None  # GPU streaming multiprocessors (tile and wave quantization)
-    boost_clock_hz: float | None = None  # GPU boost clock (the clock its peaks are quoted at)
-    board_power_w: float | None = None  # GPU board power limit (TDP / total graphics power)
-    boost_is_max: bool = False  # the datasheet's boost clock is the most the GPU ever runs at
-    power_coefficient: float | None = None  # W per (TFLOP/s x GHz^2) of matrix work (clock_scale)
+    name: str = spec_field(None, "", "what files and commands call it", column="device")
+    description: str = spec_field("text", "", "what it is")
+    kind: str = spec_field("kind", "", "gpu or cpu", column="kind")
+    peak_flops_per_s: dict[str, float] = spec_field(
+        "rates", "FLOP/s", "dense peak per dtype (2 per multiply-add): the matrix units', the "
+        "vector unit's for fp32", column=("TF/s", 1e-12))
+    memory_bandwidth_bytes_per_s: float = spec_field("positive", "B/s", "DRAM/HBM bandwidth",
+                                                     column=("GB/s", 1e-9))
+    memory_capacity_bytes: float = spec_field("positive", "B", "memory usable by one process",
+                                              column=("GB", 1e-9))
+    kernel_launch_overhead_s: float = spec_field("seconds", "s", "fixed cost per op launch")
+    efficiency: dict[str, float] = spec_field(
+        "classes", "", "achieved fraction of the roofline (or of a profiled time) per op class")
+    source: str = spec_field("source", "", "where its numbers come from")
+    latency_interval: tuple[float, float] | None = spec_field(
+        "interval", "", "[lo, hi] multipliers of a predicted latency (5-95% of measured / "
+        "predicted)", default=None)
+    calibrated: bool = spec_field(None, "", "fitted on its own measurements (file key "
+                                  "calibrated_from: which)", default=False)
+    profile: Profile | None = spec_field("profile", "", "measured op times (coreplan profile)",
+                                         default=None)
+    footprint: FootprintModel | None = spec_field(
+        "footprint", "", "what a process occupies beyond live tensors", default=None)
+    sm_count: int | None = spec_field("count", "SMs", "GPU streaming multiprocessors (tile and "
+                                      "wave quantization)", default=None)
+    boost_clock_hz: float | None = spec_field("positive", "Hz", "GPU boost clock (the clock its "
+                                              "peaks are quoted at)", default=None)
+    board_power_w: float | None = spec_field("positive", "W", "GPU board power limit (TDP / "
+                                             "total graphics power)", default=None, column=("W", 1))
+    boost_is_max: bool = spec_field("flag", "", "the datasheet's boost clock is the most the GPU "
+                                    "ever runs at", default=False)
+    power_coefficient: float | None = spec_field(
+        "positive", "W/(TFLOP/s GHz^2)", "power drawn per unit of matrix work (clock_scale)",
+        default=None)
 
     def peak(self, dtype: str) -> float:
         if dtype not in self.peak_flops_per_s:
             have = ", ".join(self.peak_flops_per_s)
             raise CoreplanError(f"device {self.name} has no {dtype} peak (it lists: {have})")
         return self.peak_flops_per_s[dtype]
+
+    @property
+    def efficiency_origin(self) -> str:
+        """Where its efficiencies come from: profile (measured op times), own data (calibrated),
+        gpu fit (fitted across devices on public benchmarks) or assumed."""
+        if self.profile is not None:
+            return "profile"
+        if self.calibrated:
+            return "own data"
+        return "gpu fit" if self.kind == "gpu" else "assumed"
 
     def clock_scale(self) -> float:
         """The share of the boost clock a GPU sustains under full matrix load (its power limit).
@@ -65,113 +105,123 @@ class DeviceSpec:
         return min(1.0, (self.board_power_w / demand_w) ** (1 / 3))
 
 
-def _positive(path: str, name: str, key: str, value, allow_zero: bool = False) -> float:
+FIELDS = {f.name: f for f in fields(DeviceSpec)}
+CALIBRATED_FROM = "calibrated_from"  # the file key behind `calibrated`: which measurements
+FILE_KEYS = {name for name, f in FIELDS.items() if f.metadata["kind"]} | {CALIBRATED_FROM}
+REQUIRED = ("peak_flops_per_s", "memory_bandwidth_bytes_per_s", "memory_capacity_bytes", "source")
+
+
+# --------------------------------------------------------------------------- reading a field
+def _number(where: str, key: str, value, allow_zero: bool = False) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise CoreplanError(f"device file {path}: [devices.{name}] {key}: expected a positive "
-                            f"number, got {value!r}")
+        raise CoreplanError(f"{where} {key}: expected a positive number, got {value!r}")
     return float(value)
 
 
-def _table(path: str, name: str, key: str, value, allowed) -> dict[str, float]:
+def _keyed(where: str, key: str, value, allowed) -> dict[str, float]:
     if not isinstance(value, dict) or not value:
-        raise CoreplanError(f"device file {path}: [devices.{name}] {key}: expected a table like "
-                            f"{{ {allowed[0]} = ... }}")
+        raise CoreplanError(f"{where} {key}: expected a table like {{ {allowed[0]} = ... }}")
     unknown = [k for k in value if k not in allowed]
     if unknown:
-        raise CoreplanError(f"device file {path}: [devices.{name}] {key}.{unknown[0]}: unknown key; "
-                            f"choose from {', '.join(allowed)}")
-    return {k: _positive(path, name, f"{key}.{k}", v) for k, v in value.items()}
+        raise CoreplanError(f"{where} {key}.{unknown[0]}: unknown key; choose from "
+                            f"{', '.join(allowed)}")
+    return {k: _number(where, f"{key}.{k}", v) for k, v in value.items()}
 
 
-def _footprint(path: str, name: str, table: dict, defaults: dict, kind: str):
-    """The device's own footprint table, else the catalog's default for its kind."""
-    own = table.get("footprint")
-    if own is None:
-        own = (defaults.get("footprint") or {}).get(kind)
-    return None if own is None else model_from_table(f"device file {path}: [devices.{name}]", own)
-
-
-def _count(path: str, name: str, key: str, value) -> int | None:
-    if value is None:
-        return None
+def _count(where: str, key: str, value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise CoreplanError(f"device file {path}: [devices.{name}] {key}: expected a positive "
-                            f"integer, got {value!r}")
+        raise CoreplanError(f"{where} {key}: expected a positive integer, got {value!r}")
     return value
 
 
-KNOWN_FIELDS = {"description", "kind", "peak_flops_per_s", "memory_bandwidth_bytes_per_s",
-                "memory_capacity_bytes", "kernel_launch_overhead_s", "efficiency", "source",
-                "latency_interval", "calibrated_from", "profile", "sm_count", "boost_clock_hz",
-                "footprint", "board_power_w", "boost_is_max", "power_coefficient"}
+def _flag(where: str, key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise CoreplanError(f"{where} {key}: expected true or false, got {value!r}")
+    return value
+
+
+def _interval(where: str, key: str, value) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) or not (
+            0 < value[0] <= 1 <= value[1]):
+        raise CoreplanError(f"{where} {key}: expected [lo <= 1, hi >= 1]")
+    return float(value[0]), float(value[1])
+
+
+def _source(where: str, key: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise CoreplanError(f"{where} {key}: every device needs one")
+    return value
+
+
+def _kind(where: str, key: str, value) -> str:
+    if value not in DEVICE_KINDS:
+        raise CoreplanError(f"{where} {key}: expected gpu or cpu")
+    return value
+
+
+# field kind -> reader (where, key, value) -> value
+READERS = {
+    "text": lambda where, key, value: str(value), "kind": _kind, "source": _source,
+    "rates": lambda where, key, value: _keyed(where, key, value, PEAK_DTYPES),
+    "classes": lambda where, key, value: _keyed(where, key, value, OP_CLASSES),
+    "positive": _number, "seconds": lambda where, key, value: _number(where, key, value, True),
+    "count": _count, "flag": _flag, "interval": _interval,
+    "profile": lambda where, key, value: profile_from_table(where, value),
+    "footprint": lambda where, key, value: model_from_table(where, value),
+}
+
+
+# --------------------------------------------------------------------------- inherited values
+def _inherited(name: str, own: dict, defaults: dict, where: str) -> dict:
+    """The fields a device takes from the catalog's [defaults] (by kind, then for every kind)
+    where its own table does not set them."""
+    kind = own.get("kind", "gpu")
+    by_kind = defaults.get(kind) if isinstance(defaults.get(kind), dict) else {}
+    efficiency = {**defaults.get("efficiency", {}), **by_kind.get("efficiency", {}),
+                  **own.get("efficiency", {})}
+    efficiency = READERS["classes"](where, "efficiency", efficiency)
+    if set(efficiency) != set(OP_CLASSES):
+        raise CoreplanError(f"{where} efficiency: needs {', '.join(OP_CLASSES)}")
+    values = {"kind": kind, "description": own.get("description", name), "efficiency": efficiency}
+    if "kernel_launch_overhead_s" not in own:
+        values["kernel_launch_overhead_s"] = READERS["seconds"](
+            where, "kernel_launch_overhead_s", by_kind.get(
+                "kernel_launch_overhead_s", defaults.get("kernel_launch_overhead_s", 0)))
+    if "latency_interval" not in own and "efficiency" not in own and "profile" not in own:
+        interval = by_kind.get("latency_interval")  # the held-out spread of the default fit
+        if interval is not None:
+            values["latency_interval"] = READERS["interval"](where, "latency_interval", interval)
+    if "power_coefficient" not in own and "power_coefficient" in by_kind:
+        values["power_coefficient"] = READERS["positive"](where, "power_coefficient",
+                                                          by_kind["power_coefficient"])
+    if "footprint" not in own:
+        table = (defaults.get("footprint") or {}).get(kind)
+        if table is not None:
+            values["footprint"] = READERS["footprint"](where, "footprint", table)
+    return values
 
 
 def device_from_table(path: str, name: str, table: dict, defaults: dict) -> DeviceSpec:
+    """A device from its `[devices.NAME]` table: every field read as its declaration says, then
+    what it inherits from the catalog's defaults; errors name the file, device and field."""
+    where = f"device file {path}: [devices.{name}]"
     if not isinstance(table, dict):
-        raise CoreplanError(f"device file {path}: [devices.{name}] must be a table")
-    unknown = sorted(set(table) - KNOWN_FIELDS)
+        raise CoreplanError(f"{where} must be a table")
+    unknown = sorted(set(table) - FILE_KEYS)
     if unknown:
-        raise CoreplanError(f"device file {path}: [devices.{name}] {unknown[0]}: unknown field")
-    for key in ("peak_flops_per_s", "memory_bandwidth_bytes_per_s", "memory_capacity_bytes", "source"):
+        raise CoreplanError(f"{where} {unknown[0]}: unknown field")
+    for key in REQUIRED:
         if key not in table:
-            raise CoreplanError(f"device file {path}: [devices.{name}] {key}: missing")
-    if not isinstance(table["source"], str) or not table["source"].strip():
-        raise CoreplanError(f"device file {path}: [devices.{name}] source: every device needs one")
-    kind = table.get("kind", "gpu")
-    if kind not in ("gpu", "cpu"):
-        raise CoreplanError(f"device file {path}: [devices.{name}] kind: expected gpu or cpu")
-    by_kind = defaults.get(kind) if isinstance(defaults.get(kind), dict) else {}
-    efficiency = dict(defaults.get("efficiency", {}))
-    efficiency.update(by_kind.get("efficiency", {}))
-    own = _table(path, name, "efficiency", table["efficiency"], OP_CLASSES) \
-        if "efficiency" in table else {}
-    efficiency.update(own)
-    efficiency = _table(path, name, "efficiency", efficiency, OP_CLASSES)
-    if set(efficiency) != set(OP_CLASSES):
-        raise CoreplanError(f"device file {path}: [devices.{name}] efficiency: needs "
-                            f"{', '.join(OP_CLASSES)}")
-    interval = table.get("latency_interval")
-    if interval is None and "efficiency" not in table and "profile" not in table:
-        interval = by_kind.get("latency_interval")  # the held-out spread of the default fit
-    if interval is not None and (not isinstance(interval, list) or len(interval) != 2
-                                 or not 0 < interval[0] <= 1 <= interval[1]):
-        raise CoreplanError(f"device file {path}: [devices.{name}] latency_interval: expected "
-                            f"[lo <= 1, hi >= 1]")
-    overhead = table.get("kernel_launch_overhead_s", by_kind.get(
-        "kernel_launch_overhead_s", defaults.get("kernel_launch_overhead_s", 0)))
-    boost_is_max = table.get("boost_is_max", False)
-    if not isinstance(boost_is_max, bool):
-        raise CoreplanError(f"device file {path}: [devices.{name}] boost_is_max: expected true or "
-                            f"false, got {boost_is_max!r}")
-    device = DeviceSpec(
-        name=name, description=str(table.get("description", name)), kind=kind,
-        peak_flops_per_s=_table(path, name, "peak_flops_per_s", table["peak_flops_per_s"], PEAK_DTYPES),
-        memory_bandwidth_bytes_per_s=_positive(path, name, "memory_bandwidth_bytes_per_s",
-                                               table["memory_bandwidth_bytes_per_s"]),
-        memory_capacity_bytes=_positive(path, name, "memory_capacity_bytes",
-                                        table["memory_capacity_bytes"]),
-        kernel_launch_overhead_s=_positive(path, name, "kernel_launch_overhead_s", overhead, True),
-        efficiency=efficiency, source=table["source"],
-        latency_interval=tuple(interval) if interval else None,
-        calibrated="calibrated_from" in table,
-        profile=(profile_from_table(f"device file {path}: [devices.{name}]", table["profile"])
-                 if "profile" in table else None),
-        footprint=_footprint(path, name, table, defaults, kind),
-        sm_count=_count(path, name, "sm_count", table.get("sm_count")),
-        boost_clock_hz=_optional(path, name, "boost_clock_hz", table),
-        board_power_w=_optional(path, name, "board_power_w", table),
-        boost_is_max=boost_is_max,
-        power_coefficient=_optional(path, name, "power_coefficient",
-                                    {**by_kind, **table}))
-    device = _cap_default_efficiency(device, own)
+            raise CoreplanError(f"{where} {key}: missing")
+    own = {key: READERS[FIELDS[key].metadata["kind"]](where, key, value)
+           for key, value in table.items() if key != CALIBRATED_FROM}
+    values = {**own, **_inherited(name, own, defaults, where)}
+    device = DeviceSpec(name=name, calibrated=CALIBRATED_FROM in table, **values)
+    device = _cap_default_efficiency(device, own.get("efficiency", {}))
     _check_physical(path, device)
     return device
-
-
-def _optional(path: str, name: str, key: str, table: dict) -> float | None:
-    return _positive(path, name, key, table[key]) if key in table else None
-
 
 
 def _cap_default_efficiency(device: DeviceSpec, own: dict) -> DeviceSpec:
@@ -220,14 +270,7 @@ def _check_physical(path, d: DeviceSpec) -> None:
 def load_devices(path: str | Path) -> dict[str, DeviceSpec]:
     """Every `[devices.NAME]` table of a TOML file (with the catalog's [defaults])."""
     path = Path(path)
-    try:
-        data = tomllib.loads(read_text(path, "device file"))
-    except tomllib.TOMLDecodeError as err:
-        raise CoreplanError(f"device file {path}: malformed TOML: {' '.join(str(err).split())}") \
-            from None
-    devices = data.get("devices")
-    if not isinstance(devices, dict) or not devices:
-        raise CoreplanError(f"device file {path}: no [devices.NAME] tables")
+    data, devices = load_tables(path, "device file", "devices")
     defaults = data.get("defaults") or (catalog_defaults() if path != CATALOG_PATH else {})
     return {name: device_from_table(str(path), name, table, defaults)
             for name, table in devices.items()}
@@ -244,6 +287,21 @@ def device_catalog() -> dict[str, DeviceSpec]:
     return load_devices(CATALOG_PATH)
 
 
+DEVICE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+def check_device_name(name: str) -> str:
+    """A device name a file can hold and a command can name: letters, digits, '-', '_', '.'."""
+    import re
+
+    from costmodel.errors import ArgumentError
+
+    if not re.fullmatch(DEVICE_NAME, name):
+        raise ArgumentError("name", f"{name!r}: use letters, digits, '-', '_' or '.' (files "
+                            f"and commands name the device by it)")
+    return name
+
+
 def get_device(name: str, device_file: str | Path | None = None) -> DeviceSpec:
     """A device from a user file (first) or the catalog; unknown names list close matches."""
     devices = dict(device_catalog())
@@ -252,48 +310,64 @@ def get_device(name: str, device_file: str | Path | None = None) -> DeviceSpec:
     return lookup("device", name, devices, cutoff=0.4)
 
 
+def _rates(values: dict) -> str:
+    return "{ " + ", ".join(f"{k} = {v:.6g}" for k, v in values.items()) + " }"
+
+
+# field kind -> writer (value) -> its TOML text; sub-tables (profile, footprint) come last
+WRITERS = {
+    "text": toml_string, "source": toml_string, "kind": toml_string, "rates": _rates,
+    "classes": _rates, "positive": lambda v: f"{v:.6g}", "seconds": lambda v: f"{v:.6g}",
+    "count": str, "flag": lambda v: "true", "interval": lambda v: f"[{v[0]:.6g}, {v[1]:.6g}]",
+}
+
+
+def default_footprint(kind: str) -> FootprintModel | None:
+    """The catalog's footprint terms for a device kind (what a device without its own has)."""
+    table = (catalog_defaults().get("footprint") or {}).get(kind)
+    return None if table is None else model_from_table("device catalog [defaults]", table)
+
+
 def device_toml(d: DeviceSpec, *, comments: tuple[str, ...] = (),
                 calibrated_from: str | None = None) -> str:
-    """The text of a device file holding `d` (its profile included): for --device-file."""
-    from planners.profile import profile_toml
-
-    peaks = ", ".join(f"{k} = {v:.6g}" for k, v in d.peak_flops_per_s.items())
-    eff = ", ".join(f"{k} = {v:.6g}" for k, v in d.efficiency.items())
-    lines = [f"# {c}" for c in comments] + [
-        f"[devices.{d.name}]", f"description = {_quote(d.description)}", f'kind = "{d.kind}"',
-        f"peak_flops_per_s = {{ {peaks} }}",
-        f"memory_bandwidth_bytes_per_s = {d.memory_bandwidth_bytes_per_s:.6g}",
-        f"memory_capacity_bytes = {d.memory_capacity_bytes:.6g}",
-        f"kernel_launch_overhead_s = {d.kernel_launch_overhead_s:.6g}",
-        f"efficiency = {{ {eff} }}"]
-    if d.sm_count:
-        lines.append(f"sm_count = {d.sm_count}")
-    if d.boost_clock_hz:
-        lines.append(f"boost_clock_hz = {d.boost_clock_hz:.6g}")
-    if d.board_power_w:
-        lines.append(f"board_power_w = {d.board_power_w:.6g}")
-    if d.boost_is_max:
-        lines.append("boost_is_max = true")
-    if d.power_coefficient:
-        lines.append(f"power_coefficient = {d.power_coefficient:.6g}")
-    if d.latency_interval:
-        lines.append(f"latency_interval = [{d.latency_interval[0]:.6g}, {d.latency_interval[1]:.6g}]")
+    """The text of a device file holding `d` (its profile and its own footprint terms
+    included): for --device-file. Every declared file field with a value is written (its
+    source last); a footprint equal to the catalog's default for its kind is left to it."""
+    lines = [f"# {c}" for c in comments] + [f"[devices.{d.name}]"]
+    for name, f in FIELDS.items():
+        value, kind = getattr(d, name), f.metadata["kind"]
+        if kind in WRITERS and name != "source" and value is not None and value is not False:
+            lines.append(f"{name} = {WRITERS[kind](value)}")
     if calibrated_from:
-        lines.append(f"calibrated_from = {_quote(calibrated_from)}")
-    lines.append(f"source = {_quote(d.source)}")
-    if d.footprint is not None and d.footprint.source.startswith("measured by `coreplan profile`"):
-        f = d.footprint
-        per = lambda terms: ", ".join(f"{k} = {v:.6g}" for k, v in terms.items())  # noqa: E731
-        lines += ["", f"[devices.{d.name}.footprint]",
-                  f"baseline_bytes = {{ {per(f.baseline_bytes)} }}",
-                  f"weights_factor = {f.weights_factor:.6g}",
-                  f"build_bytes = {{ {per(f.build_bytes)} }}",
-                  f"activation_factor = {f.activation_factor:.6g}",
-                  f"pack_factor = {f.pack_factor:.6g}", f"workspace_bytes = {f.workspace_bytes:.6g}",
-                  f"source = {_quote(f.source)}"]
+        lines.append(f"{CALIBRATED_FROM} = {toml_string(calibrated_from)}")
+    lines.append(f"source = {toml_string(d.source)}")
+    if d.footprint is not None and d.footprint != default_footprint(d.kind):
+        lines += ["", *footprint_toml(d.name, d.footprint)]
     if d.profile is not None:
         lines += ["", *profile_toml(d.name, d.profile)]
     return "\n".join(lines) + "\n"
+
+
+def device_rows(devices) -> list[dict]:
+    """The `devices` table: each declared column (header, scale), peaks in fp32 and bf16, the
+    clock held under matrix load and where the efficiencies come from."""
+    rows = []
+    for d in devices:
+        row = {}
+        for name, f in FIELDS.items():
+            column, value = f.metadata["column"], getattr(d, name)
+            if isinstance(column, str):
+                row[column] = value
+            elif column and name == "peak_flops_per_s":
+                header, scale = column
+                row.update({f"{k} {header}": (value[k] * scale if k in value else "n/a")
+                            for k in ("fp32", "bf16")})
+            elif column:
+                header, scale = column
+                row[header] = value * scale if value else ""
+        rows.append({**row, "clock": round(d.clock_scale(), 2),
+                     "efficiency": d.efficiency_origin})
+    return rows
 
 
 def write_device_file(path: str | Path, text: str, force: bool = False) -> Path:
@@ -320,7 +394,3 @@ def write_device_file(path: str | Path, text: str, force: bool = False) -> Path:
     except OSError as err:
         raise CoreplanError(f"cannot write {path}: {err.strerror}") from None
     return path
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

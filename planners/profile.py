@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from costmodel.errors import CoreplanError
+from costmodel.tomlfile import toml_string
 import costmodel.ops  # noqa: F401  (registers the formulas)
 from costmodel.registry import REGISTRY
 
@@ -141,10 +142,10 @@ def profile_toml(name: str, profile: Profile) -> list[str]:
     """The `[devices.NAME.profile]` lines of a device file."""
     lines = [f"[devices.{name}.profile]", f'dtype = "{profile.dtype}"',
              f"threads = {profile.threads}", f"dispatch_s = {profile.dispatch_s:.6g}",
-             f"source = {_quote(profile.source)}", "curves = ["]
+             f"source = {toml_string(profile.source)}", "curves = ["]
     for kind, curves in profile.curves.items():
         for c in curves:
-            key = ", ".join(_quote(k) if isinstance(k, str) else
+            key = ", ".join(toml_string(k) if isinstance(k, str) else
                             ("true" if k is True else "false" if k is False else str(k))
                             for k in c.key)
             work = ", ".join(f"{w:.6g}" for w in c.work)
@@ -153,7 +154,3 @@ def profile_toml(name: str, profile: Profile) -> list[str]:
                          f"seconds = [{seconds}] }},")
     lines.append("]")
     return lines
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

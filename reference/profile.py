@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 import costmodel.ops  # noqa: F401  (registers the formulas)
 from costmodel.measurements import BUSY_PROBE_RATIO
-from costmodel.registry import REGISTRY, resolve
+from costmodel.registry import OP_CLASSES, REGISTRY, resolve
 from costmodel.spec import catalog
 from planners.profile import Curve, Profile
 from reference.attention import core_periphery_mask
@@ -297,6 +297,33 @@ def _measure(point: Point, device: str, max_call_s: float) -> float | None:
     if time.perf_counter() - first > 4 * max_call_s:  # far too big for the budget: skip
         return None
     return time_point(fn, device, min_time_s=min(0.05, max_call_s), repeats=3)
+
+
+def profiled_device(name: str, device: str, run: ProfileRun):
+    """The device file entry of a profile run (`planners.devices.DeviceSpec`): its op curves,
+    the fastest linear layer as its peak, the bandwidth of a large add, this machine's memory."""
+    import datetime
+    import os
+
+    from planners.devices import DeviceSpec, check_device_name
+    from reference.machine import machine_name, memory_capacity_bytes
+
+    check_device_name(name)
+    dtype = run.profile.dtype
+    peaks = {"fp32": run.peak_flops_per_s} if dtype == "fp32" else {
+        dtype: run.peak_flops_per_s, "fp32": run.peak_flops_per_s / 2}
+    when = datetime.date.today().isoformat()
+    threads = f", {run.profile.threads} threads" if run.profile.threads else ""
+    return DeviceSpec(
+        name=name, description=f"{machine_name(device)} (profiled{threads})",
+        kind="cpu" if device == "cpu" else "gpu", peak_flops_per_s=peaks,
+        memory_bandwidth_bytes_per_s=run.bandwidth_bytes_per_s,
+        memory_capacity_bytes=float(memory_capacity_bytes(device)),
+        kernel_launch_overhead_s=0.0, efficiency={c: 1.0 for c in OP_CLASSES},
+        source=(f"measured by `coreplan profile` on {when} ({os.cpu_count()} CPUs visible): "
+                f"peak = fastest linear layer seen, bandwidth = an elementwise add of 16M "
+                f"elements (3 tensors moved); op times in [devices.{name}.profile]"),
+        profile=run.profile)
 
 
 def _result(measured, skipped, dispatch, bandwidth, dtype, threads, source, seconds) -> ProfileRun:

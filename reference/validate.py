@@ -14,7 +14,7 @@ from costmodel.attention import attention_impl, impls
 from costmodel.config import Config, configure
 from reference.machine import free_memory_bytes, machine_name
 from reference.timing import BUSY_DISPERSION, BUSY_PROBE_RATIO
-from costmodel.measurements import Measurement, MeasurementWriter
+from costmodel.measurements import Measurement, MeasurementWriter, key_of
 from costmodel.spec import ModelSpec
 
 QUICK = dict(models=("veca-small", "dinov2-small", "dinov2-small-reg", "dinov3-small"),
@@ -37,8 +37,10 @@ class Case:
     device: str
 
     def key(self) -> tuple[str, ...]:
-        return (self.spec.name, str(self.resolution), str(self.core_tokens), self.impl,
-                str(self.batch), self.dtype, self.device, "eager", "torch")
+        """The key of the row it writes (the sweep runs the torch reference models eagerly)."""
+        return key_of(model=self.spec.name, resolution=self.resolution,
+                      core_tokens=self.core_tokens, impl=self.impl, batch=self.batch,
+                      dtype=self.dtype, device=self.device, runtime="eager", framework="torch")
 
     def config(self) -> Config:
         return configure(self.spec, self.resolution, cores=self.core_tokens or None,

@@ -10,7 +10,8 @@ from costmodel.errors import CoreplanError
 from costmodel.memory import inference_memory
 from costmodel.spec import get_model
 from planners.devices import get_device, load_devices
-from planners.footprint import FootprintModel, Observation, fit_model, footprint
+from planners.footprint import FootprintModel, footprint
+from planners.footprint_fit import Observation, fit_model
 from planners.planner import plan
 
 TOY = FootprintModel(baseline_bytes={"torch": 200e6, "transformers": 230e6}, weights_factor=1.1,
@@ -93,7 +94,7 @@ def test_memory_command_reports_the_footprint(cli):
 def test_the_catalog_cpu_footprint_is_the_fit_of_the_committed_data():
     from pathlib import Path
 
-    from planners.footprint import FIT_KEYS, read_observations
+    from planners.footprint_fit import FIT_KEYS, read_observations
 
     path = Path(__file__).resolve().parents[1] / "data/measurements/footprint-cpu-epyc-2core-2026-11-24.csv"
     rows = read_observations(path)

@@ -165,7 +165,6 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
     terms: the device file it writes carries those terms back."""
     import dataclasses
 
-    import coreplan.measure_commands as mc
     import reference.footprint as rf
     from planners.footprint import FootprintModel, footprint
 
@@ -179,7 +178,7 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
                             built + t["activations"] + t["gemm_packing"] + t["workspace"])
 
     monkeypatch.setattr(rf, "measure", fake)
-    fitted = mc._measure_footprint(2)
+    fitted = rf.measure_terms(2)
     assert fitted.activation_factor == pytest.approx(1.6, rel=1e-6)
     assert fitted.pack_factor == pytest.approx(1.2, rel=1e-4)
     device = dataclasses.replace(get_device("cpu-2core"), name="here", footprint=fitted)
