@@ -19,75 +19,88 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   rich_markup_mode=None,
                   help="Cost model, simulator and capacity planner for core-periphery ViTs.")
 
-# Python argument names (as the libraries' ArgumentError speaks of them) -> the CLI's flags.
-FLAGS = {
-    "batch": "--batch", "cores": "--cores", "cores_allowed": "--cores-allowed",
-    "resolution": "--resolution", "resolutions": "--resolutions", "dtype": "--dtype",
-    "latency_ms": "--latency-ms", "memory_gb": "--memory-gb", "throughput_img_per_s": "--throughput",
-    "demand_img_per_s": "--demand", "versus": "--versus", "resume": "--resume", "out": "--out",
-    "max_resolution": "--max-resolution", "max_batch": "--max-batch", "min_time": "--min-time",
-    "threads": "--threads", "force": "--force", "teacher": "--teacher",
-    "distill_output_dim": "--output-dim", "devices": "--devices", "rate": "--rate",
-    "duration_s": "--duration-s", "slo_ms": "--slo-ms", "seed": "--seed", "name": "--name",
-}
+# The one place a flag is made: a command's option for Python argument `name` is `--name` with '-'
+# for '_' (latency_ms: --latency-ms), except where the library's argument is named for its unit
+# or meaning and the flag is kept short. Library errors (`ArgumentError`) name Python arguments;
+# the CLI says them as these flags.
+FLAG_NAMES = {"fmt": "--format", "time_it": "--time", "throughput_img_per_s": "--throughput",
+              "demand_img_per_s": "--demand", "distill_output_dim": "--output-dim"}
+DECLARED: set[str] = set()  # every argument a command takes as an option (filled as they load)
+
+
+def flag(name: str) -> str:
+    """The flag of Python argument `name`."""
+    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+def option(name: str, default=None, help: str | None = None, *, switch: bool = False):
+    """A command's option for Python argument `name` (its flag from `flag`); `switch`: a boolean
+    with its --no- form."""
+    DECLARED.add(name)
+    text = flag(name)
+    return typer.Option(default, f"{text}/--no-{text[2:]}" if switch else text, help=help)
 
 
 def flag_message(err: CoreplanError) -> str:
-    """An error's text as the CLI says it: a Python argument becomes its flag."""
-    if isinstance(err, ArgumentError) and err.argument in FLAGS:
-        return f"{FLAGS[err.argument]} {err.detail}"
+    """An error's text as the CLI says it: a Python argument a command takes becomes its flag."""
+    if isinstance(err, ArgumentError) and (err.argument in DECLARED or err.argument in FLAG_NAMES):
+        return f"{flag(err.argument)} {err.detail}"
     return str(err)
 
 
 # --------------------------------------------------------------------------- shared options
 def ModelFile():  # noqa: N802  (an option factory, used like a type)
-    return typer.Option(None, "--model-file", help="TOML file with [models.NAME] tables.")
+    return option("model_file", None, help="TOML file with [models.NAME] tables.")
 
 
 def DeviceFile():  # noqa: N802
-    return typer.Option(None, "--device-file", help="TOML file with [devices.NAME] tables.")
+    return option("device_file", None, help="TOML file with [devices.NAME] tables.")
 
 
 def Format(allowed: tuple[str, ...] = FORMATS):  # noqa: N802
-    return typer.Option("table", "--format", help=" or ".join(allowed) + ".")
+    return option("fmt", "table", help=" or ".join(allowed) + ".")
 
 
 NATIVE_HELP = "Side in px (R) or HxW (default: the model's native size, where it has one)."
 
 
 def Resolution(default=..., help_text: str = "Side in px (R) or HxW."):  # noqa: N802
-    return typer.Option(default, "--resolution", help=help_text)
+    return option("resolution", default, help=help_text)
 
 
 def Cores():  # noqa: N802
-    return typer.Option(None, "--cores", help="Active core tokens C (core models; default: max).")
+    return option("cores", None, help="Active core tokens C (core models; default: max).")
 
 
 def Batch():  # noqa: N802
-    return typer.Option(1, "--batch", help="Images per batch B.")
+    return option("batch", 1, help="Images per batch B.")
 
 
 def Impl():  # noqa: N802
-    return typer.Option(None, "--impl",
-                        help="split, masked or flex (core models); dense (dense models).")
+    from costmodel.attention import impls
+
+    def either(names):
+        return " or ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+
+    return option("impl", None, help=f"{either(impls('core'))} (core models); "
+                                     f"{either(impls('dense'))} (dense models).")
 
 
 def Scope():  # noqa: N802
-    return typer.Option("model", "--scope", help="model, layer, attention or attention-core.")
+    return option("scope", "model", help="model, layer, attention or attention-core.")
 
 
 def Runtime():  # noqa: N802
-    return typer.Option("eager", "--runtime",
-                        help="eager, compiled (torch.compile fuses elementwise chains) or "
-                             "unfused (eager with attention as matmul, softmax, matmul: "
-                             "torch < 2.0); +amp after any: under torch.autocast with fp32 "
-                             "weights (eager+amp).")
+    return option("runtime", "eager",
+                  help="eager, compiled (torch.compile fuses elementwise chains) or unfused "
+                       "(eager with attention as matmul, softmax, matmul: torch < 2.0); +amp "
+                       "after any: under torch.autocast with fp32 weights (eager+amp).")
 
 
 def OutputDim():  # noqa: N802
-    return typer.Option(None, "--output-dim",
-                        help="Width of the distillation output head (0: none; default: the "
-                             "catalog's, 768 for VECA).")
+    return option("distill_output_dim", None,
+                  help="Width of the distillation output head (0: none; default: the "
+                       "catalog's, 768 for VECA).")
 
 
 def with_output_dim(spec, output_dim: Optional[int]):
@@ -102,7 +115,7 @@ def with_output_dim(spec, output_dim: Optional[int]):
 
 
 def Dtype(default: str = "fp32"):  # noqa: N802
-    return typer.Option(default, "--dtype", help="fp32, bf16 or fp16.")
+    return option("dtype", default, help="fp32, bf16 or fp16.")
 
 
 # --------------------------------------------------------------------------- parsers
@@ -144,35 +157,37 @@ def square(text: str, what: str = "this command") -> int:
     return height
 
 
-def ints(text: str, flag: str) -> list[int]:
-    """A comma list of integers, e.g. --batch 1,4."""
+def ints(text: str, name: str) -> list[int]:
+    """A comma list of integers given to option `name`, e.g. --batch 1,4."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise CoreplanError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+        raise CoreplanError(f"{flag(name)}: expected comma-separated integers, got "
+                            f"{text!r}") from None
     if not values:
-        raise CoreplanError(f"{flag}: expected at least one value")
+        raise CoreplanError(f"{flag(name)}: expected at least one value")
     return values
 
 
-def sides(text: str, flag: str = "--resolutions") -> list[int]:
+def sides(text: str, name: str = "resolutions") -> list[int]:
     """A comma list of square resolutions (each checked like --resolution)."""
-    return [square(str(v), flag) for v in ints(text, flag)]
+    return [square(str(v), flag(name)) for v in ints(text, name)]
 
 
-def names(text: Optional[str], flag: str) -> list[str]:
-    """A comma list of names, e.g. --models veca-base,dinov3-base."""
+def names(text: Optional[str], name: str) -> list[str]:
+    """A comma list of names given to option `name`, e.g. --models veca-base,dinov3-base."""
     values = [v.strip() for v in (text or "").split(",") if v.strip()]
     if not values:
-        raise CoreplanError(f"{flag}: expected a comma-separated list")
+        raise CoreplanError(f"{flag(name)}: expected a comma-separated list")
     return values
 
 
-def number(text: Optional[str], flag: str) -> float | None:
-    """An optional number given as text (so that 'inf' or 'abc' get one clear line)."""
+def number(text: Optional[str], name: str) -> float | None:
+    """An optional number given as text to option `name` (so that 'inf' or 'abc' get one clear
+    line)."""
     if text is None:
         return None
     try:
         return float(text)
     except ValueError:
-        raise CoreplanError(f"{flag}: expected a number, got {text!r}") from None
+        raise CoreplanError(f"{flag(name)}: expected a number, got {text!r}") from None

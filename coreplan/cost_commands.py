@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-import typer
 
-from coreplan.app import (NATIVE_HELP, Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile,
-                          OutputDim, Resolution, Scope, app, check_format, model_resolution, sides,
-                          with_output_dim)
+from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Dtype, Format, Impl,
+                          model_resolution, ModelFile, NATIVE_HELP, option, OutputDim, Resolution,
+                          Scope, sides, with_output_dim)
 from coreplan.output import emit
 from costmodel.config import configure
 from costmodel.errors import CoreplanError, check_choice
@@ -47,12 +46,10 @@ def models(model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None
 def flops(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP),
           cores: Optional[int] = Cores(),
           batch: int = Batch(), scope: str = Scope(),
-          convention: str = typer.Option("flop", "--convention", help="flop, mac or full."),
+          convention: str = option("convention", "flop", help="flop, mac or full."),
           impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
-          mode: str = typer.Option("inference", "--mode",
-                                   help="inference, or training (forward + backward)."),
-          teacher: Optional[str] = typer.Option(None, "--teacher",
-                                                help="Training: a dense distillation teacher."),
+          mode: str = option("mode", "inference", help="inference, or training (forward + backward)."),
+          teacher: Optional[str] = option("teacher", None, help="Training: a dense distillation teacher."),
           model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Exact FLOPs of one configuration, per op and in total (or of a training step)."""
     from costmodel.cost import count
@@ -100,15 +97,12 @@ def _training_flops(c, teacher, model_file, fmt) -> None:
 def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP),
            cores: Optional[int] = Cores(),
            batch: int = Batch(), dtype: str = Dtype(),
-           mode: str = typer.Option("inference", "--mode", help="inference or training."),
+           mode: str = option("mode", "inference", help="inference or training."),
            impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
-           teacher: Optional[str] = typer.Option(None, "--teacher",
-                                                 help="Training: a dense distillation teacher."),
+           teacher: Optional[str] = option("teacher", None, help="Training: a dense distillation teacher."),
            model_file: Optional[str] = ModelFile(),
-           device: str = typer.Option("cpu-2core", "--device",
-                                      help="Device whose process footprint to report."),
-           framework: str = typer.Option("torch", "--framework",
-                                         help="torch, or transformers (its import and build)."),
+           device: str = option("device", "cpu-2core", help="Device whose process footprint to report."),
+           framework: str = option("framework", "torch", help="torch, or transformers (its import and build)."),
            device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> None:
     """Weights, activation peak and every memory term of one configuration, and the process
     footprint on a device (inference)."""
@@ -157,10 +151,9 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
 
 @app.command()
 def compare(model_a: str, model_b: str,
-            resolutions: str = typer.Option("256,384,512,768,1024", "--resolutions",
-                                            help="Comma list of sides in px."),
+            resolutions: str = option("resolutions", "256,384,512,768,1024", help="Comma list of sides in px."),
             cores: Optional[int] = Cores(), batch: int = Batch(), scope: str = Scope(),
-            convention: str = typer.Option("flop", "--convention"),
+            convention: str = option("convention", "flop"),
             model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Two models side by side across resolutions (each at its own patch size)."""
     from costmodel.cost import count
@@ -187,9 +180,9 @@ def compare(model_a: str, model_b: str,
 
 
 @app.command()
-def crossover(core_model: str, versus: str = typer.Option(..., "--versus", help="Dense model."),
+def crossover(core_model: str, versus: str = option("versus", ..., help="Dense model."),
               cores: Optional[int] = Cores(), scope: str = Scope(),
-              convention: str = typer.Option("flop", "--convention"),
+              convention: str = option("convention", "flop"),
               model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Where the core model becomes cheaper than a dense one (closed form and integer answer)."""
     from costmodel.analysis import crossover as find
@@ -209,10 +202,10 @@ def crossover(core_model: str, versus: str = typer.Option(..., "--versus", help=
 
 
 @app.command()
-def formula(scope: str = Scope(), kind: str = typer.Option(..., "--kind", help="dense or core."),
-            convention: str = typer.Option("flop", "--convention"),
-            model: Optional[str] = typer.Option(None, "--model", help="Structure to use."),
-            latex: bool = typer.Option(False, "--latex", help="Print LaTeX.")) -> None:
+def formula(scope: str = Scope(), kind: str = option("kind", ..., help="dense or core."),
+            convention: str = option("convention", "flop"),
+            model: Optional[str] = option("model", None, help="Structure to use."),
+            latex: bool = option("latex", False, help="Print LaTeX.")) -> None:
     """The scope's cost as a formula of B, N, C, E, D, H, F, L, P."""
     from costmodel.analysis import formula as formula_of
     from costmodel.analysis import latex as to_latex

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import ModelFile, app, ints, names, sides
+from coreplan.app import app, ints, ModelFile, names, option, sides
 from coreplan.output import emit
 from costmodel.attention import impls as attention_impls
 from costmodel.config import DTYPE_BYTES
@@ -19,29 +19,26 @@ from costmodel.spec import catalog, get_model
 
 @app.command()
 def validate(
-    models: Optional[str] = typer.Option(None, "--models", help="Comma list (default: catalog)."),
-    resolutions: Optional[str] = typer.Option(None, "--resolutions",
-                                              help="Comma list; rounded down to each patch."),
-    cores: Optional[str] = typer.Option(None, "--cores", help="Core budgets (default 8,64)."),
-    impls: Optional[str] = typer.Option(None, "--impls", help="Core impls (default split,masked)."),
-    batch: Optional[str] = typer.Option(None, "--batch", help="Batch sizes (default 1,4)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32, bf16, fp16 (comma list)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    quick: bool = typer.Option(False, "--quick", help="Small sweep over every family and impl."),
-    out: str = typer.Option("results.csv", "--out", help="CSV written row by row."),
-    resume: bool = typer.Option(False, "--resume", help="Skip rows already in --out."),
-    time_it: bool = typer.Option(True, "--time/--no-time", help="Run and time real forwards."),
-    min_time: float = typer.Option(1.0, "--min-time", help="Timing budget per case, seconds."),
-    repeats: int = typer.Option(5, "--repeats", help="At least this many timed forwards per case."),
-    warmup: int = typer.Option(2, "--warmup", help="Untimed forwards per case first."),
-    retry_busy: bool = typer.Option(False, "--retry-busy",
-                                    help="With --resume: re-measure rows recorded as busy."),
-    footprint: Optional[bool] = typer.Option(None, "--footprint/--no-footprint",
-                                             help="Measure the process footprint in a fresh "
+    models: Optional[str] = option("models", None, help="Comma list (default: catalog)."),
+    resolutions: Optional[str] = option("resolutions", None, help="Comma list; rounded down to each patch."),
+    cores: Optional[str] = option("cores", None, help="Core budgets (default 8,64)."),
+    impls: Optional[str] = option("impls", None, help="Core impls (default split,masked)."),
+    batch: Optional[str] = option("batch", None, help="Batch sizes (default 1,4)."),
+    dtype: Optional[str] = option("dtype", None, help="fp32, bf16, fp16 (comma list)."),
+    device: str = option("device", "cpu", help="cpu or cuda."),
+    quick: bool = option("quick", False, help="Small sweep over every family and impl."),
+    out: str = option("out", "results.csv", help="CSV written row by row."),
+    resume: bool = option("resume", False, help="Skip rows already in --out."),
+    time_it: bool = option("time_it", True, help="Run and time real forwards.", switch=True),
+    min_time: float = option("min_time", 1.0, help="Timing budget per case, seconds."),
+    repeats: int = option("repeats", 5, help="At least this many timed forwards per case."),
+    warmup: int = option("warmup", 2, help="Untimed forwards per case first."),
+    retry_busy: bool = option("retry_busy", False, help="With --resume: re-measure rows recorded as busy."),
+    footprint: Optional[bool] = option("footprint", None, help="Measure the process footprint in a fresh "
                                                   "worker per row (CPU; default: on unless "
-                                                  "--quick)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (recorded)."),
-    compile_flex: bool = typer.Option(False, "--compile-flex", help="torch.compile flex."),
+                                                  "--quick).", switch=True),
+    threads: Optional[int] = option("threads", None, help="CPU threads (recorded)."),
+    compile_flex: bool = option("compile_flex", False, help="torch.compile flex."),
     model_file: Optional[str] = ModelFile(),
 ) -> None:
     """Measure configurations against the prediction: one CSV row per configuration.
@@ -53,12 +50,12 @@ def validate(
 
     defaults = QUICK if quick else {**FULL, "models": tuple(catalog())}
     check_choice("device", device, ("cpu", "cuda"))
-    specs = [get_model(m, model_file) for m in (names(models, "--models") if models
+    specs = [get_model(m, model_file) for m in (names(models, "models") if models
                                                  else defaults["models"])]
-    impl_list = names(impls, "--impls") if impls else list(defaults["impls"])
+    impl_list = names(impls, "impls") if impls else list(defaults["impls"])
     for impl in impl_list:
         check_choice("impl", impl, attention_impls("core"))
-    dtypes = names(dtype, "--dtype") if dtype else list(defaults["dtypes"])
+    dtypes = names(dtype, "dtype") if dtype else list(defaults["dtypes"])
     for d in dtypes:
         check_choice("dtype", d, tuple(k for k in DTYPE_BYTES if k != "tf32"))
     if not (math.isfinite(min_time) and 0 < min_time <= 3600):
@@ -72,8 +69,8 @@ def validate(
               f"cores; timings will be oversubscribed", file=sys.stderr)
     _check_device(device)
     cases = plan_cases(specs, sides(resolutions) if resolutions else defaults["resolutions"],
-                       ints(cores, "--cores") if cores else defaults["cores"], impl_list,
-                       ints(batch, "--batch") if batch else defaults["batches"], dtypes, device)
+                       ints(cores, "cores") if cores else defaults["cores"], impl_list,
+                       ints(batch, "batch") if batch else defaults["batches"], dtypes, device)
     options = Options(time_it=time_it, min_run_time_s=0.05 if quick and min_time == 1.0 else min_time,
                       min_repeats=repeats, warmup=warmup, threads=threads, compile_flex=compile_flex,
                       footprint=(not quick) if footprint is None else footprint)
@@ -149,17 +146,15 @@ def _report(s, results, interrupted: bool) -> None:
 
 @app.command()
 def profile(
-    name: str = typer.Option(..., "--name", help="Device name for the file (e.g. my-laptop)."),
-    out: str = typer.Option(..., "--out", help="Device file to write (TOML)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16 or fp16."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (recorded)."),
-    budget_s: float = typer.Option(300.0, "--budget-s", help="Time budget, seconds."),
-    check: Optional[str] = typer.Option(None, "--check",
-                                        help="A validate CSV to predict with the new profile."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-    footprint: bool = typer.Option(True, "--footprint/--no-footprint",
-                                   help="Also measure the process footprint terms (CPU, ~30 s)."),
+    name: str = option("name", ..., help="Device name for the file (e.g. my-laptop)."),
+    out: str = option("out", ..., help="Device file to write (TOML)."),
+    device: str = option("device", "cpu", help="cpu or cuda."),
+    dtype: str = option("dtype", "fp32", help="fp32, bf16 or fp16."),
+    threads: Optional[int] = option("threads", None, help="CPU threads (recorded)."),
+    budget_s: float = option("budget_s", 300.0, help="Time budget, seconds."),
+    check: Optional[str] = option("check", None, help="A validate CSV to predict with the new profile."),
+    force: bool = option("force", False, help="Replace --out if it exists."),
+    footprint: bool = option("footprint", True, help="Also measure the process footprint terms (CPU, ~30 s).", switch=True),
     model_file: Optional[str] = ModelFile(),
 ) -> None:
     """Measure this machine op by op and write a device file that plan and simulate use.

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (Batch, Cores, DeviceFile, Dtype, Format, Impl, ModelFile, Resolution,
-                          Runtime, app, check_format, ints, model_resolution, names, number,
+from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Dtype, Format, Impl, ints,
+                          model_resolution, ModelFile, names, number, option, Resolution, Runtime,
                           square)
 from coreplan.app import NATIVE_HELP
 from coreplan.output import emit
@@ -37,7 +37,7 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
 
 
 @app.command()
-def simulate(model: str, device: str = typer.Option(..., "--device"),
+def simulate(model: str, device: str = option("device", ...),
              resolution: Optional[str] = Resolution(None, NATIVE_HELP),
              cores: Optional[int] = Cores(), batch: int = Batch(), dtype: str = Dtype("bf16"),
              impl: Optional[str] = Impl(), runtime: str = Runtime(),
@@ -86,24 +86,19 @@ def _short_path(path: str, width: int = 30) -> str:
 
 
 @app.command()
-def calibrate(measurements: str = typer.Option(..., "--measurements",
-                                               help="validate CSVs or timm benchmark files, "
+def calibrate(measurements: str = option("measurements", ..., help="validate CSVs or timm benchmark files, "
                                                     "comma list."),
-              device: Optional[str] = typer.Option(None, "--device",
-                                                   help="The device measured (default: fit one "
+              device: Optional[str] = option("device", None, help="The device measured (default: fit one "
                                                         "set across the devices timm files name)."),
               device_file: Optional[str] = DeviceFile(),
-              out: Optional[str] = typer.Option(None, "--out", help="Write a calibrated device file."),
-              holdout: Optional[str] = typer.Option(None, "--holdout",
-                                                    help="Held-out groups: resolution, family, "
+              out: Optional[str] = option("out", None, help="Write a calibrated device file."),
+              holdout: Optional[str] = option("holdout", None, help="Held-out groups: resolution, family, "
                                                          "model or device."),
-              include_busy: bool = typer.Option(False, "--include-busy",
-                                                help="Also fit rows timed on a busy machine."),
-              max_error: float = typer.Option(0.25, "--max-error",
-                                              help="Refuse to write a fit whose held-out MAPE "
+              include_busy: bool = option("include_busy", False, help="Also fit rows timed on a busy machine."),
+              max_error: float = option("max_error", 0.25, help="Refuse to write a fit whose held-out MAPE "
                                                    "is above this."),
-              force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-              fmt: str = Format()) -> None:
+              force: bool = option("force", False, help="Replace --out if it exists."),
+              model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Fit per-op-class efficiencies and launch overhead to measured times; held-out error.
 
     Exit status 1 (and no --out written) when the fit is implausible: an efficiency outside its
@@ -115,7 +110,8 @@ def calibrate(measurements: str = typer.Option(..., "--measurements",
 
     fmt = check_format(fmt)
     dev = get_device(device, device_file) if device else None
-    cal = run(names(measurements, "--measurements"), dev, include_busy, holdout, device_file)
+    cal = run(names(measurements, "measurements"), dev, include_busy, holdout, device_file,
+              model_file)
     if out and cal.device is None:
         raise CoreplanError(f"--out writes one device, and the measurements name "
                             f"{len(cal.devices)}: give --device, or one device's files")
@@ -155,23 +151,20 @@ def _calibration_rows(cal) -> list[dict]:
 
 
 @app.command()
-def plan(model: str, device: str = typer.Option(..., "--device", help="Device name(s), comma list."),
+def plan(model: str, device: str = option("device", ..., help="Device name(s), comma list."),
          resolution: Optional[str] = Resolution(None, "Side in px (square images)."),
          batch: int = Batch(),
-         dtype: str = typer.Option("auto", "--dtype",
-                                   help="fp32, bf16, fp16, or auto: each device's best supported."),
-         latency_ms: Optional[str] = typer.Option(None, "--latency-ms"),
-         memory_gb: Optional[str] = typer.Option(None, "--memory-gb", help="Decimal GB."),
-         throughput: Optional[str] = typer.Option(None, "--throughput", help="Minimum img/s."),
-         cores_allowed: Optional[str] = typer.Option(None, "--cores-allowed"),
-         solve: str = typer.Option("cores", "--solve", help="cores, resolution or batch."),
-         cores: Optional[int] = typer.Option(None, "--cores", help="C for --solve resolution|batch."),
-         demand: Optional[str] = typer.Option(None, "--demand", help="Images/s to serve."),
-         versus: Optional[str] = typer.Option(None, "--versus", help="Dense baseline model."),
-         max_resolution: int = typer.Option(MAX_RESOLUTION, "--max-resolution",
-                                            help="Search limit of --solve resolution (px)."),
-         max_batch: int = typer.Option(MAX_BATCH, "--max-batch",
-                                       help="Search limit of --solve batch."),
+         dtype: str = option("dtype", "auto", help="fp32, bf16, fp16, or auto: each device's best supported."),
+         latency_ms: Optional[str] = option("latency_ms", None),
+         memory_gb: Optional[str] = option("memory_gb", None, help="Decimal GB."),
+         throughput: Optional[str] = option("throughput", None, help="Minimum img/s."),
+         cores_allowed: Optional[str] = option("cores_allowed", None),
+         solve: str = option("solve", "cores", help="cores, resolution or batch."),
+         cores: Optional[int] = option("cores", None, help="C for --solve resolution|batch."),
+         demand: Optional[str] = option("demand", None, help="Images/s to serve."),
+         versus: Optional[str] = option("versus", None, help="Dense baseline model."),
+         max_resolution: int = option("max_resolution", MAX_RESOLUTION, help="Search limit of --solve resolution (px)."),
+         max_batch: int = option("max_batch", MAX_BATCH, help="Search limit of --solve batch."),
          impl: Optional[str] = Impl(), runtime: str = Runtime(),
          device_file: Optional[str] = DeviceFile(),
          model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
@@ -186,15 +179,15 @@ def plan(model: str, device: str = typer.Option(..., "--device", help="Device na
 
     fmt = check_format(fmt)
     spec = get_model(model, model_file)
-    budgets = Budgets(number(latency_ms, "--latency-ms"), number(memory_gb, "--memory-gb"),
-                      number(throughput, "--throughput"))
-    devs = [get_device(d, device_file) for d in names(device, "--device")]
+    budgets = Budgets(number(latency_ms, "latency_ms"), number(memory_gb, "memory_gb"),
+                      number(throughput, "throughput"))
+    devs = [get_device(d, device_file) for d in names(device, "device")]
     base = get_model(versus, model_file) if versus else None
     plans = [make_plan(spec, d, resolution=square(resolution, "plan") if resolution else None,
                        batch=batch, dtype=dtype, budgets=budgets, solve=solve, cores=cores,
-                       demand_img_per_s=number(demand, "--demand"), versus=base, impl=impl,
+                       demand_img_per_s=number(demand, "demand"), versus=base, impl=impl,
                        runtime=runtime, max_resolution=max_resolution, max_batch=max_batch,
-                       cores_allowed=ints(cores_allowed, "--cores-allowed") if cores_allowed
+                       cores_allowed=ints(cores_allowed, "cores_allowed") if cores_allowed
                        else None) for d in devs]
     if fmt == "json":
         import json

@@ -11,6 +11,7 @@ import json
 from datetime import date
 
 from coreplan import charts
+from coreplan.app import flag
 from coreplan.output import chosen_line, html_table, page_rows, plan_rows
 from costmodel.spec import ModelSpec
 from planners.devices import DeviceSpec
@@ -39,7 +40,9 @@ def build_report(specs: list[ModelSpec], devices: list[DeviceSpec], *, resolutio
         for device in devices:
             p = plan(spec, device, resolution=resolution, batch=batch, dtype=dtype, budgets=budgets,
                      runtime=runtime)
-            chosen = chosen_line(p, device).replace("--max-", "max ")
+            chosen = chosen_line(p, device)
+            for limit in ("max_resolution", "max_batch"):  # a page has no flags: their meaning
+                chosen = chosen.replace(flag(limit), limit.replace("_", " "))
             sections.append((f"Plan: {spec.name} on {device.name} ({resolution} px, batch {batch}, "
                              f"{dtype}, {runtime})", f"<p class=note>{html.escape(chosen)}</p>"
                              + html_table(page_rows(plan_rows(p))), None))

@@ -9,57 +9,47 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (DeviceFile, Format, Impl, ModelFile, Runtime, app, check_format, ints,
-                          number, square)
+from coreplan.app import (app, check_format, DeviceFile, flag, Format, Impl, ints, ModelFile,
+                          number, option, Runtime, square)
 from coreplan.output import check_new, check_out, emit
-from costmodel.errors import ArgumentError, CoreplanError, check_choice
+from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
 from planners.limits import MAX_DEVICES
 
-POLICIES = ("static", "elastic", "dense", "all")
 REQUESTS_BY_DEFAULT = 100_000
 SWEEP_LOADS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2)
 SWEEP_REQUESTS = 20_000
 
 
 @app.command()
-def serve(model: str, device: str = typer.Option(..., "--device"),
-          resolution: str = typer.Option(..., "--resolution", help="Side in px (square images)."),
-          rate: Optional[str] = typer.Option(None, "--rate",
-                                             help="Offered load, images/s (with a trace file: "
+def serve(model: str, device: str = option("device", ...),
+          resolution: str = option("resolution", ..., help="Side in px (square images)."),
+          rate: Optional[str] = option("rate", None, help="Offered load, images/s (with a trace file: "
                                                   "replay it scaled to this mean rate)."),
-          slo_ms: str = typer.Option(..., "--slo-ms", help="Latency objective (queue + service)."),
-          policy: str = typer.Option("all", "--policy",
-                                     help="static, elastic, dense (the --versus baseline) or all."),
-          cores: Optional[int] = typer.Option(None, "--cores", help="C of the static policy "
+          slo_ms: str = option("slo_ms", ..., help="Latency objective (queue + service)."),
+          policy: str = option("policy", "all", help="static, elastic, dense (the --versus baseline) or all."),
+          cores: Optional[int] = option("cores", None, help="C of the static policy "
                                                                      "(default: the largest)."),
-          cores_allowed: Optional[str] = typer.Option(None, "--cores-allowed",
-                                                      help="Budgets the elastic policy may use."),
-          max_batch: int = typer.Option(8, "--max-batch", help="Largest batch a device takes."),
-          batch_timeout_ms: str = typer.Option("0", "--batch-timeout-ms",
-                                               help="Longest the oldest request waits for its "
+          cores_allowed: Optional[str] = option("cores_allowed", None, help="Budgets the elastic policy may use."),
+          max_batch: int = option("max_batch", 8, help="Largest batch a device takes."),
+          batch_timeout_ms: str = option("batch_timeout_ms", "0", help="Longest the oldest request waits for its "
                                                     "batch to fill."),
-          arrivals: str = typer.Option("poisson", "--arrivals",
-                                       help="poisson, bursty (MMPP-2: bursts at 4x the rate, "
+          arrivals: str = option("arrivals", "poisson", help="poisson, bursty (MMPP-2: bursts at 4x the rate, "
                                             "1 s long, every 10 s on average) or a trace file."),
-          duration_s: Optional[str] = typer.Option(None, "--duration-s",
-                                                   help="Simulated seconds (default: 100,000 "
+          duration_s: Optional[str] = option("duration_s", None, help="Simulated seconds (default: 100,000 "
                                                         "requests' worth)."),
-          devices: Optional[int] = typer.Option(None, "--devices",
-                                                help="Identical devices sharing the queue "
+          devices: Optional[int] = option("devices", None, help="Identical devices sharing the queue "
                                                      "(default 1)."),
-          dtype: str = typer.Option("auto", "--dtype", help="fp32, bf16, fp16 or auto."),
-          quality: Optional[str] = typer.Option(None, "--quality",
-                                                help="CSV cores,quality: expected quality per C."),
-          versus: Optional[str] = typer.Option(None, "--versus", help="Dense baseline model."),
-          seed: int = typer.Option(0, "--seed"),
-          solve: Optional[str] = typer.Option(None, "--solve",
-                                              help="devices: the fewest devices holding p99 "
+          dtype: str = option("dtype", "auto", help="fp32, bf16, fp16 or auto."),
+          quality: Optional[str] = option("quality", None, help="CSV cores,quality: expected quality per C."),
+          versus: Optional[str] = option("versus", None, help="Dense baseline model."),
+          seed: int = option("seed", 0),
+          solve: Optional[str] = option("solve", None, help="devices: the fewest devices holding p99 "
                                                    "within the objective, per policy."),
           impl: Optional[str] = Impl(), runtime: str = Runtime(),
-          out: Optional[str] = typer.Option(None, "--out", help="Chart of p99 and mean C against "
+          out: Optional[str] = option("out", None, help="Chart of p99 and mean C against "
                                                                 "offered load (.html/.png/.svg)."),
-          force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+          force: bool = option("force", False, help="Replace --out if it exists."),
           device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
           fmt: str = Format()) -> None:
     """Simulate serving a request stream: latency percentiles, objective attainment, C mix.
@@ -69,7 +59,7 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
     """
     from planners.devices import get_device
     from planners.planner import best_dtype
-    from planners.serving import devices_needed, fastest_s
+    from planners.serving import check_objective, devices_needed, make_policies
 
     fmt = check_format(fmt)
     if solve is not None:
@@ -80,21 +70,20 @@ def serve(model: str, device: str = typer.Option(..., "--device"),
     if out:
         check_out(out)
         check_new(out, force)
-    slo_s = _positive(slo_ms, "--slo-ms") / 1e3
-    timeout_s = _at_least_zero(batch_timeout_ms, "--batch-timeout-ms") / 1e3
-    rate_value = _positive(rate, "--rate") if rate is not None else None
-    duration = _positive(duration_s, "--duration-s") if duration_s is not None else None
+    slo_s = _positive(slo_ms, "slo_ms") / 1e3
+    timeout_s = _at_least_zero(batch_timeout_ms, "batch_timeout_ms") / 1e3
+    rate_value = _positive(rate, "rate") if rate is not None else None
+    duration = _positive(duration_s, "duration_s") if duration_s is not None else None
     dev = get_device(device, device_file)
     dtype = best_dtype(dev) if dtype == "auto" else dtype
     spec = get_model(model, model_file)
     side = square(resolution, "serve")
-    policies = _policies(spec, check_choice("policy", policy, POLICIES), dev, side, dtype, cores,
-                         cores_allowed, max_batch, impl, runtime, versus, model_file)
-    own = [p for p in policies if p.table.model == spec.name] or policies
-    fastest = min(map(fastest_s, own))
-    if slo_s < fastest:
-        raise ArgumentError("slo_ms", f"{slo_ms} ms is below the fastest possible service, "
-                            f"{fastest * 1e3:.4g} ms ({spec.name}, one image, on {dev.name})")
+    policies = make_policies(spec, dev, resolution=side, dtype=dtype, policy=policy,
+                             max_batch=max_batch, cores=cores,
+                             cores_allowed=ints(cores_allowed, "cores_allowed")
+                             if cores_allowed else None, impl=impl, runtime=runtime,
+                             versus=get_model(versus, model_file) if versus else None)
+    check_objective(policies, slo_s, spec.name, dev.name)
     times, offered = _arrivals(arrivals, rate_value, duration, seed)
     table = _quality(quality, spec)
     kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s)
@@ -124,64 +113,18 @@ def _rate(value: float) -> str:
     return f"{value:,.0f}" if value >= 1000 else f"{value:.4g}"
 
 
-def _positive(text: str, flag: str) -> float:
-    value = number(text, flag)
+def _positive(text: str, name: str) -> float:
+    value = number(text, name)
     if not (math.isfinite(value) and value > 0):
-        raise CoreplanError(f"{flag}: must be a positive number, got {text!r}")
+        raise CoreplanError(f"{flag(name)}: must be a positive number, got {text!r}")
     return value
 
 
-def _at_least_zero(text: str, flag: str) -> float:
-    value = number(text, flag)
+def _at_least_zero(text: str, name: str) -> float:
+    value = number(text, name)
     if not (math.isfinite(value) and value >= 0):
-        raise CoreplanError(f"{flag}: must be a number >= 0, got {text!r}")
+        raise CoreplanError(f"{flag(name)}: must be a number >= 0, got {text!r}")
     return value
-
-
-def _policies(spec, policy, dev, side, dtype, cores, cores_allowed, max_batch, impl, runtime,
-              versus, model_file):
-    """The policies asked for, each with its service table."""
-    from planners.planner import baseline_model
-    from planners.serving import Policy, service_table
-
-    def table(model, allowed=None):
-        return service_table(model, dev, resolution=side, dtype=dtype, max_batch=max_batch,
-                             cores_allowed=allowed, impl=impl if model is spec else None,
-                             runtime=runtime)
-
-    if not spec.is_core and policy == "elastic":
-        raise CoreplanError(f"--policy elastic needs a core model; {spec.name} is dense")
-    if cores_allowed and not spec.is_core:
-        raise CoreplanError(f"--cores-allowed applies to core models; {spec.name} is dense")
-    if cores is not None and policy in ("elastic", "dense"):
-        raise CoreplanError(f"--cores fixes the static policy's C; --policy {policy} does not use "
-                            "it (elastic chooses among --cores-allowed)")
-    if cores_allowed and policy in ("static", "dense"):
-        raise CoreplanError(f"--cores-allowed lists the elastic policy's budgets; --policy {policy} "
-                            "does not use it (static runs --cores)")
-    chosen = []
-    if policy in ("static", "all"):
-        if spec.is_core:
-            from costmodel.config import check_cores
-
-            static = check_cores(spec, cores)
-            chosen.append(Policy(f"static C={static}", "static", table(spec, [static]), static))
-        else:
-            if cores is not None:
-                raise CoreplanError(f"--cores applies to core models; {spec.name} is dense")
-            chosen.append(Policy("static", "static", table(spec)))
-    if policy in ("elastic", "all") and spec.is_core:
-        allowed = ints(cores_allowed, "--cores-allowed") if cores_allowed else None
-        chosen.append(Policy("elastic", "elastic", table(spec, allowed)))
-    base = get_model(versus, model_file) if versus else (baseline_model(spec) if spec.is_core
-                                                          else None)
-    if base is not None and base.is_core:
-        raise CoreplanError(f"--versus takes a dense model; {base.name} is a core model")
-    if policy == "dense" and base is None:
-        raise CoreplanError("--policy dense needs a dense baseline: give --versus")
-    if policy in ("dense", "all") and base is not None:
-        chosen.append(Policy(f"dense {base.name}", "static", table(base)))
-    return chosen
 
 
 def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float], seed: int):

@@ -110,6 +110,74 @@ class Policy:
         return self.table.capacity_img_per_s(self.fastest_cores, devices)
 
 
+POLICIES = ("static", "elastic", "dense", "all")
+
+
+def make_policies(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype: str,
+                  policy: str = "all", max_batch: int = 8, cores: int | None = None,
+                  cores_allowed=None, impl: str | None = None, runtime: str = "eager",
+                  versus: ModelSpec | None = None) -> list[Policy]:
+    """The policies asked for, each with its service table on `device`: "static" (every batch at
+    `cores`, default the largest budget; a dense model as it is), "elastic" (a core model, C per
+    batch among `cores_allowed`), "dense" (the `versus` baseline, default the catalog's dense
+    model of the same width and depth), or "all" that apply. An argument that no policy asked
+    for uses is refused, naming it."""
+    from costmodel.config import check_cores
+    from costmodel.errors import check_choice
+    from planners.planner import baseline_model
+
+    check_choice("policy", policy, POLICIES)
+    _check_policy_arguments(spec, policy, cores, cores_allowed)
+    base = versus or (baseline_model(spec) if spec.is_core else None)
+    if base is not None and base.is_core:
+        raise ArgumentError("versus", f"takes a dense model; {base.name} is a core model")
+    if policy == "dense" and base is None:
+        raise ArgumentError("policy", "dense needs a dense baseline model (versus)")
+
+    def table(model, allowed=None):
+        return service_table(model, device, resolution=resolution, dtype=dtype,
+                             max_batch=max_batch, cores_allowed=allowed,
+                             impl=impl if model is spec else None, runtime=runtime)
+
+    chosen = []
+    if policy in ("static", "all"):
+        if spec.is_core:
+            static = check_cores(spec, cores)
+            chosen.append(Policy(f"static C={static}", "static", table(spec, [static]), static))
+        else:
+            chosen.append(Policy("static", "static", table(spec)))
+    if policy in ("elastic", "all") and spec.is_core:
+        chosen.append(Policy("elastic", "elastic", table(spec, cores_allowed or None)))
+    if policy in ("dense", "all") and base is not None:
+        chosen.append(Policy(f"dense {base.name}", "static", table(base)))
+    return chosen
+
+
+def _check_policy_arguments(spec: ModelSpec, policy: str, cores, cores_allowed) -> None:
+    if not spec.is_core and policy == "elastic":
+        raise ArgumentError("policy", f"elastic needs a core model; {spec.name} is dense")
+    if cores_allowed and not spec.is_core:
+        raise ArgumentError("cores_allowed", f"applies to core models; {spec.name} is dense")
+    if cores is not None and policy in ("elastic", "dense"):
+        raise ArgumentError("cores", f"fixes the static policy's C; the {policy} policy does "
+                            f"not use it (elastic chooses among the allowed budgets)")
+    if cores_allowed and policy in ("static", "dense"):
+        raise ArgumentError("cores_allowed", f"lists the elastic policy's budgets; the "
+                            f"{policy} policy does not use it (static runs at its C)")
+    if cores is not None and not spec.is_core:
+        raise ArgumentError("cores", f"applies to core models; {spec.name} is dense")
+
+
+def check_objective(policies: list[Policy], slo_s: float, model: str, device: str) -> None:
+    """An objective below the fastest service any of the model's own policies gives (one image
+    at its fastest C) cannot be met: refused, saying that fastest time."""
+    own = [p for p in policies if p.table.model == model] or policies
+    fastest = min(map(fastest_s, own))
+    if slo_s < fastest:
+        raise ArgumentError("slo_ms", f"{slo_s * 1e3:g} ms is below the fastest possible "
+                            f"service, {fastest * 1e3:.4g} ms ({model}, one image, on {device})")
+
+
 @dataclass(frozen=True)
 class ServeResult:
     """One policy's run. Latencies in ms; cores_histogram: requests served at each C."""

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from costmodel.config import configure
 from costmodel.errors import CoreplanError
-from costmodel.spec import catalog, get_model
+from costmodel.spec import catalog, get_model, load_models
 from planners.calibrate import calibrate, fit, holdout
 from planners.devices import MAX_EFFICIENCY, OP_CLASSES, device_catalog, get_device, load_devices
 from planners.planner import Budgets, plan
@@ -311,3 +311,36 @@ def test_committed_cpu_holdout_is_reported_as_measured():
 def test_calibrating_a_gpu_on_cpu_measurements_is_refused(cli):
     code, _, err = cli("calibrate", "--measurements", CPU_CSV, "--device", "h100-sxm")
     assert code == 2 and "measured on cpu, but the device being calibrated is cuda" in err
+
+
+def test_a_model_file_model_can_be_calibrated(tmp_path, cli):
+    """Rows of a model the catalog lacks: its --model-file gives their configurations (one place
+    turns a measurement into a configuration); times made by a device of known efficiencies are
+    fitted back to them, and without the file the row's line is named."""
+    model = tmp_path / "mine.toml"
+    model.write_text("[models.my-vit]\nfamily = \"mine\"\nkind = \"dense\"\npatch_size = 16\n"
+                     "embed_dim = 384\nnum_heads = 6\ndepth = 6\nmlp = \"gelu\"\nmlp_ratio = 4\n"
+                     "pos_embed = \"learned\"\npos_embed_grid = 14\nfused_qkv = true\n"
+                     "qkv_bias = true\nkey_bias = true\nlayer_scale = false\ncls_tokens = 1\n")
+    device = get_device("a100-sxm-80gb")
+    known = {"gemm": 0.6, "attention": 0.4, "elementwise": 0.5}
+    truth = dataclasses.replace(device, efficiency=known, kernel_launch_overhead_s=5e-6)
+    spec = load_models(model)["my-vit"]
+    lines = ["model,resolution,core_tokens,impl,batch,dtype,status,time_ms_median,device"]
+    for side in (224, 320, 448, 640, 896, 1024):
+        for batch in (1, 16):
+            c = configure(spec, side, batch=batch, dtype="bf16")
+            ms = float(latency_s(config_rooflines(c, truth), truth)) * 1e3
+            lines.append(f"my-vit,{side},0,dense,{batch},bf16,ok,{ms!r},cuda")
+    rows = tmp_path / "mine.csv"
+    rows.write_text("\n".join(lines) + "\n")
+    cal = calibrate(rows, device, model_file=model)
+    for k in OP_CLASSES:
+        assert cal.fit.efficiency[k] == pytest.approx(known[k], rel=0.05)
+    assert cal.holdout.mape < 0.01
+    code, _, err = cli("calibrate", "--measurements", str(rows), "--device", "a100-sxm-80gb")
+    assert code == 2 and "measurements line 2: unknown model 'my-vit'" in err
+    code, out, err = cli("calibrate", "--measurements", str(rows), "--device", "a100-sxm-80gb",
+                         "--model-file", str(model), "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["efficiencies"]["gemm"] == pytest.approx(0.6, rel=0.05)

@@ -177,3 +177,50 @@ def test_nearest_feasible_uses_the_plans_own_search_limit():
                 budgets=Budgets(latency_ms=30))
     side = int(nearest_feasible(wide).split(": ")[1].split(" px")[0])
     assert 256 < side < 1024 and side % 16 == 0
+
+
+# --------------------------------------------------------------------------- one declaration
+def test_every_flag_the_cli_mentions_is_one_it_declares():
+    """A flag is made in one place (coreplan.app.option): every --flag written anywhere in the
+    CLI's code, help or messages is a declared option's (or its --no- form), so renaming an option
+    cannot leave a stale flag behind."""
+    import re
+
+    import coreplan.cli  # noqa: F401  (declares every command's options)
+    from coreplan.app import DECLARED, flag
+
+    known = {flag(name) for name in DECLARED} | {"--help"}
+    known |= {"--no-" + f[2:] for f in known}
+    for path in ROOT.glob("coreplan/*.py"):
+        for found in re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z](?![\w{-])", path.read_text()):
+            assert found in known, f"{path.name}: {found} is not a declared option"
+
+
+def test_library_arguments_become_their_flags():
+    from coreplan.app import flag_message
+
+    assert flag_message(ArgumentError("throughput_img_per_s", "must be positive")) == \
+        "--throughput must be positive"
+    assert flag_message(ArgumentError("max_batch", "is 0")) == "--max-batch is 0"
+    assert flag_message(ArgumentError("configs", "must share one model")) == \
+        "configs must share one model"  # not an option of any command: said as the library says
+
+
+def test_no_consumer_branches_on_an_op_or_an_attention_name():
+    """Op and attention knowledge lives in their registry records (costmodel/ops.py,
+    costmodel/attention.py): no other module compares an op or an implementation by name."""
+    import re
+
+    import costmodel.ops  # noqa: F401
+    from costmodel.attention import ATTENTION
+    from costmodel.registry import REGISTRY
+
+    names = "|".join(sorted({*REGISTRY, *ATTENTION}, key=len, reverse=True))
+    branch = re.compile(rf"""\b(op|impl)\s*(==|!=|in|not in)\s*\(?["']({names})["']""")
+    homes = {"costmodel/ops.py", "costmodel/attention.py"}
+    for path in [*ROOT.glob("costmodel/*.py"), *ROOT.glob("planners/*.py"),
+                 *ROOT.glob("reference/*.py"), *ROOT.glob("coreplan/*.py")]:
+        if str(path.relative_to(ROOT)) in homes:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not branch.search(line), f"{path.name}:{number}: {line.strip()}"
