@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 # (source, model, side px, batch, C or None): the fit set lives beside the model
-# (planners.footprint.FIT); everything below is held out
+# (planners.footprint_fit.FIT); everything below is held out
 HELD_OUT = (
     ("hf", "dinov2-small", 518, 4, None),
     ("hf", "dinov2-small", 448, 8, None), ("hf", "dinov2-base", 224, 4, None),
