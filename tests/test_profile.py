@@ -234,3 +234,35 @@ def test_wide_dispersion_marks_the_timing_busy():
     t = Timing(110.0, 30.0, 95.0, 8, 2, 2.0, 1.0)
     assert "IQR 27%" in t.busy_reason()
     assert Timing(110.0, 5.0, 105.0, 8, 2, 2.0, 1.0).busy_reason() is None
+
+
+def test_a_device_file_keeps_every_field_it_was_given(tmp_path):
+    """The writer derives from the fields' declarations: a zero launch cost is written (not left
+    to the catalog's 5 us), and so are a footprint of the device's own and its power fields."""
+    from planners.footprint import FootprintModel
+
+    own = FootprintModel({"torch": 1e8}, 1.0, {"torch": 0.0}, 1.5, 0.5, 1e6, "my measurements")
+    device = dataclasses.replace(get_device("h100-sxm"), name="mine", kernel_launch_overhead_s=0.0,
+                                 footprint=own, latency_interval=(0.9, 1.2))
+    path = tmp_path / "mine.toml"
+    path.write_text(device_toml(device))
+    back = load_devices(path)["mine"]
+    assert back.kernel_launch_overhead_s == 0.0
+    assert back.footprint == own and back.latency_interval == (0.9, 1.2)
+    assert (back.sm_count, back.board_power_w, back.boost_is_max) == (132, 700.0, True)
+    catalog_footprint = dataclasses.replace(device, footprint=get_device("l4").footprint)
+    assert "footprint]" not in device_toml(catalog_footprint)  # the kind's default: left to it
+
+
+def test_unfused_attention_on_a_profiled_cpu_runs_its_parts():
+    """The masked call has no profiled curve on the committed CPU entry (only unmasked short
+    sides), so the unfused runtime runs it as two batched GEMMs and a softmax; the softmax part
+    has its own shape (it was looked up in the profile without one and failed)."""
+    c = configure(get_model("veca-small"), 256, cores=8, batch=2, impl="masked")
+    ops = {o.path: o for o in simulate(c, get_device("cpu-2core"), "unfused").ops}
+    parts = ("layer/attn/sdpa_masked/qk", "layer/attn/sdpa_masked/softmax",
+             "layer/attn/sdpa_masked/av")
+    assert all(ops[p].source == "roofline" for p in parts)
+    # S = 8 + 256 = 264 tokens, B*H = 2*6: the softmax reads and writes every score (fp32) and
+    # reads the mask once more: (2 + 1) * 4 B * 12 * 264^2, in each of 12 layers
+    assert ops["layer/attn/sdpa_masked/softmax"].bytes == 12 * 3 * 4 * 12 * 264 * 264
