@@ -8,7 +8,8 @@ the line and the field.
 Schema versions: 1 = without `probe_ms`, `probe_ratio` and `schema_version` (files written before
 they existed); 2 = with `schema_version`; 3 = with the machine probe's columns and status `busy`; 4 = with
 `runtime` (eager or compiled; empty means eager); 5 = with `framework` and the process footprint
-columns (peak RSS of a fresh worker by stage).
+columns (peak RSS of a fresh worker by stage); 6 = with `time_ms_graph` (CUDA graph replay) and
+`mem_reserved_peak_bytes_measured` (the CUDA caching allocator).
 A reader accepts every version, and files holding only the required columns (hand-made
 measurements).
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from costmodel.errors import ArgumentError, CoreplanError, read_text
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # A row whose machine probe ran this much slower than its quiet time was timed on a busy machine
 # (quiet rows here: 1.00-1.04; a probe 1.05-1.10x slow already came with forwards 10-25% slow).
 BUSY_PROBE_RATIO = 1.05
@@ -87,6 +88,8 @@ class Measurement:
     time_ms_median: float | None = column("ms", "median forward time")
     time_ms_iqr: float | None = column("ms", "interquartile range of the forward time")
     time_ms_min: float | None = column("ms", "fastest forward")
+    time_ms_graph: float | None = column("ms", "median forward replayed as a CUDA graph (the same "
+                                               "kernels, none launched from Python)")
     repeats: int | None = column("runs", "timed forwards")
     probe_ms: float | None = column("ms", "median time of the machine probe between the row's "
                                           "forwards")
@@ -95,6 +98,9 @@ class Measurement:
     mem_weights_bytes: int | None = column("B", "parameter bytes")
     mem_activation_peak_bytes_measured: int | None = column("B", "measured activation peak")
     mem_activation_peak_bytes_predicted: int | None = column("B", "costmodel activation peak")
+    mem_reserved_peak_bytes_measured: int | None = column("B", "CUDA: the caching allocator's "
+                                                               "reserved bytes at the forward's "
+                                                               "peak, above those before it")
     mem_baseline_bytes_measured: int | None = column("B", "fresh worker's peak RSS after the "
                                                           "imports")
     mem_built_bytes_measured: int | None = column("B", "... after building the model")

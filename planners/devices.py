@@ -390,6 +390,9 @@ def write_device_file(path: str | Path, text: str, force: bool = False) -> Path:
                                              suffix=".tmp")
         with os.fdopen(handle, "w") as out:
             out.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as an ordinary file (mkstemp made it private)
         os.replace(temporary, path)
     except OSError as err:
         raise CoreplanError(f"cannot write {path}: {err.strerror}") from None

@@ -148,9 +148,15 @@ def count_forward(config: Config) -> dict:
     kwargs = forward_kwargs(config.spec, config.core_tokens)
     with torch.no_grad(), flop_counter_mode() as counter:
         meta_model(config)(make_inputs(config, "meta"), **kwargs)
+    return {"flops": int(counter.get_total_flops()), **count_macs(config)}
+
+
+def count_macs(config: Config) -> dict:
+    """{'macs': fvcore total, 'fvcore_unsupported': {...}} (the model traced on meta tensors)."""
+    check_countable(config)
+    kwargs = forward_kwargs(config.spec, config.core_tokens)
     fv = fvcore_count(counting_model(config), (make_inputs(config, "cpu"),), kwargs)
-    return {"flops": int(counter.get_total_flops()), "macs": fv.total,
-            "fvcore_unsupported": fv.unsupported_ops}
+    return {"macs": fv.total, "fvcore_unsupported": fv.unsupported_ops}
 
 
 def count_training_step(config: Config, model: torch.nn.Module | None = None,

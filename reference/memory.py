@@ -57,6 +57,7 @@ class MemoryMeasurement:
     activation_peak_bytes: int | None
     peak_op: str = ""
     notes: list[str] = field(default_factory=list)
+    reserved_peak_bytes: int | None = None  # CUDA: what the caching allocator reserved on top
 
 
 def weights_bytes(model: torch.nn.Module) -> int:
@@ -76,11 +77,12 @@ def measure_forward_cuda(model: torch.nn.Module, images: torch.Tensor, **kwargs)
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
+    base, reserved = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
     with torch.no_grad():
         out = model(images, **kwargs)
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - base
+    reserved_peak = torch.cuda.max_memory_reserved() - reserved
     del out
     notes = ["allocator rounds blocks to 512 B and may hold kernel workspaces"]
-    return MemoryMeasurement(weights_bytes(model), peak, "", notes)
+    return MemoryMeasurement(weights_bytes(model), peak, "", notes, reserved_peak)

@@ -50,11 +50,43 @@ def _sync(device: str) -> None:
 
 
 def _seconds(fn, device: str) -> float:
-    _sync(device)
-    start = time.perf_counter()
+    """One call's seconds: on a CPU by the wall clock; on CUDA between two events recorded on the
+    stream around the call (launches included: the end event waits for the last kernel; no host
+    synchronisation inside the timed region)."""
+    if device == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    start_s = time.perf_counter()
     fn()
-    _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start_s
+
+
+def graph_replay(fn, device: str = "cuda", warmup: int = 3):
+    """`fn` captured as a CUDA graph: a no-argument callable that replays it (the same kernels
+    with no launch from Python), or None where it cannot be captured (an error is returned as the
+    second value). On a CPU there is nothing to capture: (None, "no CUDA graphs on a CPU")."""
+    if device != "cuda":
+        return None, "no CUDA graphs on a CPU"
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        torch.cuda.synchronize()
+        return graph.replay, None
+    except Exception as err:  # a kernel that cannot be captured: say which, time it eagerly
+        torch.cuda.synchronize()
+        return None, f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
 
 
 class Probe:

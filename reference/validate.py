@@ -87,6 +87,11 @@ class Options:
             more than this ratio, or whose IQR exceeds this share of its median, gets status busy.
         footprint: also measure the process footprint (CPU): peak RSS of a fresh worker process
             by stage (reference/footprint.py), so no row sees another's high-water mark.
+        graph: also time the forward replayed as a CUDA graph (`time_ms_graph`): the same
+            kernels with no launch from Python, so the difference is the launch cost.
+        count_on_device: count FLOPs with FlopCounterMode around the device's own forward (the
+            kernels its SDPA backend picks) instead of on the meta device; fvcore, which traces
+            the same graph on any device, then counts the batch-1 rows only.
     """
 
     time_it: bool = True
@@ -99,6 +104,8 @@ class Options:
     busy_probe_ratio: float = BUSY_PROBE_RATIO
     busy_dispersion: float = BUSY_DISPERSION
     footprint: bool = False
+    graph: bool = False
+    count_on_device: bool = False
 
 
 def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
@@ -117,35 +124,72 @@ def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
                 mem_activation_peak_bytes_predicted=mem.activation_peak_bytes)
 
 
-def _count(row: dict, c: Config, notes: list[str]) -> None:
-    from reference.counting import UncountableError, count_forward
+def _count(row: dict, c: Config, notes: list[str], options: Options) -> None:
+    from reference.counting import UncountableError, count_forward, count_macs
 
     try:
-        counted = count_forward(c)
+        if options.count_on_device and options.time_it:
+            # FlopCounterMode runs with the timed forward (_measure); fvcore at batch 1 only
+            counted = {"flops": None, "macs": None, "fvcore_unsupported": {}}
+            if c.batch == 1:
+                counted.update(count_macs(c))
+        else:
+            counted = count_forward(c)
     except UncountableError as err:
         row["flops_match"] = "uncountable"
         notes.append(str(err))
         return
+    except ImportError as err:  # a machine without fvcore: FlopCounterMode alone
+        counted = {"flops": None, "macs": None, "fvcore_unsupported": {}}
+        notes.append(f"fvcore not counted ({err.name or err} missing)")
     row["flops_flopcounter"], row["macs_fvcore"] = counted["flops"], counted["macs"]
-    exact = (counted["flops"] == row["flops_predicted"] and counted["macs"] == row["macs_predicted"]
-             and not counted["fvcore_unsupported"])
+    _match(row, counted["fvcore_unsupported"], notes)
+
+
+def _match(row: dict, unsupported: dict, notes: list[str]) -> None:
+    """exact when every count present equals its prediction (and fvcore left nothing out)."""
+    pairs = [(row.get("flops_flopcounter"), row["flops_predicted"]),
+             (row.get("macs_fvcore"), row["macs_predicted"])]
+    present = [(got, want) for got, want in pairs if got is not None]
+    if not present:
+        return
+    exact = all(got == want for got, want in present) and not unsupported
     row["flops_match"] = "exact" if exact else "MISMATCH"
-    if counted["fvcore_unsupported"]:
-        notes.append("fvcore unsupported: " + ", ".join(counted["fvcore_unsupported"]))
+    if unsupported:
+        notes.append("fvcore unsupported: " + ", ".join(unsupported))
 
 
-def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str], probe) -> None:
+class ModelCache:
+    """The last few reference models built, by (model, impl, dtype, device, compiled flex)."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self.keep, self.models = keep, {}
+
+    def get(self, c: Config, device: str, compile_flex: bool):
+        from reference.counting import DTYPES
+        from reference.models import build_model
+
+        key = (c.spec, c.impl, c.dtype, device, compile_flex)
+        if key not in self.models:
+            while len(self.models) >= self.keep:
+                self.models.pop(next(iter(self.models)))
+            model = build_model(c.spec, impl=c.impl, compile_flex=compile_flex)
+            self.models[key] = model.to(device=device, dtype=DTYPES[c.dtype]).eval()
+        return self.models[key]
+
+
+def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str], probe,
+             models: ModelCache | None = None) -> None:
     import torch
 
-    from reference.counting import DTYPES, make_inputs
+    from reference.counting import make_inputs
     from reference.memory import MemoryMeasurement, measure_forward_cpu, measure_forward_cuda, \
         weights_bytes
-    from reference.models import build_model, forward_kwargs
+    from reference.models import forward_kwargs
     from reference.timing import time_call
 
     torch.manual_seed(0)
-    model = build_model(c.spec, impl=c.impl, compile_flex=options.compile_flex)
-    model = model.to(device=case.device, dtype=DTYPES[c.dtype]).eval()
+    model = (models or ModelCache(keep=1)).get(c, case.device, options.compile_flex)
     images = make_inputs(c, case.device)
     kwargs = forward_kwargs(c.spec, c.core_tokens)
     impl = attention_impl(c.impl)
@@ -161,11 +205,14 @@ def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str
         mem = measure_forward_cpu(model, images, **kwargs)
     row["mem_weights_bytes"] = mem.weights_bytes
     row["mem_activation_peak_bytes_measured"] = mem.activation_peak_bytes
+    row["mem_reserved_peak_bytes_measured"] = mem.reserved_peak_bytes
 
     def forward():
         with torch.no_grad():
             model(images, **kwargs)
 
+    if options.count_on_device and row.get("flops_match") != "uncountable":
+        _count_on_device(row, forward, notes)
     t = time_call(forward, min_run_time_s=options.min_run_time_s, min_repeats=options.min_repeats,
                   warmup=options.warmup, threads=options.threads, device=case.device, probe=probe)
     row.update(time_ms_median=round(t.median_ms, 4), time_ms_iqr=round(t.iqr_ms, 4),
@@ -176,6 +223,31 @@ def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str
     if busy:
         row["status"] = "busy"
         notes.append(f"busy machine: {busy}; rerun this row when the machine is quiet")
+    if options.graph:
+        _time_graph(row, forward, case.device, options, notes)
+
+
+def _count_on_device(row: dict, forward, notes: list[str]) -> None:
+    """FlopCounterMode around one forward on the row's own device."""
+    from reference.counting import flop_counter_mode
+
+    with flop_counter_mode() as counter:
+        forward()
+    row["flops_flopcounter"] = int(counter.get_total_flops())
+    _match(row, {}, notes)
+
+
+def _time_graph(row: dict, forward, device: str, options: Options, notes: list[str]) -> None:
+    """The same forward replayed as a CUDA graph: no launch from Python."""
+    from reference.timing import graph_replay, time_call
+
+    replay, why = graph_replay(forward, device)
+    if replay is None:
+        notes.append(f"no CUDA graph: {why}")
+        return
+    t = time_call(replay, min_run_time_s=options.min_run_time_s, min_repeats=options.min_repeats,
+                  warmup=options.warmup, device=device)
+    row["time_ms_graph"] = round(t.median_ms, 4)
 
 
 def _footprint(row: dict, c: Config, threads: int) -> None:
@@ -193,7 +265,8 @@ def _is_oom(err: BaseException) -> bool:
         or "can't allocate memory" in text
 
 
-def run_case(case: Case, options: Options, probe=None) -> Measurement:
+def run_case(case: Case, options: Options, probe=None,
+             models: ModelCache | None = None) -> Measurement:
     """Predict, count, and (optionally) measure one case; failures become the row's status.
 
     `probe` (reference.timing.Probe) samples the machine between timed forwards."""
@@ -206,7 +279,7 @@ def run_case(case: Case, options: Options, probe=None) -> Measurement:
     mem = inference_memory(c)
     row, notes = _base_row(case, c, threads, mem), []
     try:
-        _count(row, c, notes)
+        _count(row, c, notes, options)
         if options.time_it:
             need = mem.total_bytes * options.memory_headroom
             free = free_memory_bytes(case.device)
@@ -217,7 +290,7 @@ def run_case(case: Case, options: Options, probe=None) -> Measurement:
             else:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
-                    _measure(row, case, c, options, notes, probe)
+                    _measure(row, case, c, options, notes, probe, models)
                 if options.footprint and case.device == "cpu":
                     _footprint(row, c, threads)
         row.setdefault("status", "ok")
@@ -270,12 +343,15 @@ def summarize(records: list[Measurement]) -> Summary:
 
 
 def sweep(cases: list[Case], results: MeasurementWriter, options: Options,
-          on_row=None, retry_busy: bool = False) -> list[Measurement]:
+          on_row=None, retry_busy: bool = False, stop=None,
+          models: ModelCache | None = None) -> list[Measurement]:
     """Run every case not already in `results`; each record is written as soon as it is done.
 
     `on_row(case, record_or_None)` is called after each case (None when it was skipped on resume).
     With `retry_busy`, a case whose latest record is `busy` runs again (the new record supersedes
-    it for every reader).
+    it for every reader). `stop()`, asked before each case, ends the sweep early (a time budget);
+    `models` keeps built models for the cases that follow (the same model at another batch,
+    resolution or C is not built again).
     Returns the records written by this call. KeyboardInterrupt propagates after the file is closed:
     every finished row is already on disk.
     """
@@ -297,11 +373,13 @@ def sweep(cases: list[Case], results: MeasurementWriter, options: Options,
         done -= {r.key() for r in latest(results.records) if r.busy}
     try:
         for case in cases:
+            if stop is not None and stop():
+                break
             if case.key() in done:
                 if on_row:
                     on_row(case, None)
                 continue
-            row = run_case(case, options, probe)
+            row = run_case(case, options, probe, models)
             results.write(row)
             written.append(row)
             if on_row:
