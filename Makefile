@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test test-slow docs validate-quick clean
+.PHONY: demo test test-slow docs validate-quick clean gpu-wheels gpu-rehearsal gpu-campaign
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -38,5 +38,44 @@ test: $(VENV)/.installed
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS) -m slow
 
+# The GPU campaign (README, "The first GPU run"). The GPU machine has torch, transformers, timm,
+# typer, numpy, pandas and sympy but no fvcore and no network: its pure-Python wheels travel in
+# .whl/ (fvcore and what it needs that the machine lacks).
+CARRIED = fvcore==0.1.5.post20221221 iopath==0.1.10 yacs==0.1.8 termcolor==3.3.0
+gpu-wheels: $(VENV)/.installed
+	rm -rf .whl && mkdir -p .whl
+	$(PY) -m pip wheel -q --no-deps -w .whl $(CARRIED)
+	ls .whl
+
+# A fresh environment like the GPU machine's image (no altair, no fvcore but the carried wheels,
+# the project run from the checkout) runs the campaign's CPU rehearsal. REHEARSAL_TORCH: the
+# device runs torch 2.11; the registries here hold no CPU build of it, so the pinned one is used.
+REHEARSAL_VENV ?= .venv-rehearsal
+REHEARSAL_TORCH ?= $(TORCH_SPEC)
+gpu-rehearsal: gpu-wheels
+	rm -rf $(REHEARSAL_VENV) rehearsal-out
+	python3 -m venv $(REHEARSAL_VENV)
+	$(REHEARSAL_VENV)/bin/pip install -q "$(REHEARSAL_TORCH)"
+	$(REHEARSAL_VENV)/bin/pip install -q numpy pandas sympy typer rich transformers pyyaml tqdm \
+		tabulate portalocker pillow
+	$(REHEARSAL_VENV)/bin/python -m pip install -q --no-index --no-deps --no-compile \
+		--target $(REHEARSAL_VENV)/carried .whl/*.whl
+	! $(REHEARSAL_VENV)/bin/python -c "import altair" 2>/dev/null
+	PYTHONPATH=$(REHEARSAL_VENV)/carried:. $(REHEARSAL_VENV)/bin/python -c \
+		"import fvcore; assert '/carried/' in fvcore.__file__, fvcore.__file__"
+	PYTHONPATH=$(REHEARSAL_VENV)/carried:. $(REHEARSAL_VENV)/bin/python \
+		benchmarks/gpu_campaign.py --out rehearsal-out --device cpu --rehearse --budget-s 55
+	PYTHONPATH=$(REHEARSAL_VENV)/carried:. $(REHEARSAL_VENV)/bin/python -c \
+		"from costmodel.measurements import read_measurements as r; rows = r('rehearsal-out/validate.csv'); \
+		assert any(x.macs_fvcore for x in rows), 'fvcore counted nothing'; print(len(rows), 'rows')"
+
+# On the GPU machine, from the checkout with .whl/ carried (nothing is installed there).
+CAMPAIGN_OUT ?= campaign-out
+gpu-campaign:
+	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+		--target /tmp/site .whl/*.whl
+	PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_campaign.py \
+		--out $(CAMPAIGN_OUT) --device cuda --budget-s 480
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(REHEARSAL_VENV) rehearsal-out .pytest_cache .hypothesis *.egg-info
