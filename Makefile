@@ -29,7 +29,7 @@ docs: $(VENV)/.installed
 	$(VENV)/bin/coreplan chart validation --out docs/validation-cpu.png --force
 	$(VENV)/bin/coreplan chart frontier --model veca-base --devices h100-sxm,l4,jetson-agx-orin \
 		--resolution 1024 --out docs/frontier.png --force
-	$(VENV)/bin/coreplan serve veca-small --device cpu-2core --resolution 512 --dtype fp32 \
+	$(VENV)/bin/coreplan serve veca-small --device cpu-epyc-2core --resolution 512 --dtype fp32 \
 		--rate 2.5 --slo-ms 2000 --max-batch 1 --out docs/serve-cpu.png --force
 
 test: $(VENV)/.installed

@@ -1,4 +1,4 @@
-"""Measure this CPU's fp32 GEMM rate and memory bandwidth (for the cpu-2core device entry).
+"""Measure this CPU's fp32 GEMM rate and memory bandwidth (for the cpu-epyc-2core device entry).
 
 GEMM: a 2048^3 fp32 matmul (2 FLOP per multiply-add). Bandwidth: `out.copy_(src)` and a triad
 `torch.add(b, c, alpha=2, out=a)` over 512 MiB arrays (far beyond the 32 MiB L3), counting the bytes

@@ -89,7 +89,7 @@ REHEARSAL = Sizes(
     third_party=(("transformers", "dinov2-small", 56, 2), ("timm", "vit_small_patch16_224",
                                                           64, 2)),
     block=dict(resolution=128, batches=(1,), dtype="fp32", compile_flex=False,
-               predicted_on="cpu-2core"))
+               predicted_on="cpu-epyc-2core"))
 
 
 class Budget:

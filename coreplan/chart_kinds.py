@@ -71,7 +71,7 @@ def _crossover(r: ChartRequest):
 def _validation(r: ChartRequest):
     quantity = {"time": "time (ms)", "memory": "activation peak (MB)"}[
         check_choice("quantity", r.quantity or "time", ("time", "memory"))]
-    frame = charts.validation_frame(r.measurements, r.get_device("cpu-2core"), r.model_file)
+    frame = charts.validation_frame(r.measurements, r.get_device("cpu-epyc-2core"), r.model_file)
     return charts.validation_chart(frame, quantity)
 
 

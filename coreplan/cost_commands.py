@@ -101,7 +101,7 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
            impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
            teacher: Optional[str] = option("teacher", None, help="Training: a dense distillation teacher."),
            model_file: Optional[str] = ModelFile(),
-           device: str = option("device", "cpu-2core", help="Device whose process footprint to report."),
+           device: str = option("device", "cpu-epyc-2core", help="Device whose process footprint to report."),
            framework: str = option("framework", "torch", help="torch, or transformers (its import and build)."),
            device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> None:
     """Weights, activation peak and every memory term of one configuration, and the process

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Dtype, Format, Impl, ints,
+from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Format, Impl, ints,
                           model_resolution, ModelFile, names, number, option, Resolution, Runtime,
                           square)
 from coreplan.app import NATIVE_HELP
@@ -39,7 +39,10 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
 @app.command()
 def simulate(model: str, device: str = option("device", ...),
              resolution: Optional[str] = Resolution(None, NATIVE_HELP),
-             cores: Optional[int] = Cores(), batch: int = Batch(), dtype: str = Dtype("bf16"),
+             cores: Optional[int] = Cores(), batch: int = Batch(),
+             dtype: str = option("dtype", "auto", help="fp32, bf16, fp16, or auto: the "
+                                                       "device's best supported (a profiled "
+                                                       "device: the dtype it was measured in)."),
              impl: Optional[str] = Impl(), runtime: str = Runtime(),
              device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
              fmt: str = Format()) -> None:
@@ -50,8 +53,11 @@ def simulate(model: str, device: str = option("device", ...),
     from planners.devices import get_device
     from planners.roofline import simulate as run
 
+    from planners.planner import best_dtype
+
     fmt = check_format(fmt)
     dev = get_device(device, device_file)
+    dtype = best_dtype(dev) if dtype == "auto" else dtype
     spec = get_model(model, model_file)
     c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch,
                   impl=impl, dtype=dtype)
@@ -67,7 +73,8 @@ def simulate(model: str, device: str = option("device", ...),
     emit(fmt, document={**asdict(sim), "bound_share": share}, rows=rows, table_rows=short,
          title=f"{c.spec.name} {c.height}px C={c.core_tokens} B={c.batch} {dtype} on {dev.name}: "
                f"{sim.latency_s * 1e3:.4g} ms (roofline floor {sim.floor_s * 1e3:.4g} ms)",
-         caption=f"time share: compute-bound {share['compute']:.0%}, memory-bound "
+         caption=(f"note: {dev.measured_elsewhere()}\n" if dev.measured_elsewhere() else "")
+                 + f"time share: compute-bound {share['compute']:.0%}, memory-bound "
                  f"{share['memory']:.0%}, launch overhead {share['overhead']:.0%}"
                  + (f"\nmatrix peak at {dev.clock_scale():.2f} of the boost clock (the most "
                     f"{dev.board_power_w:g} W sustains)" if dev.clock_scale() < 1 else "")
@@ -239,6 +246,9 @@ def _plan_table(p, device) -> None:
                     "allocator's overhead; `coreplan memory --device` lists the terms)")
     else:
         caption += "\nGB: weights + live tensors"
+    elsewhere = device.measured_elsewhere()
+    if elsewhere:
+        caption += f"\nnote: {elsewhere}"
     fixed = []  # a column every row shares goes to the title (80-column tables)
     for key, unit in (("px", " px"), ("batch", "")):
         values = {row[key] for row in rows}

@@ -54,7 +54,7 @@ def build_report(specs: list[ModelSpec], devices: list[DeviceSpec], *, resolutio
     if measurements:
         from planners.devices import get_device
 
-        df = charts.validation_frame(measurements, get_device("cpu-2core"))
+        df = charts.validation_frame(measurements, get_device("cpu-epyc-2core"))
         sections.append(("Validation: predicted vs measured (CPU data)",
                          f"<p class=note>{html.escape(str(measurements))}</p>",
                          charts.validation_chart(df, "time (ms)")))

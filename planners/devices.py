@@ -69,6 +69,29 @@ class DeviceSpec:
     power_coefficient: float | None = spec_field(
         "positive", "W/(TFLOP/s GHz^2)", "power drawn per unit of matrix work (clock_scale)",
         default=None)
+    measured_on: str | None = spec_field(
+        "text", "", "the machine its numbers were measured on: CPU (model x cores) or GPU, "
+        "threads, torch version", default=None)
+
+    def measured_elsewhere(self, here: str | None = None) -> str | None:
+        """For a device measured on a CPU (`measured_on`): a line saying so when this machine's
+        CPU model is another one (its numbers are that machine's), else None."""
+        if self.kind != "cpu" or not self.measured_on:
+            return None
+        here = here or this_cpu()
+        there = self.measured_on.split(",")[0].strip()
+        if there == here:
+            return None
+        return (f"{self.name} was measured on {self.measured_on}; this machine is {here}: its "
+                f"predictions are that machine's (`coreplan profile` measures this one)")
+
+    def check_dtype(self, dtype: str) -> None:
+        """A profiled device answers for the dtype its op times were measured in, and no other
+        (its curves are that dtype's); one line says so."""
+        if self.profile is not None and dtype != self.profile.dtype:
+            raise CoreplanError(f"device {self.name} was profiled in {self.profile.dtype}: it "
+                                f"answers for {self.profile.dtype} only, not {dtype} (profile it "
+                                f"again in {dtype}, or plan in {self.profile.dtype})")
 
     def peak(self, dtype: str) -> float:
         if dtype not in self.peak_flops_per_s:
@@ -287,6 +310,20 @@ def device_catalog() -> dict[str, DeviceSpec]:
     return load_devices(CATALOG_PATH)
 
 
+def this_cpu() -> str:
+    """This machine's CPU model and core count ("AMD EPYC x2"), from /proc/cpuinfo."""
+    import os
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
 DEVICE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 
@@ -302,11 +339,60 @@ def check_device_name(name: str) -> str:
     return name
 
 
+LOCAL = "local"  # the device name that means "this machine": its saved profile
+
+
+def local_profiles() -> Path:
+    """Where `coreplan profile` keeps a copy of each machine's profile ($XDG_CACHE_HOME or
+    ~/.cache, then coreplan/devices)."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coreplan" / \
+        "devices"
+
+
+def machine_key(cpu: str, threads: int, torch_version: str | None) -> str:
+    """The file name a machine's profile is saved under: CPU model, threads, torch version."""
+    import re
+
+    text = f"{cpu} {threads}t torch {torch_version or 'none'}"
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") + ".toml"
+
+
+def this_machine() -> tuple[str, int, str | None]:
+    """(CPU model x cores, threads torch would use, torch's version) without importing torch."""
+    import os
+    from importlib import metadata
+
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        version = None
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return this_cpu(), threads, version
+
+
+def local_device() -> DeviceSpec:
+    """This machine's saved profile (its CPU model, thread count and torch version); without
+    one, one error saying how to make it."""
+    cpu, threads, version = this_machine()
+    path = local_profiles() / machine_key(cpu, threads, version)
+    if not path.is_file():
+        raise CoreplanError(f"device {LOCAL!r} means this machine ({cpu}, {threads} threads, torch "
+                            f"{version}), which has no profile yet: run `coreplan profile` "
+                            f"(about 5 minutes; it saves one for {LOCAL!r})")
+    devices = load_devices(path)
+    return next(iter(devices.values()))
+
+
 def get_device(name: str, device_file: str | Path | None = None) -> DeviceSpec:
-    """A device from a user file (first) or the catalog; unknown names list close matches."""
+    """A device from a user file (first) or the catalog; "local": this machine's saved profile
+    (where no file names a device "local"); unknown names list close matches."""
     devices = dict(device_catalog())
     if device_file is not None:
         devices.update(load_devices(device_file))
+    if name == LOCAL and LOCAL not in devices:
+        return local_device()
     return lookup("device", name, devices, cutoff=0.4)
 
 

@@ -208,7 +208,9 @@ class Plan:
                 "baseline": ({"model": self.baseline_model, **self.baseline.to_dict()}
                              if self.baseline else None),
                 "demand_img_per_s": self.demand_img_per_s, "devices_needed": self.devices_needed,
-                "at_search_limit": self.at_search_limit}
+                "at_search_limit": self.at_search_limit,
+                "measured_elsewhere": (self.problem.device.measured_elsewhere()
+                                       if self.problem else None)}
 
     def to_frame(self):
         """The candidates (and the baseline, model column set) as a pandas DataFrame."""
@@ -311,7 +313,10 @@ def _unique(candidates: list[Candidate]) -> list[Candidate]:
 
 # --------------------------------------------------------------------------- the planner
 def best_dtype(device: DeviceSpec) -> str:
-    """The device's fastest 16-bit type it has a peak for (bf16, else fp16), else fp32."""
+    """The dtype a profiled device was measured in; else the device's fastest 16-bit type it has
+    a peak for (bf16, else fp16), else fp32."""
+    if device.profile is not None:
+        return device.profile.dtype
     return next((d for d in ("bf16", "fp16") if d in device.peak_flops_per_s), "fp32")
 
 

@@ -62,6 +62,7 @@ class Profile:
         dispatch_s: the fixed cost of one trivial op launch.
         curves: op kind -> its curves.
         source: how it was measured (command, machine, date).
+        machine_state: what the machine was doing meanwhile (load, CPU steal, the probe).
     """
 
     dtype: str
@@ -69,6 +70,7 @@ class Profile:
     dispatch_s: float
     curves: dict[str, tuple[Curve, ...]] = field(default_factory=dict)
     source: str = ""
+    machine_state: str = ""
 
     def seconds(self, op: str, shape, launches):
         """Predicted seconds of `launches` launches of graph op `op` at `shape` (its typed shape),
@@ -135,14 +137,17 @@ def profile_from_table(where: str, table: dict) -> Profile:
             raise bad(f"curves[{index}]", "work and seconds must be lists of numbers") from None
         curves.setdefault(str(entry["kind"]), []).append(curve)
     return Profile(str(table["dtype"]), int(table["threads"]), float(dispatch),
-                   {k: tuple(v) for k, v in curves.items()}, str(table.get("source", "")))
+                   {k: tuple(v) for k, v in curves.items()}, str(table.get("source", "")),
+                   str(table.get("machine_state", "")))
 
 
 def profile_toml(name: str, profile: Profile) -> list[str]:
     """The `[devices.NAME.profile]` lines of a device file."""
     lines = [f"[devices.{name}.profile]", f'dtype = "{profile.dtype}"',
              f"threads = {profile.threads}", f"dispatch_s = {profile.dispatch_s:.6g}",
-             f"source = {toml_string(profile.source)}", "curves = ["]
+             f"source = {toml_string(profile.source)}",
+             *([f"machine_state = {toml_string(profile.machine_state)}"]
+               if profile.machine_state else []), "curves = ["]
     for kind, curves in profile.curves.items():
         for c in curves:
             key = ", ".join(toml_string(k) if isinstance(k, str) else

@@ -129,6 +129,7 @@ def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
     elementwise ops become one fused kernel each; under the unfused runtime an op with an unfused
     decomposition (attention) runs as its parts."""
     check_choice("runtime", runtime, RUNTIMES)
+    device.check_dtype(dtype)
     runtime, amp = runtime.removesuffix(AMP), runtime.endswith(AMP)
     clock = device.clock_scale()
     peaks = {c: peak_flops_per_s(device, c, dtype) for c in OP_CLASSES}

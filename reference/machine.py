@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
-from pathlib import Path
 
 
 def machine_name(device: str) -> str:
@@ -13,13 +11,9 @@ def machine_name(device: str) -> str:
         import torch
 
         return torch.cuda.get_device_name()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
+    from planners.devices import this_cpu
+
+    return this_cpu()
 
 
 def memory_capacity_bytes(device: str) -> int:

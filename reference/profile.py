@@ -14,9 +14,10 @@ What is measured (each point: warm-up, then the median of repeated timed calls):
 Each point's curve key and work are its op's (the registry record's `profile_key` and
 `profile_work`, as a prediction looks them up). Points are taken in order of how much of a ViT's
 time they explain, each within a cap on one call's time, until the time budget is spent; what
-did not fit is reported. Points are timed with reference.timing (the one timer) and the machine
-probe is sampled every few points: a point whose latest probe ran slow was timed on a busy
-machine, and the run says how many were.
+did not fit is reported. Points are timed with reference.timing (the one timer), each beside a
+sample of the machine probe: a point timed on a busy machine is measured again, a curve whose
+time falls as its work grows is measured again or left out, and the profile records the
+machine's state (load, CPU steal, the probe's readings) and says how many points stayed busy.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ SHORT_SIDES = (8, 16, 32, 64)
 LONG_SIDES = (64, 256, 1024, 4096)
 NUMELS = (10_000, 40_000, 160_000, 640_000, 2_560_000, 10_240_000, 40_960_000)
 REFERENCE_HEADS = 12  # batch x heads of the attention points (a base model at batch 1)
-PROBE_EVERY = 4  # points between samples of the machine probe (~10 ms a sample on a CPU)
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,7 @@ class ProfileRun:
     bandwidth_bytes_per_s: float  # an add of 16M elements, far beyond the caches (3 tensors moved)
     busy: int = 0  # points whose machine probe ran slower than BUSY_PROBE_RATIO x its quiet time
     probe_ratio_max: float | None = None  # the slowest probe seen, relative to its quiet time
+    notes: tuple[str, ...] = ()  # curves left out, and why
 
     def busy_note(self) -> str | None:
         """What to say when points were timed on a busy machine, or None."""
@@ -244,15 +245,21 @@ class ProfileRun:
 def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
                 budget_s: float = 300.0, max_call_s: float = 0.25, source: str = "",
                 on_point=None) -> ProfileRun:
-    """Measure every point within `budget_s`; `on_point(done, total, point)` reports progress."""
+    """Measure every point within `budget_s`; `on_point(done, total, point)` reports progress.
+
+    Every point is timed beside a sample of the machine probe; a point timed busy is measured
+    again (up to RETRIES times, the quietest kept); a curve whose time falls as its work grows by
+    more than MONOTONE_SLACK is measured again and, still falling, left out (said in the run's
+    notes)."""
     torch_dtype = DTYPES[dtype]
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
+    state = _MachineState()
     measured: dict[tuple, list[tuple[float, float]]] = {}
     fastest: dict[str, float] = {}  # work per second seen so far, per kind
-    skipped, ratios = 0, []
+    skipped, ratios, retried = 0, [], 0
     points = all_points(device, torch_dtype)
     try:
         with torch.no_grad():
@@ -262,29 +269,34 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
             bandwidth = bandwidth_bytes_per_s(device, torch_dtype)
             probe = Probe(device)
             probe.settle()
-            ratio = 1.0
             for index, point in enumerate(points):
                 if on_point:
                     on_point(index, len(points), point)
                 if time.perf_counter() - start > budget_s:
                     skipped += len(points) - index
                     break
-                if index % PROBE_EVERY == 0:  # the machine probe, beside the points it covers
-                    ratio = probe.sample() / probe.quiet_s
                 expected = point.work / fastest[point.kind] if point.kind in fastest else 0.0
-                seconds = None if expected > 2 * max_call_s else _measure(point, device, max_call_s)
-                if seconds is None:
+                timed = None if expected > 2 * max_call_s else _quiet(point, device, max_call_s,
+                                                                      probe)
+                if timed is None:
                     skipped += 1
                     continue
+                seconds, ratio, tries = timed
                 ratios.append(ratio)
+                retried += tries > 1
                 fastest[point.kind] = max(fastest.get(point.kind, 0.0), point.work / seconds)
                 measured.setdefault((point.kind, point.key), []).append((point.work, seconds))
+            by_point = {(p.kind, p.key, p.work): p for p in points}
+            notes = _monotone(measured, by_point, device, max_call_s, probe,
+                              lambda: time.perf_counter() - start < budget_s)
     finally:
         torch.set_num_threads(previous)
     run = _result(measured, skipped, dispatch, bandwidth, dtype, threads or previous, source,
                   time.perf_counter() - start)
-    return replace(run, busy=sum(r > BUSY_PROBE_RATIO for r in ratios),
-                   probe_ratio_max=max(ratios, default=None))
+    busy = sum(r > BUSY_PROBE_RATIO for r in ratios)
+    run = replace(run, busy=busy, probe_ratio_max=max(ratios, default=None), notes=tuple(notes))
+    return replace(run, profile=replace(run.profile, machine_state=state.describe(
+        probe, ratios, retried, busy)))
 
 
 def _measure(point: Point, device: str, max_call_s: float) -> float | None:
@@ -297,6 +309,87 @@ def _measure(point: Point, device: str, max_call_s: float) -> float | None:
     if time.perf_counter() - first > 4 * max_call_s:  # far too big for the budget: skip
         return None
     return time_point(fn, device, min_time_s=min(0.05, max_call_s), repeats=3)
+
+
+RETRIES = 2  # a point timed busy is measured again at most this many times
+MONOTONE_SLACK = 0.25  # a curve may dip this much as its work grows (the machine's own noise)
+
+
+def _quiet(point: Point, device: str, max_call_s: float, probe):
+    """(seconds, probe ratio, tries) of a point: measured again while its probe reads busy, the
+    quietest of the tries kept; None when one call is far too slow for the budget."""
+    best = None
+    for tries in range(1, RETRIES + 2):
+        ratio = probe.sample() / probe.quiet_s
+        seconds = _measure(point, device, max_call_s)
+        if seconds is None:
+            return None
+        if best is None or ratio < best[1]:
+            best = (seconds, ratio, tries)
+        if ratio <= BUSY_PROBE_RATIO:
+            break
+    return best[0], best[1], tries
+
+
+def _monotone(measured: dict, by_point: dict, device, max_call_s, probe, time_left) -> list:
+    """Curves whose seconds fall as their work grows beyond MONOTONE_SLACK: measure the falling
+    pair again (while time is left); a curve still falling is left out. Returns what was done."""
+    notes = []
+    for (kind, key), pairs in list(measured.items()):
+        pairs.sort()
+        for _ in range(2):
+            bad = [i for i in range(len(pairs) - 1)
+                   if pairs[i + 1][1] < pairs[i][1] * (1 - MONOTONE_SLACK)]
+            if not bad or not time_left():
+                break
+            for i in {j for i in bad for j in (i, i + 1)}:
+                timed = _quiet(by_point[(kind, key, pairs[i][0])], device, max_call_s, probe)
+                if timed is not None:
+                    pairs[i] = (pairs[i][0], timed[0])
+        if bad:
+            del measured[(kind, key)]
+            notes.append(f"{kind} {key}: left out, its time falls as its work grows ("
+                         + ", ".join(f"{t:.3g} s" for _, t in pairs) + ")")
+    return notes
+
+
+class _MachineState:
+    """What the machine was doing while it was profiled: load at the start, CPU steal over the
+    run (Linux /proc), the probe's quiet time and how its samples ran."""
+
+    def __init__(self) -> None:
+        self.load = _loadavg()
+        self.steal = _steal()
+
+    def describe(self, probe, ratios, retried: int, busy: int) -> str:
+        parts = [f"load {self.load:.2f} at the start" if self.load is not None else None]
+        steal = _steal()
+        if steal is not None and self.steal is not None and steal[1] > self.steal[1]:
+            share = (steal[0] - self.steal[0]) / (steal[1] - self.steal[1])
+            parts.append(f"CPU steal {share:.1%}")
+        if ratios:
+            ordered = sorted(ratios)
+            parts.append(f"probe quiet {probe.quiet_s * 1e3:.3g} ms, median "
+                         f"{ordered[len(ordered) // 2]:.2f}x, max {ordered[-1]:.2f}x")
+        parts.append(f"{retried} points measured again, {busy} still busy "
+                     f"(probe above {BUSY_PROBE_RATIO:.2f}x)")
+        return "; ".join(p for p in parts if p)
+
+
+def _loadavg() -> float | None:
+    try:
+        return float(open("/proc/loadavg").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _steal():
+    """(steal, total) jiffies of all CPUs (Linux /proc/stat), or None."""
+    try:
+        fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
 
 
 def profiled_device(name: str, device: str, run: ProfileRun):

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 import torch
 
 from costmodel.measurements import BUSY_PROBE_RATIO  # noqa: E402  (one limit for writers and readers)
-BUSY_DISPERSION = 0.10    # interquartile range above 10% of the median: the timing is not stable
+# interquartile range above 25% of the median: the timing is not stable. With nothing else running,
+# rows of `validate --quick` on this project's 2-core VM spread up to 16% (the VM's own speed
+# wanders; see BUSY_PROBE_RATIO), and another process's load shows in the probe first.
+BUSY_DISPERSION = 0.25
 
 
 @dataclass(frozen=True)

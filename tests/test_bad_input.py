@@ -65,12 +65,12 @@ def test_upper_case_chart_suffix_writes_that_format(cli, tmp_path):
 
 
 def test_plan_picks_each_devices_best_dtype_by_default(cli):
-    code, out, err = cli("plan", "veca-base", "--device", "t4,cpu-2core,h100-sxm", "--resolution",
+    code, out, err = cli("plan", "veca-base", "--device", "t4,cpu-epyc-2core,h100-sxm", "--resolution",
                          "256", "--format", "json")
     assert code == 0, err
     # the T4 has no bf16 (Turing), the CPU only fp32, the H100 bf16
     assert [(d["device"], d["dtype"]) for d in json.loads(out)] == [
-        ("t4", "fp16"), ("cpu-2core", "fp32"), ("h100-sxm", "bf16")]
+        ("t4", "fp16"), ("cpu-epyc-2core", "fp32"), ("h100-sxm", "bf16")]
 
 
 def test_devices_say_na_for_a_dtype_a_device_lacks(cli):
@@ -127,7 +127,7 @@ def test_resume_mends_a_row_cut_while_it_was_written(tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ("plan", "veca-base", "--device", "cpu-2core", "--resolution", "512"),
+    ("plan", "veca-base", "--device", "cpu-epyc-2core", "--resolution", "512"),
     ("plan", "veca-base", "--device", "l4,h100-sxm", "--resolution", "1024", "--batch", "8",
      "--latency-ms", "25", "--demand", "5000"),
     ("plan", "veca-base", "--device", "l4", "--solve", "resolution", "--latency-ms", "50"),
@@ -136,7 +136,7 @@ def test_resume_mends_a_row_cut_while_it_was_written(tmp_path):
     ("simulate", "veca-base", "--device", "l4", "--resolution", "512"),
     ("compare", "veca-base", "dinov3-base"),
     ("crossover", "veca-base", "--versus", "dinov3-base"),
-    ("serve", "veca-small", "--device", "cpu-2core", "--resolution", "512", "--dtype", "fp32",
+    ("serve", "veca-small", "--device", "cpu-epyc-2core", "--resolution", "512", "--dtype", "fp32",
      "--rate", "2.5", "--slo-ms", "2000", "--max-batch", "1", "--duration-s", "400"),
 ])
 def test_tables_fit_an_80_column_terminal_without_cutting_cells(cli, args):
@@ -149,7 +149,7 @@ def test_tables_fit_an_80_column_terminal_without_cutting_cells(cli, args):
 
 def test_a_plan_at_the_top_of_its_search_says_no_budget_binds(cli):
     # capacity at 2.9% is not what stops C at 64: 64 is the largest budget there is
-    code, out, _ = cli("plan", "veca-base", "--device", "cpu-2core", "--resolution", "512")
+    code, out, _ = cli("plan", "veca-base", "--device", "cpu-epyc-2core", "--resolution", "512")
     assert code == 0 and "C=64, the largest allowed budget; no budget binds" in out
     code, out, _ = cli("plan", "veca-base", "--device", "l4", "--solve", "resolution",
                        "--max-resolution", "2048", "--format", "json")
@@ -194,7 +194,7 @@ def test_calibrate_refuses_rows_from_another_setup(cli, tmp_path, column, value,
     mixed = tmp_path / "mixed.csv"
     with open(mixed, "w", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows)
-    code, _, err = cli("calibrate", "--measurements", str(mixed), "--device", "cpu-2core")
+    code, _, err = cli("calibrate", "--measurements", str(mixed), "--device", "cpu-epyc-2core")
     assert code == 2 and f"the measurements mix {what}" in err
 
 

@@ -21,7 +21,7 @@ def _charts():
     yield "scaling", charts.scaling_chart(frame, "gflops")
     yield "scaling-memory", charts.scaling_chart(frame, "memory_gb", log=False)
     yield "crossover", charts.crossover_chart(charts.crossover_frame(core, dense))
-    yield "validation", charts.validation_chart(charts.validation_frame(CSV, get_device("cpu-2core")))
+    yield "validation", charts.validation_chart(charts.validation_frame(CSV, get_device("cpu-epyc-2core")))
     c = configure(core, 512, cores=64, batch=8, dtype="bf16")
     yield "roofline", charts.roofline_chart(charts.roofline_frame(c, h100), h100, "bf16")
     yield "frontier", charts.frontier_chart(charts.frontier_frame(core, [h100, get_device("l4")],

@@ -50,7 +50,7 @@ def test_elementwise_ops_run_at_the_fp32_vector_peak_and_matmuls_at_the_dtype_pe
 def test_simulate_and_the_planners_vectorised_latency_are_one_number():
     for name, res, cores, batch, dtype, dev in (("veca-base", 512, 32, 8, "bf16", "h100-sxm"),
                                                 ("dinov2-small", 224, None, 4, "fp16", "t4"),
-                                                ("dinov3-base", 768, None, 1, "fp32", "cpu-2core"),
+                                                ("dinov3-base", 768, None, 1, "fp32", "cpu-epyc-2core"),
                                                 ("veca-large", 1024, 64, 2, "bf16", "l4")):
         device = get_device(dev)
         c = configure(get_model(name), res, cores=cores, batch=batch, dtype=dtype)

@@ -68,7 +68,7 @@ def test_bad_footprint_tables_are_one_clear_error(device_file, body, message):
 
 
 def test_the_planner_checks_memory_against_the_footprint():
-    device = dataclasses.replace(get_device("cpu-2core"), footprint=TOY)
+    device = dataclasses.replace(get_device("cpu-epyc-2core"), footprint=TOY)
     p = plan(get_model("veca-small"), device, resolution=256, batch=2, dtype="fp32",
              cores_allowed=[8])
     (candidate,) = p.candidates
@@ -84,7 +84,7 @@ def test_memory_command_reports_the_footprint(cli):
     assert code == 0, err
     doc = json.loads(out)
     assert doc["footprint_bytes"] == sum(doc["footprint_terms"].values())
-    assert doc["footprint_device"] == "cpu-2core" and doc["footprint_framework"] == "transformers"
+    assert doc["footprint_device"] == "cpu-epyc-2core" and doc["footprint_framework"] == "transformers"
     assert doc["total_bytes"] == doc["weights_bytes"] + doc["activation_peak_bytes"]  # unchanged
     assert doc["footprint_bytes"] > 2 * doc["total_bytes"]
     code, _, err = cli("memory", "dinov2-small", "--resolution", "518", "--framework", "jax")
@@ -100,7 +100,7 @@ def test_the_catalog_cpu_footprint_is_the_fit_of_the_committed_data():
     rows = read_observations(path)
     key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
     fitted = fit_model([o for row, o in rows if key(row) in FIT_KEYS])
-    shipped = get_device("cpu-2core").footprint
+    shipped = get_device("cpu-epyc-2core").footprint
     assert len(rows) == 26 and sum(key(r) in FIT_KEYS for r, _ in rows) == 7
     for name in ("weights_factor", "activation_factor", "pack_factor", "workspace_bytes"):
         assert getattr(shipped, name) == pytest.approx(getattr(fitted, name), rel=1e-5)

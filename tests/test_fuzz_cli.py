@@ -11,7 +11,7 @@ from coreplan.cli import main
 
 MODELS = ["veca-small", "veca-small", "dinov3-small", "dinov2-small-reg", "vit_small_patch16_224",
           "nope", ""]
-DEVICES = ["l4", "t4", "cpu-2core", "h100", "", "l4,t4"]
+DEVICES = ["l4", "t4", "cpu-epyc-2core", "h100", "", "l4,t4"]
 NUMBERS = ["0", "-1", "1", "8", "64", "224", "256", "1e300", "nan", "inf", "abc", "3.5", "768x512"]
 OPTIONS = {
     "flops": ["--resolution", "--cores", "--batch", "--scope", "--convention", "--impl",
@@ -38,7 +38,7 @@ WORDS = ["model", "layer", "attention-core", "flop", "mac", "full", "split", "ma
 # each option mostly gets values of its own kind, sometimes anything (so both the answers and the
 # refusals are exercised)
 POOLS = {"--resolution": ["224", "256", "512", "768x512"] + NUMBERS, "--resolutions": ["224,512"],
-         "--device": ["l4", "t4", "cpu-2core", "l4,t4"] + DEVICES,
+         "--device": ["l4", "t4", "cpu-epyc-2core", "l4,t4"] + DEVICES,
          "--dtype": ["bf16", "fp16", "fp32", "auto", "int8"], "--solve": ["cores", "resolution",
                                                                           "batch", "width",
                                                                           "devices"],
@@ -76,7 +76,7 @@ def command_lines(draw):
             if flag not in args:
                 args += [flag, value]
     if command in ("plan", "simulate", "serve") and "--device" not in args:
-        args += ["--device", draw(st.sampled_from(["l4", "cpu-2core"]))]
+        args += ["--device", draw(st.sampled_from(["l4", "cpu-epyc-2core"]))]
     if "--resolution" not in args and command not in NO_RESOLUTION:
         args += ["--resolution", draw(st.sampled_from(["224", "256", "512"]))]
     return args
@@ -151,7 +151,7 @@ def file_command_lines(draw, folder):
         args = ["calibrate", "--measurements",
                 draw(st.sampled_from([DATA, TIMM, f"{DATA},{TIMM}", "missing.csv", str(folder),
                                       "README.md", ""]))]
-        for option, pool in (("--device", ["cpu-2core", "rtx-3090", "l4", "nope"]),
+        for option, pool in (("--device", ["cpu-epyc-2core", "rtx-3090", "l4", "nope"]),
                              ("--holdout", ["resolution", "family", "model", "device", "day"]),
                              ("--max-error", ["0.25", "0", "-1", "nan", "abc"]),
                              ("--format", ["table", "json", "csv", "xml"])):
@@ -164,7 +164,7 @@ def file_command_lines(draw, folder):
     args = ["chart", kind, "--out", str(folder / out), "--force"]
     for option, pool in (("--model", ["veca-small", "dinov3-small", "nope"]),
                          ("--models", ["veca-small", "veca-small,nope", ""]),
-                         ("--device", ["l4", "cpu-2core", "nope"]),
+                         ("--device", ["l4", "cpu-epyc-2core", "nope"]),
                          ("--devices", ["l4", "l4,t4", "nope"]),
                          ("--resolution", ["224", "0", "768x512", "abc"]),
                          ("--resolutions", ["224,256", "0", "abc"]),

@@ -24,7 +24,7 @@ GPUS = [d.name for d in device_catalog().values() if d.kind == "gpu"]
 # --------------------------------------------------------------------------- device catalog
 def test_every_device_number_is_positive_and_sourced():
     assert {"h100-sxm", "h100-pcie", "h200", "a100-sxm-80gb", "a100-pcie-40gb", "l4", "t4",
-            "rtx-4090", "jetson-agx-orin", "cpu-2core"} <= set(device_catalog())
+            "rtx-4090", "jetson-agx-orin", "cpu-epyc-2core"} <= set(device_catalog())
     for d in device_catalog().values():
         assert len(d.source) > 40 and d.peak_flops_per_s["fp32"] > 0
         assert d.memory_bandwidth_bytes_per_s > 0 and d.memory_capacity_bytes > 0
@@ -254,7 +254,7 @@ def test_plan_infeasible_exits_3_with_one_line(cli):
     (("plan", "veca-base", "--device", "l4", "--resolution", "512", "--cores-allowed", "12"),
      "--cores-allowed 12 invalid"),
     (("plan", "veca-base", "--device", "l4", "--solve", "width"), "unknown solve"),
-    (("calibrate", "--measurements", "nope.csv", "--device", "cpu-2core"), "no such file"),
+    (("calibrate", "--measurements", "nope.csv", "--device", "cpu-epyc-2core"), "no such file"),
 ])
 def test_plan_and_calibrate_bad_input(cli, args, message):
     code, _, err = cli(*args)
@@ -265,7 +265,7 @@ def test_calibrate_names_the_bad_line_of_a_measurement_csv(cli, tmp_path):
     bad = tmp_path / "m.csv"
     bad.write_text("model,resolution,core_tokens,impl,batch,dtype,time_ms_median,status\n"
                    "veca-small,256,8,split,1,fp32,12.5,ok\nveca-small,2x6,8,split,1,fp32,1.0,ok\n")
-    code, _, err = cli("calibrate", "--measurements", str(bad), "--device", "cpu-2core")
+    code, _, err = cli("calibrate", "--measurements", str(bad), "--device", "cpu-epyc-2core")
     assert code == 2 and f"{bad}:3: field resolution" in err
 
 
@@ -288,9 +288,9 @@ def test_cpu_device_entry_is_the_calibration_of_the_committed_data():
 
     from planners.devices import CATALOG_PATH
 
-    raw = tomllib.loads(Path(CATALOG_PATH).read_text())["devices"]["cpu-2core"]
+    raw = tomllib.loads(Path(CATALOG_PATH).read_text())["devices"]["cpu-epyc-2core"]
     assert raw["calibrated_from"] == CPU_CSV
-    cal = calibrate(CPU_CSV, get_device("cpu-2core"))
+    cal = calibrate(CPU_CSV, get_device("cpu-epyc-2core"))
     for k in OP_CLASSES:
         assert cal.fit.efficiency[k] == pytest.approx(raw["efficiency"][k], rel=1e-4)
     assert cal.fit.overhead_s == pytest.approx(raw["kernel_launch_overhead_s"], rel=1e-4)
@@ -300,7 +300,7 @@ def test_cpu_device_entry_is_the_calibration_of_the_committed_data():
 def test_committed_cpu_holdout_is_reported_as_measured():
     """The held-out numbers for the README and closing note: leave-one-resolution-group-out over
     the 60 configurations (the latest record of each; busy rows were re-measured)."""
-    cal = calibrate(CPU_CSV, get_device("cpu-2core"))
+    cal = calibrate(CPU_CSV, get_device("cpu-epyc-2core"))
     h = cal.to_dict()["holdout"]
     assert h["rows"] == 60 and h["by"] == "resolution" and h["groups"] == ["256", "384", "512", "768"]
     assert h["within_10pct"] == pytest.approx(48 / 60)

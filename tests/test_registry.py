@@ -175,7 +175,7 @@ def test_the_toy_is_looked_up_in_a_device_profile(toy):
     work = (1e6, 1e9)
     profile = Profile("fp32", 2, 0.0, {TOY_OP: (Curve(("cores", 64), work,
                                                       tuple(w / rate for w in work)),)})
-    device = dataclasses.replace(get_device("cpu-2core"), profile=profile,
+    device = dataclasses.replace(get_device("cpu-epyc-2core"), profile=profile,
                                  efficiency={"gemm": 1.0, "attention": 1.0, "elementwise": 1.0},
                                  kernel_launch_overhead_s=0.0)
     ops = {o.path: o for o in simulate(_config(), device).ops}

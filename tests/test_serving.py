@@ -193,7 +193,7 @@ def run(capsys, *args):
     return code, out, err
 
 
-SERVE = ["serve", "veca-small", "--device", "cpu-2core", "--resolution", "512", "--dtype", "fp32"]
+SERVE = ["serve", "veca-small", "--device", "cpu-epyc-2core", "--resolution", "512", "--dtype", "fp32"]
 
 
 def test_cli_json_one_object_per_policy(capsys):
@@ -233,7 +233,7 @@ def test_cli_csv_keeps_unscaled_numbers(capsys):
 
 def test_cli_service_time_is_the_planners_latency(capsys):
     # one request, nothing queued: its latency is the plan's predicted batch-1 latency
-    trace_free = run(capsys, "plan", "veca-small", "--device", "cpu-2core", "--resolution", "512",
+    trace_free = run(capsys, "plan", "veca-small", "--device", "cpu-epyc-2core", "--resolution", "512",
                      "--dtype", "fp32", "--cores-allowed", "64", "--format", "json")[1]
     planned = json.loads(trace_free)["chosen"]["latency_ms"]
     code, out, _ = run(capsys, *SERVE, "--rate", "0.001", "--duration-s", "3000", "--slo-ms",
@@ -257,7 +257,7 @@ def test_cli_solve_devices_and_chart(capsys, tmp_path):
 def test_cli_solve_devices_exits_3_when_no_fleet_can(capsys):
     # veca-small at 512 px on this CPU: dense dinov3-small takes longer for one image (plan says
     # 412.6 ms) than the 400 ms objective; VECA at C = 64 (353 ms) can be served
-    dense = json.loads(run(capsys, "plan", "dinov3-small", "--device", "cpu-2core",
+    dense = json.loads(run(capsys, "plan", "dinov3-small", "--device", "cpu-epyc-2core",
                            "--resolution", "512", "--dtype", "fp32", "--format", "json")[1])
     assert dense["chosen"]["latency_ms"] > 400
     code, out, err = run(capsys, *SERVE, "--rate", "1", "--slo-ms", "400", "--solve", "devices",
@@ -306,7 +306,7 @@ def test_cli_bad_files_and_dense_models(capsys, tmp_path):
         ([*SERVE, "--rate", "1", "--slo-ms", "900", "--quality", str(bad_quality)], "row 2"),
         ([*SERVE, "--rate", "1", "--slo-ms", "900", "--quality", str(tmp_path / "none.csv")],
          "no such file"),
-        (["serve", "dinov3-small", "--device", "cpu-2core", "--resolution", "512", "--rate", "1",
+        (["serve", "dinov3-small", "--device", "cpu-epyc-2core", "--resolution", "512", "--rate", "1",
           "--slo-ms", "900", "--policy", "elastic"], "needs a core model"),
         ([*SERVE, "--rate", "1", "--slo-ms", "900", "--versus", "veca-base"], "takes a dense"),
     ]

@@ -210,7 +210,7 @@ def test_eager_rope_is_charged_its_five_kernels_where_no_profile_timed_it():
     compiled = {o.path: o for o in config_rooflines(c, gpu, "compiled")}
     assert compiled["layer/attn/rope_q+layer/attn/rope_k"].launches == 12  # one fused kernel
     # the CPU's profile timed our eager RoPE itself: its record keeps one launch per layer
-    cpu = get_device("cpu-2core")
+    cpu = get_device("cpu-epyc-2core")
     profiled = {o.path: o for o in config_rooflines(dataclasses.replace(c, dtype="fp32"),
                                                       cpu)}["layer/attn/rope_q"]
     assert profiled.launches == 12 and profiled.profiled_s(cpu) is not None
