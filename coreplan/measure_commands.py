@@ -146,20 +146,31 @@ def _report(s, results, interrupted: bool) -> None:
 
 @app.command()
 def profile(
-    name: str = option("name", ..., help="Device name for the file (e.g. my-laptop)."),
-    out: str = option("out", ..., help="Device file to write (TOML)."),
+    name: str = option("name", "local", help="Device name for the file (default: local, which "
+                                             "--device local finds)."),
+    out: Optional[str] = option("out", None, help="Device file to write (TOML); a copy is kept "
+                                                  "for --device local either way."),
     device: str = option("device", "cpu", help="cpu or cuda."),
     dtype: str = option("dtype", "fp32", help="fp32, bf16 or fp16."),
     threads: Optional[int] = option("threads", None, help="CPU threads (recorded)."),
-    budget_s: float = option("budget_s", 300.0, help="Time budget, seconds."),
-    check: Optional[str] = option("check", None, help="A validate CSV to predict with the new profile."),
+    budget_s: float = option("budget_s", 300.0, help="Seconds for all of it: op times, "
+                                                     "calibration and footprint (more: more "
+                                                     "accurate)."),
+    check: Optional[str] = option("check", None, help="A validate CSV to predict with the new "
+                                                      "profile."),
     force: bool = option("force", False, help="Replace --out if it exists."),
-    footprint: bool = option("footprint", True, help="Also measure the process footprint terms (CPU, ~30 s).", switch=True),
+    calibrate: bool = option("calibrate", True, help="Time a few whole models and fit the "
+                                                     "efficiencies to them.", switch=True),
+    footprint: bool = option("footprint", True, help="Also measure the process footprint terms "
+                                                     "(CPU; torch and transformers).",
+                             switch=True),
     model_file: Optional[str] = ModelFile(),
 ) -> None:
-    """Measure this machine op by op and write a device file that plan and simulate use.
+    """Measure this machine and write a calibrated device file that plan and simulate use.
 
-    Use it as `--device NAME --device-file FILE`. Interrupted, it writes nothing.
+    Op times, then a few whole models timed and fitted (the held-out error is printed), then the
+    process footprint. Use it as `--device local`, or `--device NAME --device-file FILE`.
+    Interrupted, it writes nothing.
     """
     from pathlib import Path
 
@@ -172,58 +183,93 @@ def profile(
         raise CoreplanError(f"--budget-s must be seconds in [1, 3600], got {budget_s}")
     if threads is not None and threads <= 0:
         raise CoreplanError(f"--threads must be positive, got {threads}")
-    if Path(out).exists() and not force:  # before the minutes of measuring, not after
+    if out and Path(out).exists() and not force:  # before the minutes of measuring, not after
         raise CoreplanError(f"--out {out} exists: pass --force to replace it")
-    if not Path(out).parent.is_dir():
+    if out and not Path(out).parent.is_dir():
         raise CoreplanError(f"--out {out}: directory {Path(out).parent} does not exist")
     try:
         _check_device(device)
-        from reference.profile import profiled_device
-
-        run = _profile_with_progress(device, dtype, threads, budget_s)
-        spec = profiled_device(name, device, run)
-        if footprint and device == "cpu":
-            import dataclasses
-
-            from reference.footprint import measure_terms
-
-            spec = dataclasses.replace(spec, footprint=measure_terms(threads))
+        found = _profile_with_progress(name, device, dtype, threads, budget_s, calibrate,
+                                       footprint)
     except KeyboardInterrupt:  # at any point before the file is written: nothing is written
         print("coreplan: interrupted; no device file written", file=sys.stderr)
         raise typer.Exit(130)
-    from planners.devices import device_toml, write_device_file
+    written = _write_profile(found, out)
+    run = found.curves
+    print(f"wrote {', '.join(map(str, written))}: {run.measured} op points ({run.skipped} "
+          f"skipped); calibration: {found.calibration_note}; footprint: "
+          f"{found.footprint_rows} processes; {found.seconds:.0f} s in all")
+    from planners.devices import this_machine
 
-    busy = run.busy_note()
-    write_device_file(out, device_toml(spec, comments=(
-        f"Measured by `coreplan profile` in {run.seconds:.0f} s: {run.measured} op points, "
-        f"{run.skipped} skipped (over the per-call cap or the budget).",
-        *([f"Warning: {busy}."] if busy else []))), force=True)
-    print(f"wrote {out}: {run.measured} op points in {run.seconds:.0f} s "
-          f"({run.skipped} skipped); use --device {name} --device-file {out}")
-    if busy:
-        print(f"coreplan: warning: {busy}", file=sys.stderr)
+    local = run.profile.threads == this_machine()[1]  # what --device local looks for
+    uses = (["--device local"] if local else []) + (
+        [f"--device {name} --device-file {written[0]}"] if out or not local else [])
+    print(f"use it as {' or '.join(uses)}")
+    for note in run.notes:
+        print(f"coreplan: note: {note}", file=sys.stderr)
+    if run.busy_note():
+        print(f"coreplan: warning: {run.busy_note()}", file=sys.stderr)
     if check:
-        _print_check(check, spec, model_file)
+        _print_check(check, found.device, model_file)
 
 
-def _profile_with_progress(device, dtype, threads, budget_s):
+def _write_profile(found, out):
+    """The device file, at --out (if given) and as this machine's saved profile."""
+    from planners.devices import device_toml, local_profiles, machine_key, write_device_file
+
+    run = found.curves
+    comments = (f"Measured by `coreplan profile` in {found.seconds:.0f} s: {run.measured} op "
+                f"points, {run.skipped} skipped (over the per-call cap or the budget); "
+                f"calibration: {found.calibration_note}; footprint: {found.footprint_rows} "
+                f"processes.",
+                *([f"Warning: {run.busy_note()}."] if run.busy_note() else []),
+                *(f"Note: {n}." for n in run.notes))
+    text = device_toml(found.device, comments=comments,
+                       calibrated_from="coreplan profile" if found.calibration else None)
+    from planners.devices import this_machine
+
+    cpu, _, version = this_machine()
+    saved = local_profiles() / machine_key(cpu, run.profile.threads, version)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    written = [write_device_file(saved, text, force=True)]
+    if out:
+        written.insert(0, write_device_file(out, text, force=True))
+    return written
+
+
+def _profile_with_progress(name, device, dtype, threads, budget_s, calibrate, footprint):
+    """reference.own_device.measure, with progress: a bar on a terminal, plain lines when the
+    output is redirected."""
+    from reference.own_device import measure
+
+    if not sys.stderr.isatty():
+        def on_point(done, total, point):
+            if done % 50 == 0:
+                print(f"profile: op times {done}/{total}", file=sys.stderr, flush=True)
+
+        def on_stage(stage, detail):
+            print(f"profile: {stage}: {detail}", file=sys.stderr, flush=True)
+
+        return measure(name, device=device, dtype=dtype, threads=threads, budget_s=budget_s,
+                       calibrate=calibrate, footprint=footprint, on_stage=on_stage,
+                       on_point=on_point)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from reference.machine import machine_name
-    from reference.profile import run_profile
-
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    source = f"coreplan profile on {machine_name(device)}, {dtype}"
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("profile", total=None)
 
         def on_point(done, total, point):
             progress.update(task, completed=done, total=total,
                             description=f"{point.kind} {point.key}")
-        return run_profile(device=device, dtype=dtype, threads=threads, budget_s=budget_s,
-                           source=source, on_point=on_point)
+
+        def on_stage(stage, detail):
+            progress.update(task, completed=0, total=None, description=f"{stage}: {detail}")
+        return measure(name, device=device, dtype=dtype, threads=threads, budget_s=budget_s,
+                       calibrate=calibrate, footprint=footprint, on_stage=on_stage,
+                       on_point=on_point)
 
 
 def _print_check(path, spec, model_file=None) -> None:

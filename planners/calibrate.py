@@ -60,10 +60,18 @@ def group_of(m: Measurement, by: str, model_file=None):
 
 def load_rows(paths, include_busy: bool = False) -> list[Measurement]:
     """Timed rows of validate CSVs (status ok, the latest per configuration; busy ones if asked)
-    and of timm benchmark files (every mapped model's row), in file order."""
+    and of timm benchmark files (every mapped model's row), in file order; measurement records
+    given instead of a path are taken as they are (the timed ones)."""
     from costmodel.timm_results import is_timm_file, read_timm
 
     rows: list[Measurement] = []
+    given = [m for m in ([] if isinstance(paths, (str, Path)) else paths)
+             if isinstance(m, Measurement)]
+    if given:
+        rows = [m for m in given if m.timed or (include_busy and m.busy)]
+        if not rows:
+            raise CoreplanError("no measurement with status ok and a time")
+        return rows
     for path in ([paths] if isinstance(paths, (str, Path)) else paths):
         if is_timm_file(path):
             found = list(read_timm(path).records)
@@ -435,6 +443,8 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
 
     paths = [measurements] if isinstance(measurements, (str, Path)) else list(measurements)
     rows = load_rows(paths, include_busy)
+    if any(isinstance(p, Measurement) for p in paths):
+        paths = [f"{len(rows)} measurements"]
     if device is None:
         named = {m.device_name for m in rows if from_timm(m)}
         if len(named) == 1 and all(from_timm(m) for m in rows):

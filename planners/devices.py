@@ -378,9 +378,14 @@ def local_device() -> DeviceSpec:
     cpu, threads, version = this_machine()
     path = local_profiles() / machine_key(cpu, threads, version)
     if not path.is_file():
+        stem = machine_key(cpu, threads, version).split(f"-{threads}t-")
+        others = sorted(local_profiles().glob(f"{stem[0]}-*t-{stem[-1]}")) if len(stem) == 2 \
+            else []
+        elsewhere = (f"; saved with other thread counts: {', '.join(map(str, others))} (give "
+                     f"one as the device file)") if others else ""
         raise CoreplanError(f"device {LOCAL!r} means this machine ({cpu}, {threads} threads, torch "
                             f"{version}), which has no profile yet: run `coreplan profile` "
-                            f"(about 5 minutes; it saves one for {LOCAL!r})")
+                            f"(about 5 minutes; it saves one for {LOCAL!r}){elsewhere}")
     devices = load_devices(path)
     return next(iter(devices.values()))
 

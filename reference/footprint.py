@@ -65,29 +65,6 @@ def measure(model: str, resolution: int, *, batch: int = 1, cores: int | None = 
     return Footprint(**json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-# configurations `coreplan profile` fits a machine's footprint terms on: small and cheap,
-# weights and sizes varied (model, side px, batch, C)
-PROFILE_FIT = (("dinov2-small", 224, 1, None), ("veca-small", 256, 4, 64),
-               ("dinov3-base", 256, 1, None), ("veca-base", 224, 2, 8),
-               ("dinov2-small", 448, 2, None), ("veca-small", 384, 1, 32))
-
-
-def measure_terms(threads: int | None = None):
-    """This machine's footprint terms (a `planners.footprint.FootprintModel`): the peak RSS of
-    fresh workers running the PROFILE_FIT configurations, fitted (torch only)."""
-    from costmodel.config import configure
-    from costmodel.spec import get_model
-    from planners.footprint_fit import Observation, fit_model
-
-    rows = []
-    for model, side, batch, cores in PROFILE_FIT:
-        f = measure(model, side, batch=batch, cores=cores, threads=threads or 2)
-        c = configure(get_model(model), side, batch=batch, cores=cores)
-        rows.append(Observation(c, "torch", f.baseline_bytes, f.built_bytes, f.forward_bytes))
-    return fit_model(rows, source=f"measured by `coreplan profile`: peak RSS of fresh processes "
-                                  f"running {len(rows)} configurations (torch only)")
-
-
 def _worker(request: dict) -> dict:
     import torch
 

@@ -286,6 +286,8 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
                 retried += tries > 1
                 fastest[point.kind] = max(fastest.get(point.kind, 0.0), point.work / seconds)
                 measured.setdefault((point.kind, point.key), []).append((point.work, seconds))
+            if not any(kind == "linear" for kind, _ in measured):
+                _first_linear(points, measured, device, max_call_s)  # the peak needs one
             by_point = {(p.kind, p.key, p.work): p for p in points}
             notes = _monotone(measured, by_point, device, max_call_s, probe,
                               lambda: time.perf_counter() - start < budget_s)
@@ -331,25 +333,47 @@ def _quiet(point: Point, device: str, max_call_s: float, probe):
     return best[0], best[1], tries
 
 
+def _first_linear(points, measured: dict, device, max_call_s) -> None:
+    """One linear point (the smallest), measured past the budget: a device file needs a peak."""
+    point = next(p for p in points if p.kind == "linear")
+    seconds = _measure(point, device, max(max_call_s, 1.0))
+    if seconds is not None:
+        measured.setdefault((point.kind, point.key), []).append((point.work, seconds))
+
+
+def _falling(pairs: list) -> list[int]:
+    """Points that took longer than some larger point of their curve, beyond MONOTONE_SLACK."""
+    return [i for i in range(len(pairs) - 1)
+            if pairs[i][1] * (1 - MONOTONE_SLACK) > min(t for _, t in pairs[i + 1:])]
+
+
 def _monotone(measured: dict, by_point: dict, device, max_call_s, probe, time_left) -> list:
-    """Curves whose seconds fall as their work grows beyond MONOTONE_SLACK: measure the falling
-    pair again (while time is left); a curve still falling is left out. Returns what was done."""
+    """Curves whose seconds fall as their work grows beyond MONOTONE_SLACK: the points that took
+    longer than a larger one are measured again (while time is left); a point still doing so is
+    left out, and a curve left with fewer than two points is left out whole. Returns what was
+    done, one line a curve."""
     notes = []
     for (kind, key), pairs in list(measured.items()):
         pairs.sort()
         for _ in range(2):
-            bad = [i for i in range(len(pairs) - 1)
-                   if pairs[i + 1][1] < pairs[i][1] * (1 - MONOTONE_SLACK)]
+            bad = _falling(pairs)
             if not bad or not time_left():
                 break
             for i in {j for i in bad for j in (i, i + 1)}:
                 timed = _quiet(by_point[(kind, key, pairs[i][0])], device, max_call_s, probe)
                 if timed is not None:
                     pairs[i] = (pairs[i][0], timed[0])
-        if bad:
+        bad = _falling(pairs)
+        if not bad:
+            continue
+        shown = ", ".join(f"{t:.3g} s" for _, t in pairs)
+        pairs[:] = [p for i, p in enumerate(pairs) if i not in bad]
+        if len(pairs) < 2:
             del measured[(kind, key)]
-            notes.append(f"{kind} {key}: left out, its time falls as its work grows ("
-                         + ", ".join(f"{t:.3g} s" for _, t in pairs) + ")")
+            notes.append(f"{kind} {key}: left out, its time falls as its work grows ({shown})")
+        else:
+            notes.append(f"{kind} {key}: {len(bad)} point(s) left out, slower than a larger "
+                         f"one ({shown})")
     return notes
 
 
@@ -402,11 +426,17 @@ def profiled_device(name: str, device: str, run: ProfileRun):
     from reference.machine import machine_name, memory_capacity_bytes
 
     check_device_name(name)
+    if not (run.peak_flops_per_s > 0 and run.bandwidth_bytes_per_s > 0):
+        from costmodel.errors import CoreplanError
+
+        raise CoreplanError("the profile measured no linear layer or no bandwidth within its "
+                            "budget: give it more time")
     dtype = run.profile.dtype
     peaks = {"fp32": run.peak_flops_per_s} if dtype == "fp32" else {
         dtype: run.peak_flops_per_s, "fp32": run.peak_flops_per_s / 2}
     when = datetime.date.today().isoformat()
-    threads = f", {run.profile.threads} threads" if run.profile.threads else ""
+    n = run.profile.threads
+    threads = f", {n} thread{'s' if n != 1 else ''}" if n else ""
     return DeviceSpec(
         name=name, description=f"{machine_name(device)} (profiled{threads})",
         kind="cpu" if device == "cpu" else "gpu", peak_flops_per_s=peaks,

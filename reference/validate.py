@@ -92,6 +92,8 @@ class Options:
         count_on_device: count FLOPs with FlopCounterMode around the device's own forward (the
             kernels its SDPA backend picks) instead of on the meta device; fvcore, which traces
             the same graph on any device, then counts the batch-1 rows only.
+        count, memory: count FLOPs, measure the activation peak (False: time only, as a
+            calibration does).
     """
 
     time_it: bool = True
@@ -106,6 +108,8 @@ class Options:
     footprint: bool = False
     graph: bool = False
     count_on_device: bool = False
+    count: bool = True
+    memory: bool = True
 
 
 def _base_row(case: Case, c: Config, threads: int, mem) -> dict:
@@ -195,7 +199,9 @@ def _measure(row: dict, case: Case, c: Config, options: Options, notes: list[str
     impl = attention_impl(c.impl)
     if impl.uncompiled_note and not options.compile_flex:
         notes.append(impl.uncompiled_note)
-    if case.device == "cuda":
+    if not options.memory:
+        mem = MemoryMeasurement(weights_bytes(model), None)
+    elif case.device == "cuda":
         mem = measure_forward_cuda(model, images, **kwargs)
     elif not impl.tracked:
         mem = MemoryMeasurement(weights_bytes(model), None)
@@ -279,7 +285,8 @@ def run_case(case: Case, options: Options, probe=None,
     mem = inference_memory(c)
     row, notes = _base_row(case, c, threads, mem), []
     try:
-        _count(row, c, notes, options)
+        if options.count:
+            _count(row, c, notes, options)
         if options.time_it:
             need = mem.total_bytes * options.memory_headroom
             free = free_memory_bytes(case.device)

@@ -5,11 +5,16 @@ import pytest
 
 
 @pytest.fixture
-def cli():
-    """Run the coreplan CLI in a subprocess: (exit status, stdout, stderr)."""
+def cli(tmp_path):
+    """Run the coreplan CLI in a subprocess: (exit status, stdout, stderr). Its cache (the
+    profiles `--device local` finds) is the test's own folder, never the user's."""
+    import os
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
     def run(*args: str):
         proc = subprocess.run([sys.executable, "-m", "coreplan.cli", *args], capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, env=env)
         return proc.returncode, proc.stdout, proc.stderr
     return run
 

@@ -1,6 +1,7 @@
 """Device profiles (measured op times), predictions from them, and timing you can trust."""
 
 import dataclasses
+import json
 import math
 import signal
 import subprocess
@@ -167,6 +168,7 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
 
     import reference.footprint as rf
     from planners.footprint import FootprintModel, footprint
+    from reference.own_device import FOOTPRINT, footprint_terms
 
     known = FootprintModel({"torch": 200e6}, 1.05, {"torch": 4e6}, 1.6, 1.2, 12e6)
 
@@ -178,7 +180,7 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
                             built + t["activations"] + t["gemm_packing"] + t["workspace"])
 
     monkeypatch.setattr(rf, "measure", fake)
-    fitted = rf.measure_terms(2)
+    fitted, _ = footprint_terms(2, configs=[c for c in FOOTPRINT if c[0] == "torch"])
     assert fitted.activation_factor == pytest.approx(1.6, rel=1e-6)
     assert fitted.pack_factor == pytest.approx(1.2, rel=1e-4)
     device = dataclasses.replace(get_device("cpu-epyc-2core"), name="here", footprint=fitted)
@@ -272,3 +274,65 @@ def test_unfused_attention_on_a_profiled_cpu_runs_its_parts():
     # S = 8 + 256 = 264 tokens, B*H = 2*6: the softmax reads and writes every score (fp32) and
     # reads the mask once more: (2 + 1) * 4 B * 12 * 264^2, in each of 12 layers
     assert ops["layer/attn/sdpa_masked/softmax"].bytes == 12 * 3 * 4 * 12 * 264 * 264
+
+
+def test_a_curve_that_falls_as_its_work_grows_is_measured_again_then_cut():
+    """A smaller op cannot take longer than a larger one of its curve (beyond the machine's
+    noise): such a point is measured again; still slower, it is left out, and a curve left with
+    one point is left out whole."""
+    import reference.profile as rp
+
+    again = {}
+
+    def quiet(point, device, max_call_s, probe):  # measuring again gives the same time
+        again[point.work] = again.get(point.work, 0) + 1
+        return {1.0: 5.0, 2.0: 2.0, 4.0: 4.5, 8.0: 9.0}[point.work], 1.0, 1
+
+    points = {("linear", (1, 1), w): rp.Point("linear", (1, 1), w, None) for w in (1, 2, 4, 8)}
+    measured = {("linear", (1, 1)): [(1.0, 5.0), (2.0, 2.0), (4.0, 4.5), (8.0, 9.0)],
+                ("gelu", ("gelu",)): [(1.0, 1.0), (2.0, 2.1)]}
+    original = rp._quiet
+    rp._quiet = quiet
+    try:
+        notes = rp._monotone(measured, points, "cpu", 1.0, None, lambda: True)
+    finally:
+        rp._quiet = original
+    # 5.0 s at work 1 against 2.0 s at work 2 (and 4.5 at 4): measured twice more, then cut
+    assert measured[("linear", (1, 1))] == [(2.0, 2.0), (4.0, 4.5), (8.0, 9.0)]
+    assert again[1.0] == 2 and len(notes) == 1 and "1 point(s) left out" in notes[0]
+    assert measured[("gelu", ("gelu",))] == [(1.0, 1.0), (2.0, 2.1)]  # rising: untouched
+    falling = {("add", ("add",)): [(1.0, 3.0), (2.0, 1.0)]}
+    rp._quiet = lambda *a: None
+    try:
+        notes = rp._monotone(falling, {}, "cpu", 1.0, None, lambda: False)
+    finally:
+        rp._quiet = original
+    assert falling == {} and "left out, its time falls" in notes[0]
+
+
+def test_local_means_this_machines_saved_profile(tmp_path, monkeypatch):
+    from costmodel.errors import CoreplanError
+    from planners.devices import local_profiles, machine_key, this_machine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(CoreplanError, match="which has no profile yet: run `coreplan profile`"):
+        get_device("local")
+    cpu, threads, version = this_machine()
+    saved = local_profiles() / machine_key(cpu, threads, version)
+    saved.parent.mkdir(parents=True)
+    mine = dataclasses.replace(get_device("cpu-epyc-2core"), name="mine")
+    saved.write_text(device_toml(mine))
+    assert get_device("local").name == "mine"
+    assert str(saved).startswith(str(tmp_path)) and saved.name.endswith(".toml")
+
+
+def test_a_plan_on_a_cpu_entry_measured_elsewhere_says_so(cli, device_file):
+    path = device_file("measured_on = 'Intel(R) Xeon(R) Platinum x2, 2 threads, torch 2.13.0'\n"
+                       "kind = 'cpu'\n")
+    code, out, err = cli("plan", "veca-small", "--device", "x", "--device-file", str(path),
+                         "--resolution", "224", "--dtype", "fp32")
+    assert code == 0, err
+    assert "x was measured on Intel(R) Xeon(R) Platinum x2" in " ".join(out.split())
+    code, out, _ = cli("plan", "veca-small", "--device", "x", "--device-file", str(path),
+                       "--resolution", "224", "--dtype", "fp32", "--format", "json")
+    assert "Intel(R) Xeon(R) Platinum x2" in json.loads(out)["measured_elsewhere"]

@@ -1,0 +1,160 @@
+"""`coreplan profile`: this machine as a calibrated device file, in one call.
+
+Three stages within one time budget (default 300 s with start-up, on 2 cores):
+1. op curves (reference/profile.py): every op at the shapes the catalog's models produce, each
+   point beside the machine probe, busy points and falling curves measured again;
+2. calibration: a small fixed set of whole models spanning the op mix (VECA split and masked,
+   DINOv2 with a learned position table, DINOv3 with RoPE; small and base; a few sides and
+   batches), timed as `validate` times them, and the efficiencies and per-op overhead fitted as
+   `calibrate` fits them (planners/calibrate.py), held out by resolution;
+3. footprint: fresh processes of plain torch and of Hugging Face transformers running forwards
+   whose activation peaks span a few MB to over 1 GB, fitted into the footprint terms
+   (planners/footprint_fit.py).
+The device file records the CPU model, the thread count and the torch version it was measured
+with (`measured_on`), the machine's state while profiled, and the calibration's held-out error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from costmodel.config import configure
+from costmodel.spec import get_model
+
+# (model, side px, batch, C, impl): whole models the calibration times; 4 resolution groups
+CALIBRATION = (("veca-small", 224, 1, 64, "split"), ("dinov2-small", 224, 1, None, None),
+               ("dinov3-small", 256, 2, None, None), ("veca-base", 256, 1, 64, "split"),
+               ("dinov3-base", 256, 1, None, None), ("veca-small", 384, 1, 8, "split"),
+               ("dinov2-small", 448, 1, None, None), ("veca-small", 512, 1, 32, "masked"),
+               ("dinov3-small", 512, 1, None, None), ("veca-small", 512, 2, 64, "split"))
+# (framework, model, side px, batch, C): fresh processes the footprint terms are fitted on;
+# activation peaks from 4 MB to about 1.1 GB
+FOOTPRINT = (("torch", "dinov2-small", 224, 1, None), ("torch", "veca-small", 256, 4, 64),
+             ("torch", "dinov3-base", 256, 1, None), ("torch", "veca-small", 768, 4, 32),
+             ("torch", "veca-small", 1024, 12, 64), ("transformers", "dinov2-small", 224, 1, None),
+             ("transformers", "dinov2-small", 518, 4, None),
+             ("transformers", "dinov2-small", 1022, 12, None))
+SHARES = {"curves": 0.45, "calibration": 0.25, "footprint": 0.30}
+
+
+@dataclass(frozen=True)
+class OwnDevice:
+    """The profiled device and what each stage found (for the caller to print)."""
+
+    device: object  # planners.devices.DeviceSpec
+    curves: object  # reference.profile.ProfileRun
+    calibration: object | None  # planners.calibrate.Calibration, or None where it was not made
+    calibration_note: str
+    footprint_rows: int
+    seconds: float
+
+
+def measure(name: str, *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
+            budget_s: float = 300.0, calibrate: bool = True, footprint: bool = True,
+            on_stage=None, on_point=None) -> OwnDevice:
+    """Profile, calibrate and measure the footprint of this machine within `budget_s`.
+    `on_stage(name, detail)` and `on_point(done, total, point)` report progress."""
+    from reference.profile import profiled_device, run_profile
+
+    start = time.monotonic()
+    say = on_stage or (lambda stage, detail: None)
+    stages = [s for s, on in (("curves", True), ("calibration", calibrate),
+                              ("footprint", footprint and device == "cpu")) if on]
+    share = sum(SHARES[s] for s in stages)
+    budget = {s: budget_s * SHARES[s] / share for s in stages}
+    say("curves", f"op times, about {budget['curves']:.0f} s")
+    run = run_profile(device=device, dtype=dtype, threads=threads, budget_s=budget["curves"],
+                      source=_source(device, dtype), on_point=on_point)
+    spec = replace(profiled_device(name, device, run), measured_on=_measured_on(device, run))
+    calibration, note = None, "not made"
+    if "calibration" in stages:
+        say("calibration", f"{len(CALIBRATION)} whole models, about {budget['calibration']:.0f} s")
+        calibration, note = _calibrate(spec, device, dtype, threads,
+                                       start + _until(budget, stages, "calibration"))
+        if calibration is not None:
+            spec = calibration.device
+    rows = 0
+    if "footprint" in stages:
+        say("footprint", f"{len(FOOTPRINT)} fresh processes, about {budget['footprint']:.0f} s")
+        terms, rows = footprint_terms(threads, start + _until(budget, stages, "footprint"))
+        if terms is not None:
+            spec = replace(spec, footprint=terms)
+    return OwnDevice(spec, run, calibration, note, rows, time.monotonic() - start)
+
+
+def _until(budget: dict, stages: list, stage: str) -> float:
+    """Seconds from the start by which `stage` must end (its share and every earlier one's)."""
+    return sum(budget[s] for s in stages[:stages.index(stage) + 1])
+
+
+def _source(device: str, dtype: str) -> str:
+    from reference.machine import machine_name
+
+    return f"coreplan profile on {machine_name(device)}, {dtype}"
+
+
+def _measured_on(device: str, run) -> str:
+    import torch
+
+    from reference.machine import machine_name
+
+    n = run.profile.threads
+    return f"{machine_name(device)}, {n} thread{'s' if n != 1 else ''}, torch {torch.__version__}"
+
+
+def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
+    """Time the CALIBRATION models (as validate does, without counting) until the deadline and
+    fit the efficiencies and overhead relative to the profile; (Calibration or None, a line)."""
+    from planners.calibrate import calibrate
+    from reference.timing import Probe
+    from reference.validate import Case, Options, run_case
+
+    options = Options(count=False, memory=False, min_run_time_s=0.4, min_repeats=3, warmup=1,
+                      threads=threads)
+    probe = Probe(device)
+    probe.settle()
+    rows = []
+    for model, side, batch, cores, impl in CALIBRATION:
+        if time.monotonic() > deadline:
+            break
+        case = Case(get_model(model), side, cores or 0, impl or "dense", batch, dtype, device)
+        rows.append(run_case(case, options, probe))
+    timed = [r for r in rows if r.timed]
+    groups = {round(r.resolution / 64) for r in timed}
+    if len(groups) < 2:
+        return None, (f"not made: {len(timed)} of {len(CALIBRATION)} models timed quietly within "
+                      f"its share of the budget (2 sides at least are needed)")
+    cal = calibrate(timed, spec)
+    problems = cal.problems()
+    if problems:
+        return None, f"not used: {problems[0]}"
+    h = cal.holdout
+    return cal, (f"{h.rows} whole models, held out by resolution: MAPE {h.mape:.1%}, within "
+                 f"±10% {h.within_10pct:.0%}, max |error| {h.max_abs_error:.1%}")
+
+
+def footprint_terms(threads: int | None = None, deadline: float | None = None,
+                    configs=FOOTPRINT):
+    """(the footprint terms fitted on the `configs` processes measured before the deadline, how
+    many ran); the terms are None when fewer than four ran or none of them plain torch."""
+    from planners.footprint_fit import Observation, fit_model
+    from reference.footprint import measure as measure_process
+
+    rows = []
+    for framework, model, side, batch, cores in configs:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        try:
+            f = measure_process(model, side, batch=batch, cores=cores, threads=threads or 2,
+                                source="hf" if framework == "transformers" else "reference")
+        except (RuntimeError, OSError):
+            continue  # transformers missing, or a process that failed: fit on the others
+        c = configure(get_model(model), get_model(model).round_resolution(side), batch=batch,
+                      cores=cores)
+        rows.append(Observation(c, framework, f.baseline_bytes, f.built_bytes, f.forward_bytes))
+    if len(rows) < 4 or not any(r.framework == "torch" for r in rows):
+        return None, len(rows)
+    frameworks = " and ".join(sorted({r.framework for r in rows}))
+    return fit_model(rows, source=f"measured by `coreplan profile`: peak RSS of {len(rows)} "
+                                  f"fresh processes ({frameworks})"), len(rows)
