@@ -29,6 +29,10 @@ HELD_OUT = (
     ("reference", "dinov3-small", 256, 1, None), ("reference", "veca-small", 320, 8, 16),
     ("reference", "veca-base", 512, 2, 40), ("reference", "veca-base", 768, 1, 64),
     ("reference", "veca-splus", 384, 4, 24), ("reference", "dinov2-small-reg", 448, 2, None),
+    # activation-heavy processes (0.3-1.4 GB of activations; added 2026-12-01)
+    ("hf", "dinov2-small", 1022, 8, None), ("hf", "dinov3-small", 1024, 4, None),
+    ("reference", "dinov2-small", 1022, 8, None), ("reference", "veca-small", 1024, 8, 64),
+    ("reference", "dinov3-small", 1024, 4, None), ("reference", "veca-base", 1024, 2, 64),
 )
 def measure_all(out: Path) -> None:
     """Measure every configuration not yet in `out` (a measurement file; resumable)."""
@@ -112,14 +116,19 @@ def timm_fallbacks(directory: Path) -> str:
     return "\n".join(lines)
 
 
-def report(path: Path) -> str:
-    """The terms fitted on the FIT rows (planners.footprint_fit), then every held-out row's
+def report(path: Path, device=None) -> str:
+    """The terms fitted on the FIT rows (planners.footprint_fit), or a device's own (a fresh
+    `coreplan profile`: every row it did not measure is held out), then every held-out row's
     error, as text."""
     from planners.footprint_fit import held_out
 
-    model, fitted, rows = held_out(path)
+    if device is not None:
+        model, fitted, rows = _device_held_out(path, device)
+    else:
+        model, fitted, rows = held_out(path)
     mb = lambda terms: ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in terms.items())  # noqa: E731
-    lines = [f"fitted on {fitted} rows: baseline {mb(model.baseline_bytes)}; weights x "
+    fitted_on = f"fitted on {fitted} rows" if device is None else f"{device.name}'s terms"
+    lines = [f"{fitted_on}: baseline {mb(model.baseline_bytes)}; weights x "
              f"{model.weights_factor:.3f}; build {mb(model.build_bytes)}; activations x "
              f"{model.activation_factor:.3f}; packing x {model.pack_factor:.3f}; workspace "
              f"{model.workspace_bytes / 1e6:.1f} MB",
@@ -139,16 +148,42 @@ def report(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _device_held_out(path: Path, device):
+    """A device's footprint terms against every row of a footprint file that its profile did
+    not measure itself (reference/own_device.FOOTPRINT)."""
+    from costmodel.memory import inference_memory
+    from planners.footprint import footprint
+    from planners.footprint_fit import HeldOut, read_observations
+    from reference.own_device import FOOTPRINT
+
+    seen = {("hf" if f == "transformers" else "reference", m, str(s), str(b))
+            for f, m, s, b, _ in FOOTPRINT}
+    rows = read_observations(path)
+    key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
+    model = device.footprint
+    out = [HeldOut(row, o.forward_bytes, footprint(o.config, model, o.framework).total_bytes,
+                   inference_memory(o.config).total_bytes)
+           for row, o in rows if key(row) not in seen]
+    return model, 0, out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--report", type=Path)
     parser.add_argument("--timm", type=Path, help="timm benchmark folder: check batch fall-backs")
+    parser.add_argument("--device", help="with --report: this device's footprint terms")
+    parser.add_argument("--device-file", help="the file holding --device (a fresh profile)")
     args = parser.parse_args()
     if args.out:
         measure_all(args.out)
     if args.report:
-        print(report(args.report))
+        device = None
+        if args.device:
+            from planners.devices import get_device
+
+            device = get_device(args.device, args.device_file)
+        print(report(args.report, device))
     if args.timm:
         print(timm_fallbacks(args.timm))
     return 0
