@@ -356,14 +356,16 @@ def _summary(predicted, times, groups, distinct, by: str) -> Holdout:
                    by, tuple(groups.tolist()))
 
 
-def holdout(R, launches, times, groups, device: DeviceSpec, by: str = "resolution") -> Holdout:
+def holdout(R, launches, times, groups, device: DeviceSpec, by: str = "resolution",
+            overhead_s: float | None = None) -> Holdout:
     """Leave-one-group-out: every row predicted by a fit that never saw its group."""
     groups, distinct = _groups(groups, by)
     predicted = np.zeros(len(times))
+    held = {} if overhead_s is None else {"overhead_s": overhead_s}
     for g in distinct:
         train, test = groups != g, groups == g
-        predicted[test] = fit(R[train], launches[train], times[train], device).predict(
-            R[test], launches[test])
+        predicted[test] = fit(R[train], launches[train], times[train], device,
+                              **held).predict(R[test], launches[test])
     return _summary(predicted, times, groups, distinct, by)
 
 
@@ -428,7 +430,8 @@ class Calibration:
 
 
 def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = False,
-              by: str | None = None, device_file=None, model_file=None) -> Calibration:
+              by: str | None = None, device_file=None, model_file=None,
+              overhead_s: float | None = None) -> Calibration:
     """Fit efficiencies and the per-op overhead to measured times, with held-out error.
 
     Args:
@@ -438,6 +441,8 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
         by: held-out grouping (resolution, family, model or device); default: resolution for
             validate data, family for timm data, device when several devices are fitted at once.
         device_file, model_file: devices and models beyond the catalogs (the rows' own).
+        overhead_s: hold the per-op overhead at this (a few rows cannot tell it from the
+            efficiencies) instead of fitting it.
     """
     from costmodel.errors import check_choice
 
@@ -472,8 +477,8 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
         across = fit_across(designs, times, np.ones(len(rows), dtype=bool))
         return Calibration(None, across.fit, h, label, names, across.power_coefficient, per_group)
     R, launches = design(rows, devices, model_file)
-    h = holdout(R, launches, times, groups, device, by)
-    final = fit(R, launches, times, device)
+    h = holdout(R, launches, times, groups, device, by, overhead_s)
+    final = fit(R, launches, times, device, overhead_s=overhead_s)
     calibrated = replace(device, efficiency=final.efficiency,
                          kernel_launch_overhead_s=final.overhead_s, latency_interval=h.interval,
                          calibrated=True)

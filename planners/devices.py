@@ -461,6 +461,17 @@ def device_rows(devices) -> list[dict]:
     return rows
 
 
+def _check_readable(path: Path, text: str) -> None:
+    """A device file is written only if it reads back (an unusable one is refused, saying why)."""
+    data = tomllib.loads(text)
+    defaults = data.get("defaults") or catalog_defaults()
+    try:
+        for name, table in data.get("devices", {}).items():
+            device_from_table(str(path), name, table, defaults)
+    except CoreplanError as err:
+        raise CoreplanError(f"not writing {path}, which would not read back: {err}") from None
+
+
 def write_device_file(path: str | Path, text: str, force: bool = False) -> Path:
     """Write a device file whole or not at all (a temporary file renamed into place); refuses the
     built-in catalog, and an existing file unless `force`."""
@@ -470,6 +481,7 @@ def write_device_file(path: str | Path, text: str, force: bool = False) -> Path:
     path = Path(path)
     if path.resolve() == CATALOG_PATH.resolve():
         raise CoreplanError(f"{path} is coreplan's built-in device catalog: write elsewhere")
+    _check_readable(path, text)
     if path.is_dir():
         raise CoreplanError(f"{path} is a directory: choose a file name")
     if path.exists() and not force:

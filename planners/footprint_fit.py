@@ -54,9 +54,24 @@ def fit_model(rows: list[Observation], source: str = "") -> FootprintModel:
     B = np.array([[inference_memory(r.config).activation_peak_bytes,
                    largest_weight_matrix_bytes(r.config), 1.0] for r in rows])
     z = np.array([r.forward_bytes - r.built_bytes for r in rows])
-    (act, pack, workspace), *_ = np.linalg.lstsq(B, z, rcond=None)
+    act, pack, workspace = nonnegative_lstsq(B, z)
     return FootprintModel(baseline, float(weights), builds, float(act), float(pack),
                           float(workspace), source)
+
+
+def nonnegative_lstsq(A, y):
+    """Least squares with every coefficient >= 0 (a footprint term cannot be negative): solve,
+    and while a coefficient is negative, hold the most negative at 0 and solve for the rest."""
+    import numpy as np
+
+    free = list(range(A.shape[1]))
+    while True:
+        solution = np.zeros(A.shape[1])
+        if free:
+            solution[free], *_ = np.linalg.lstsq(A[:, free], y, rcond=None)
+        if not free or solution.min() >= 0:
+            return [float(v) for v in solution]
+        free.remove(int(np.argmin(solution)))
 
 
 def read_observations(path: str | Path, model_file=None) -> list[tuple[dict, Observation]]:

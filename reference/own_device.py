@@ -103,35 +103,78 @@ def _measured_on(device: str, run) -> str:
     return f"{machine_name(device)}, {n} thread{'s' if n != 1 else ''}, torch {torch.__version__}"
 
 
-def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
-    """Time the CALIBRATION models (as validate does, without counting) until the deadline and
-    fit the efficiencies and overhead relative to the profile; (Calibration or None, a line)."""
-    from planners.calibrate import calibrate
-    from reference.timing import Probe
-    from reference.validate import Case, Options, run_case
+ROUNDS = 3  # the calibration's models are timed in turn, round after round (the VM's speed drifts)
 
-    options = Options(count=False, memory=False, min_run_time_s=0.4, min_repeats=3, warmup=1,
-                      threads=threads)
-    probe = Probe(device)
-    probe.settle()
-    rows = []
-    for model, side, batch, cores, impl in CALIBRATION:
-        if time.monotonic() > deadline:
-            break
-        case = Case(get_model(model), side, cores or 0, impl or "dense", batch, dtype, device)
-        rows.append(run_case(case, options, probe))
+
+def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
+    """Time the CALIBRATION models until the deadline, interleaved (each round times every model
+    once, so that the machine's drift reaches them all alike; a model's time is the median of
+    its rounds) and fit the efficiencies and overhead relative to the profile (as `calibrate`
+    does); (Calibration or None, a line)."""
+    from planners.calibrate import calibrate
+
+    rows = _time_interleaved(CALIBRATION, device, dtype, threads, deadline)
     timed = [r for r in rows if r.timed]
     groups = {round(r.resolution / 64) for r in timed}
     if len(groups) < 2:
         return None, (f"not made: {len(timed)} of {len(CALIBRATION)} models timed quietly within "
                       f"its share of the budget (2 sides at least are needed)")
-    cal = calibrate(timed, spec)
+    # ten rows cannot tell a per-op overhead from the efficiencies: it is held at the profile's
+    # own dispatch cost, and the three efficiencies are fitted
+    cal = calibrate(timed, spec, overhead_s=spec.profile.dispatch_s)
     problems = cal.problems()
     if problems:
         return None, f"not used: {problems[0]}"
     h = cal.holdout
     return cal, (f"{h.rows} whole models, held out by resolution: MAPE {h.mape:.1%}, within "
                  f"±10% {h.within_10pct:.0%}, max |error| {h.max_abs_error:.1%}")
+
+
+def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float) -> list:
+    """Measurement records of whole models, timed in ROUNDS interleaved rounds beside the
+    machine probe (reference/timing.py); models that do not fit the deadline are left out."""
+    import statistics
+
+    import torch
+
+    from costmodel.measurements import Measurement
+    from reference.counting import make_inputs
+    from reference.machine import machine_name
+    from reference.models import build_model, forward_kwargs
+    from reference.timing import Probe, time_call
+
+    if threads:
+        torch.set_num_threads(threads)
+    probe = Probe(device)
+    probe.settle()
+    runs, times = [], {}
+    for model, side, batch, cores, impl in cases:
+        c = configure(get_model(model), side, cores=cores, batch=batch, impl=impl, dtype=dtype)
+        torch.manual_seed(0)
+        net = build_model(c.spec, impl=c.impl).eval()
+        images, kwargs = make_inputs(c, device), forward_kwargs(c.spec, c.core_tokens)
+        runs.append((c, lambda net=net, images=images, kwargs=kwargs: net(images, **kwargs)))
+    with torch.no_grad():
+        for round_ in range(ROUNDS):
+            for c, forward in runs:
+                if time.monotonic() > deadline:
+                    break
+                t = time_call(forward, min_run_time_s=0.15, min_repeats=2,
+                              warmup=1 if round_ == 0 else 0, device=device, probe=probe)
+                times.setdefault(c, []).append(t)
+    rows = []
+    for c, timings in times.items():
+        busy = [t.busy_reason() for t in timings if t.busy_reason()]
+        quiet = [t for t in timings if not t.busy_reason()] or timings
+        rows.append(Measurement(
+            c.spec.name, c.height, c.core_tokens, c.impl, c.batch, c.dtype,
+            "busy" if len(busy) == len(timings) else "ok", family=c.spec.family,
+            patch_tokens=c.patch_tokens, device=device, device_name=machine_name(device),
+            threads=torch.get_num_threads(), repeats=sum(t.repeats for t in quiet),
+            time_ms_median=statistics.median(t.median_ms for t in quiet),
+            probe_ratio=statistics.median(t.probe_ratio for t in quiet if t.probe_ratio),
+            note=f"calibration, {len(quiet)} of {len(timings)} rounds quiet"))
+    return rows
 
 
 def footprint_terms(threads: int | None = None, deadline: float | None = None,
