@@ -244,13 +244,13 @@ class ProfileRun:
 
 def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
                 budget_s: float = 300.0, max_call_s: float = 0.25, source: str = "",
-                on_point=None) -> ProfileRun:
+                on_point=None, probe=None) -> ProfileRun:
     """Measure every point within `budget_s`; `on_point(done, total, point)` reports progress.
 
     Every point is timed beside a sample of the machine probe; a point timed busy is measured
     again (up to RETRIES times, the quietest kept); a curve whose time falls as its work grows by
     more than MONOTONE_SLACK is measured again and, still falling, left out (said in the run's
-    notes)."""
+    notes). `probe`: the machine probe (default: a reference.timing.Probe of the device)."""
     torch_dtype = DTYPES[dtype]
     previous = torch.get_num_threads()
     if threads:
@@ -267,8 +267,9 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
 
             dispatch = dispatch_seconds(device, torch_dtype)
             bandwidth = bandwidth_bytes_per_s(device, torch_dtype)
-            probe = Probe(device)
-            probe.settle()
+            if probe is None:
+                probe = Probe(device)
+                probe.settle()
             for index, point in enumerate(points):
                 if on_point:
                     on_point(index, len(points), point)
