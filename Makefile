@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test test-slow docs validate-quick clean gpu-wheels gpu-rehearsal gpu-campaign
+.PHONY: demo test test-slow docs planner validate-quick clean gpu-wheels gpu-rehearsal gpu-campaign
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,16 @@ docs: $(VENV)/.installed
 		--resolution 1024 --out docs/frontier.png --force
 	$(VENV)/bin/coreplan serve veca-small --device cpu-epyc-2core --resolution 512 --dtype fp32 \
 		--rate 2.5 --slo-ms 2000 --max-batch 1 --out docs/serve-cpu.png --force
+
+# The planner page (`coreplan explore`, default grid) and the README's two screenshots of it, taken
+# by headless Chromium (Debian's `chromium`; BROWSER overrides) at 1280 px and at phone width.
+BROWSER ?= chromium
+PLANNER_STATE := model=veca-base&device=l4&dtype=fp16&runtime=compiled&cores=16&resolution=768&batch=16&latency=200&memory=6&demand=2000
+SHOT = $(BROWSER) --headless --no-sandbox --disable-gpu --hide-scrollbars
+planner: $(VENV)/.installed
+	$(VENV)/bin/coreplan explore --out planner.html --force
+	$(SHOT) --window-size=1280,800 --screenshot=docs/planner-1280.png "file://$(CURDIR)/planner.html#$(PLANNER_STATE)"
+	$(SHOT) --window-size=390,1900 --screenshot=docs/planner-phone.png "file://$(CURDIR)/planner.html#$(PLANNER_STATE)"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)

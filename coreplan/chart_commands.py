@@ -57,6 +57,44 @@ def chart(kind: str,
 
 
 @app.command()
+def explore(out: str = option("out", "planner.html", help="The page to write (.html)."),
+            models: str = option("models", ",".join(("veca-base", "veca-small")),
+                                 help="Models (each with its dense baseline), comma list."),
+            devices: str = option("devices", "h100-sxm,a100-sxm-80gb,l4,t4,rtx-4090,"
+                                             "jetson-agx-orin,cpu-epyc-2core",
+                                  help="Devices, comma list (every device of --device-file "
+                                       "is added)."),
+            force: bool = option("force", False, help="Replace --out if it exists."),
+            device_file: Optional[str] = DeviceFile(),
+            model_file: Optional[str] = ModelFile()) -> None:
+    """One self-contained page (offline): move C, resolution, batch, device and runtime and see
+    latency, memory, throughput and the fleet for a demand, with the planner's own numbers."""
+    import time
+
+    from planners.devices import get_device, load_devices
+
+    if Path(out).suffix.lower() != ".html":
+        raise CoreplanError(f"--out {out}: the page is HTML; use a .html file name")
+    check_out(out)
+    check_new(out, force)
+    specs = [get_model(m, model_file) for m in names(models, "models")]
+    wanted = names(devices, "devices")
+    if device_file is not None:
+        wanted += [d for d in load_devices(device_file) if d not in wanted]
+    devs = [get_device(d, device_file) for d in wanted]
+    from coreplan.explore import build_page
+
+    start = time.perf_counter()
+    text = build_page(specs, devs)
+    try:
+        Path(out).write_text(text)
+    except OSError as err:
+        raise CoreplanError(f"cannot write {out}: {err.strerror}") from None
+    print(f"{out}: {len(text.encode()) / 1e6:.1f} MB, {len(specs)} model(s) and their dense "
+          f"baselines on {len(devs)} device(s), built in {time.perf_counter() - start:.1f} s")
+
+
+@app.command()
 def report(out: str = option("out", "report.html"),
            models: str = option("models", "veca-base,dinov3-base"),
            devices: str = option("devices", "h100-sxm,l4,jetson-agx-orin"),
