@@ -50,7 +50,8 @@ def page_data(specs, devices) -> dict:
     """Everything the page shows, computed by the planner (module docstring): each model and
     its dense baseline (the catalog's of the same width and depth) on each device."""
     from costmodel.errors import ArgumentError
-    from planners.planner import Budgets, baseline_model, evaluate_configs, predicted_seconds
+    from planners.planner import (Budgets, baseline_model, best_dtype, evaluate_configs,
+                                  predicted_seconds)
     from planners.roofline import RUNTIMES
 
     for device in devices:
@@ -82,6 +83,7 @@ def page_data(specs, devices) -> dict:
         grid=dict(resolutions=list(RESOLUTIONS), batches=list(BATCHES)), models=models,
         runtimes=list(RUNTIMES), series=series,
         devices={d.name: dict(capacity_bytes=d.memory_capacity_bytes, dtypes=_dtypes(d),
+                              best=best_dtype(d),
                               interval=list(d.latency_interval) if d.latency_interval else None,
                               description=d.description,
                               note=d.measured_elsewhere() or "") for d in devices})
@@ -212,7 +214,7 @@ function update(){
   const t = performance.now(), s = state(), m = D.models[s.model];
   const dts = D.devices[s.device].dtypes;
   fill($("dtype"), dts, undefined, dts.includes($("dtype").value) ? $("dtype").value :
-       ["bf16","fp16","fp32"].find(d=>dts.includes(d)));
+       D.devices[s.device].best);
   s.dtype = $("dtype").value;
   fill($("cores"), m.kind==="core" ? m.budgets : ["-"]);
   $("cores").disabled = m.kind !== "core"; s.c = $("cores").value;
@@ -318,7 +320,7 @@ init();
 const LOAD_MS = performance.now();
 if(location.hash === "#selftest") selftest();
 function selftest(){
-  const times = [], samples = [];
+  const times = [], samples = [], initial = state();
   const set = (id, v) => { $(id).value = v; $(id).dispatchEvent(new Event(id==="latency"||id==="memory"||id==="demand"?"input":"change")); };
   const ids = ["model","device","dtype","runtime","cores","resolution","batch"];
   for(const id of ids) for(const o of Array.from($(id).options)){
@@ -351,7 +353,7 @@ function selftest(){
   const out = $("selftest-result");
   const controls = Array.from(document.querySelectorAll("select, input"));
   out.textContent = JSON.stringify({load_ms: LOAD_MS, parse_ms: LOAD_MS - T0,
-    max_update_ms: Math.max(...times), updates: times.length, samples,
+    max_update_ms: Math.max(...times), updates: times.length, samples, initial,
     controls: controls.map(e=>({id: e.id, label: e.labels.length ? e.labels[0].firstChild.textContent.trim() : "",
                                 keyboard: e.tabIndex >= 0}))});
   out.hidden = false; }

@@ -168,6 +168,9 @@ def test_page_in_a_real_browser(small_page):
     page, _, device_file = small_page
     result = selftest(browser(), page)
     assert result["updates"] > 30  # every option of every control, then the budgets
+    first = result["initial"]  # opened as the planner would choose: its dtype is plan's auto
+    assert (first["model"], first["device"]) == ("veca-small", "l4")
+    assert first["dtype"] == plan_json("veca-small", "--device", "l4", "--resolution", "1024")["dtype"]
     assert len(result["samples"]) == 2 * 3  # each model on each device
     for sample in result["samples"]:
         check_sample(sample, device_file)
