@@ -12,6 +12,11 @@ tensor cores), one for elementwise ops, the launch cost held at the catalog's de
 power coefficient of DeviceSpec.clock_scale (searched in one dimension around the linear fit),
 held out by device: each device predicted by the parameters fitted on the others.
 
+From a profile (`coreplan profile`): where whole models' time was attributed to op classes
+(reference/attribution.py), each class's efficiency is measured directly, the profiled seconds of
+its ops over the seconds the models spent in them (`calibrate_attributed`); a fit of three
+efficiencies to ten whole-model times cannot tell the classes apart.
+
 Held-out error: leave-one-resolution-out. Each resolution group (resolutions rounded to the nearest
 64 px, so 252 and 256 are one group) is predicted by a fit on the other groups; every row is
 predicted once while held out. The latency interval is the 5th-95th percentile of measured /
@@ -400,8 +405,8 @@ class Calibration:
         profiled = self.device is not None and self.device.profile is not None
         # NB: relative to a profile, an efficiency below 1 also carries work the graph does not
         # list (copies, concatenations and views between ops, which a model runs and the profile
-        # does not): the CPU's elementwise class needs 0.3 for that. Five times slower than the
-        # profile, or twice as fast, is not plausible.
+        # does not): the CPU's elementwise class measures about 0.4 by attribution (reference/
+        # attribution.py). Five times slower than the profile, or twice as fast, is not plausible.
         low, high = (0.2, MAX_EFFICIENCY[True]) if profiled else (0.0, MAX_EFFICIENCY[False])
         for k, eta in self.fit.efficiency.items():
             if not low < eta <= high:
@@ -483,6 +488,46 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
                          kernel_launch_overhead_s=final.overhead_s, latency_interval=h.interval,
                          calibrated=True)
     return Calibration(calibrated, final, h, label, names)
+
+
+def attributed_efficiencies(R: np.ndarray, spent: np.ndarray) -> dict[str, float]:
+    """Each class's efficiency as whole models ran it (reference/attribution.py): the profiled
+    seconds of its ops over the seconds the models spent in them, pooled over the rows (long runs
+    weigh most). R and spent: rows x OP_CLASSES. A class the rows did not run stays at 1 (the
+    profile's own speed)."""
+    R, spent = np.asarray(R, dtype=float), np.asarray(spent, dtype=float)
+    efficiency = {}
+    for i, c in enumerate(OP_CLASSES):
+        ref, took = R[:, i].sum(), spent[:, i].sum()
+        efficiency[c] = float(ref / took) if ref > 0 and took > 0 else 1.0
+    return efficiency
+
+
+def calibrate_attributed(rows: list[Measurement], spent, device: DeviceSpec,
+                         overhead_s: float) -> Calibration:
+    """Calibrate a profiled device from whole models whose time was attributed to op classes:
+    efficiencies by `attributed_efficiencies`, the per-op overhead held at `overhead_s`; the
+    held-out error (leave one resolution group out: each group predicted by the efficiencies of
+    the others) is on the rows' own wall times (`time_ms_median`)."""
+    spent = np.asarray(spent, dtype=float)
+    if spent.shape != (len(rows), len(OP_CLASSES)):
+        raise CoreplanError(f"attributed seconds: expected {len(rows)} rows of "
+                            f"{len(OP_CLASSES)} classes, got shape {spent.shape}")
+    check_one_setup(rows)
+    R, launches = design(rows, device)
+    times = np.array([m.time_s for m in rows])
+    groups, distinct = _groups([group_of(m, "resolution") for m in rows], "resolution")
+    predicted = np.zeros(len(times))
+    for g in distinct:
+        train, test = groups != g, groups == g
+        held = Fit(attributed_efficiencies(R[train], spent[train]), overhead_s)
+        predicted[test] = held.predict(R[test], launches[test])
+    h = _summary(predicted, times, groups, distinct, "resolution")
+    final = Fit(attributed_efficiencies(R, spent), float(overhead_s))
+    calibrated = replace(device, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
+                         latency_interval=h.interval, calibrated=True)
+    return Calibration(calibrated, final, h, f"{len(rows)} measurements, attributed by op class",
+                       (device.name,))
 
 
 def device_file(cal: Calibration) -> str:

@@ -5,8 +5,12 @@ Three stages within one time budget (default 300 s with start-up, on 2 cores):
    point beside the machine probe, busy points and falling curves measured again;
 2. calibration: a small fixed set of whole models spanning the op mix (VECA split and masked,
    DINOv2 with a learned position table, DINOv3 with RoPE; small and base; a few sides and
-   batches), timed as `validate` times them, and the efficiencies and per-op overhead fitted as
-   `calibrate` fits them (planners/calibrate.py), held out by resolution;
+   batches), timed as `validate` times them (interleaved rounds: the machine's drift reaches them
+   all alike); on a CPU each round also runs each model under the profiler, and each op class's
+   efficiency is its ops' profiled seconds over the seconds the models spent in them
+   (reference/attribution.py, planners/calibrate.calibrate_attributed), elsewhere the
+   efficiencies are fitted as `calibrate` fits them; the per-op overhead is held at the profile's
+   dispatch cost; held out by resolution;
 3. footprint: fresh processes of plain torch and of Hugging Face transformers running forwards
    whose activation peaks span a few MB to over 1 GB, fitted into the footprint terms
    (planners/footprint_fit.py).
@@ -111,33 +115,48 @@ def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
     once, so that the machine's drift reaches them all alike; a model's time is the median of
     its rounds) and fit the efficiencies and overhead relative to the profile (as `calibrate`
     does); (Calibration or None, a line)."""
-    from planners.calibrate import calibrate
+    from planners.calibrate import calibrate, calibrate_attributed
 
-    rows = _time_interleaved(CALIBRATION, device, dtype, threads, deadline)
-    timed = [r for r in rows if r.timed]
-    groups = {round(r.resolution / 64) for r in timed}
+    attributed = device == "cpu"  # the profiler's CPU times are the ops' own only on a CPU
+    rows, spent = _time_interleaved(CALIBRATION, device, dtype, threads, deadline, attributed)
+    timed = [i for i, r in enumerate(rows) if r.timed]
+    groups = {round(rows[i].resolution / 64) for i in timed}
     if len(groups) < 2:
         return None, (f"not made: {len(timed)} of {len(CALIBRATION)} models timed quietly within "
                       f"its share of the budget (2 sides at least are needed)")
     # ten rows cannot tell a per-op overhead from the efficiencies: it is held at the profile's
-    # own dispatch cost, and the three efficiencies are fitted
-    cal = calibrate(timed, spec, overhead_s=spec.profile.dispatch_s)
+    # own dispatch cost; on a CPU each class's efficiency is measured by attribution, elsewhere
+    # the three are fitted to the whole-model times
+    if attributed:
+        cal = calibrate_attributed([rows[i] for i in timed], [spent[i] for i in timed], spec,
+                                   spec.profile.dispatch_s)
+    else:
+        cal = calibrate([rows[i] for i in timed], spec, overhead_s=spec.profile.dispatch_s)
     problems = cal.problems()
     if problems:
         return None, f"not used: {problems[0]}"
     h = cal.holdout
-    return cal, (f"{h.rows} whole models, held out by resolution: MAPE {h.mape:.1%}, within "
-                 f"±10% {h.within_10pct:.0%}, max |error| {h.max_abs_error:.1%}")
+    how = "attributed by op class" if attributed else "fitted"
+    eff = ", ".join(f"{k} {v:.2f}" for k, v in cal.fit.efficiency.items())
+    return cal, (f"{h.rows} whole models, efficiencies {how} ({eff}), held out by resolution: "
+                 f"MAPE {h.mape:.1%}, within ±10% {h.within_10pct:.0%}, max |error| "
+                 f"{h.max_abs_error:.1%}")
 
 
-def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float) -> list:
+def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
+                      attributed: bool = False) -> tuple[list, list]:
     """Measurement records of whole models, timed in ROUNDS interleaved rounds beside the
-    machine probe (reference/timing.py); models that do not fit the deadline are left out."""
+    machine probe (reference/timing.py); models that do not fit the deadline are left out. With
+    `attributed`, each round also runs each model once under the profiler (reference/
+    attribution.py); the second list holds each record's mean seconds per op class (OP_CLASSES
+    order), or None."""
     import statistics
 
     import torch
 
     from costmodel.measurements import Measurement
+    from costmodel.registry import OP_CLASSES
+    from reference.attribution import attribute
     from reference.counting import make_inputs
     from reference.machine import machine_name
     from reference.models import build_model, forward_kwargs
@@ -147,7 +166,7 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float) 
         torch.set_num_threads(threads)
     probe = Probe(device)
     probe.settle()
-    runs, times = [], {}
+    runs, times, classes = [], {}, {}
     for model, side, batch, cores, impl in cases:
         c = configure(get_model(model), side, cores=cores, batch=batch, impl=impl, dtype=dtype)
         torch.manual_seed(0)
@@ -162,7 +181,10 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float) 
                 t = time_call(forward, min_run_time_s=0.15, min_repeats=2,
                               warmup=1 if round_ == 0 else 0, device=device, probe=probe)
                 times.setdefault(c, []).append(t)
-    rows = []
+                if attributed:
+                    split = attribute(forward).seconds
+                    classes.setdefault(c, []).append([split[k] for k in OP_CLASSES])
+    rows, spent = [], []
     for c, timings in times.items():
         busy = [t.busy_reason() for t in timings if t.busy_reason()]
         quiet = [t for t in timings if not t.busy_reason()] or timings
@@ -174,7 +196,9 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float) 
             time_ms_median=statistics.median(t.median_ms for t in quiet),
             probe_ratio=statistics.median(t.probe_ratio for t in quiet if t.probe_ratio),
             note=f"calibration, {len(quiet)} of {len(timings)} rounds quiet"))
-    return rows
+        split = classes.get(c)
+        spent.append([statistics.mean(k) for k in zip(*split)] if split else None)
+    return rows, spent
 
 
 def footprint_terms(threads: int | None = None, deadline: float | None = None,
