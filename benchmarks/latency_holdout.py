@@ -129,19 +129,37 @@ def _time_one(source, c, args, probe) -> Measurement:
 
 
 def _summary(records, device) -> None:
+    """Every timed row against the prediction; and, where the device file and the rows carry the
+    machine probe's readings, against the prediction scaled by how much slower the machine ran
+    (planners/accuracy.probe_scale): the model's error apart from the machine's drift."""
     import numpy as np
+
+    from planners.accuracy import probe_scale
 
     rows = [(r, predict_measurement(r, device)) for r in records if r.timed]
     errors = np.array([p / r.time_s - 1 for r, p in rows])
-    print(f"\n{'configuration':45s} {'impl.':9s} {'measured':>9s} {'predicted':>9s} {'error':>7s}")
-    for (r, p), e in zip(rows, errors):
+    scales = [probe_scale(r, device) for r, _ in rows]
+    scaled = (np.array([p * s / r.time_s - 1 for (r, p), s in zip(rows, scales)])
+              if rows and all(scales) else None)
+    print(f"\n{'configuration':45s} {'impl.':9s} {'measured':>9s} {'predicted':>9s} {'error':>7s}"
+          + (f" {'probe':>6s} {'scaled':>7s}" if scaled is not None else ""))
+    for i, ((r, p), e) in enumerate(zip(rows, errors)):
         source = (r.note or "").split(";")[0].removeprefix("implementation: ")
-        print(f"{r.label():45s} {source:9s} {r.time_ms_median:9.1f} {p * 1e3:9.1f} {e:+7.1%}")
+        extra = f" {scales[i]:6.2f} {scaled[i]:+7.1%}" if scaled is not None else ""
+        print(f"{r.label():45s} {source:9s} {r.time_ms_median:9.1f} {p * 1e3:9.1f} {e:+7.1%}{extra}")
     busy = sum(1 for r in records if r.status == "busy")
-    print(f"\nheld-out rows: {len(rows)} ({busy} busy rows left out); MAPE {np.abs(errors).mean():.1%}; "
-          f"within ±10%: {(np.abs(errors) <= 0.10).mean():.0%} "
-          f"({int((np.abs(errors) <= 0.10).sum())} of {len(rows)}); max |error| "
-          f"{np.abs(errors).max():.1%}")
+    print(f"\nheld-out rows: {len(rows)} ({busy} busy rows left out); {_line(errors)}")
+    if scaled is not None:
+        print(f"scaled by the probe (the machine's speed then over the profile's, median "
+              f"{np.median(scales):.2f}): {_line(scaled)}")
+
+
+def _line(errors) -> str:
+    import numpy as np
+
+    within = np.abs(errors) <= 0.10
+    return (f"MAPE {np.abs(errors).mean():.1%}; within ±10%: {within.mean():.0%} "
+            f"({int(within.sum())} of {len(errors)}); max |error| {np.abs(errors).max():.1%}")
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ def profile(
     run = found.curves
     print(f"wrote {', '.join(map(str, written))}: {run.measured} op points ({run.skipped} "
           f"skipped); calibration: {found.calibration_note}; footprint: "
-          f"{found.footprint_rows} processes; {found.seconds:.0f} s in all")
+          f"{found.footprint_rows} processes; {found.timing()}")
     from planners.devices import this_machine
 
     local = run.profile.threads == this_machine()[1]  # what --device local looks for
@@ -207,6 +207,9 @@ def profile(
     print(f"use it as {' or '.join(uses)}")
     for note in run.notes:
         print(f"coreplan: note: {note}", file=sys.stderr)
+    if found.footprint_note:
+        print(f"coreplan: note: footprint: {found.footprint_note} (a larger --budget-s "
+              f"measures them)", file=sys.stderr)
     if run.busy_note():
         print(f"coreplan: warning: {run.busy_note()}", file=sys.stderr)
     if check:
@@ -221,7 +224,8 @@ def _write_profile(found, out):
     comments = (f"Measured by `coreplan profile` in {found.seconds:.0f} s: {run.measured} op "
                 f"points, {run.skipped} skipped (over the per-call cap or the budget); "
                 f"calibration: {found.calibration_note}; footprint: {found.footprint_rows} "
-                f"processes.",
+                f"processes; {found.timing()}.",
+                *([f"Footprint: {found.footprint_note}."] if found.footprint_note else []),
                 *([f"Warning: {run.busy_note()}."] if run.busy_note() else []),
                 *(f"Note: {n}." for n in run.notes))
     text = device_toml(found.device, comments=comments,

@@ -63,6 +63,17 @@ def predict_measurement(m: Measurement, device: DeviceSpec, model_file=None) -> 
                            device))
 
 
+def probe_scale(m: Measurement, device: DeviceSpec) -> float | None:
+    """How much slower the machine ran when `m` was timed than when `device` was profiled: the
+    machine probe's reading then over the profile's (Profile.probe_ms); None where either is
+    missing. On a shared VM whose speed wanders, a prediction times this scale separates the
+    model's error from the machine's drift (benchmarks/latency_holdout.py reports both)."""
+    reference = device.profile.probe_ms if device.profile is not None else None
+    if not reference or not m.probe_ms:
+        return None
+    return m.probe_ms / reference
+
+
 def accuracy_of(records, device: DeviceSpec, model_file=None) -> Accuracy:
     """Measured records against `device`'s prediction."""
     return Accuracy(device.name, tuple(RowError(m, predict_measurement(m, device, model_file))

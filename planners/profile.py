@@ -63,6 +63,10 @@ class Profile:
         curves: op kind -> its curves.
         source: how it was measured (command, machine, date).
         machine_state: what the machine was doing meanwhile (load, CPU steal, the probe).
+        probe_ms: the machine probe's median reading (reference/timing.Probe) while the whole
+            models the calibration timed ran (else while the curves were measured): the speed
+            the predictions stand for. A measurement's own probe_ms over it is how much slower
+            the machine was then (planners/accuracy.probe_scale).
     """
 
     dtype: str
@@ -71,6 +75,7 @@ class Profile:
     curves: dict[str, tuple[Curve, ...]] = field(default_factory=dict)
     source: str = ""
     machine_state: str = ""
+    probe_ms: float | None = None
 
     def seconds(self, op: str, shape, launches):
         """Predicted seconds of `launches` launches of graph op `op` at `shape` (its typed shape),
@@ -138,7 +143,16 @@ def profile_from_table(where: str, table: dict) -> Profile:
         curves.setdefault(str(entry["kind"]), []).append(curve)
     return Profile(str(table["dtype"]), int(table["threads"]), float(dispatch),
                    {k: tuple(v) for k, v in curves.items()}, str(table.get("source", "")),
-                   str(table.get("machine_state", "")))
+                   str(table.get("machine_state", "")), _positive_or_none(table, "probe_ms", bad))
+
+
+def _positive_or_none(table: dict, name: str, bad) -> float | None:
+    value = table.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise bad(name, f"expected a positive number, got {value!r}")
+    return float(value)
 
 
 def profile_toml(name: str, profile: Profile) -> list[str]:
@@ -147,7 +161,8 @@ def profile_toml(name: str, profile: Profile) -> list[str]:
              f"threads = {profile.threads}", f"dispatch_s = {profile.dispatch_s:.6g}",
              f"source = {toml_string(profile.source)}",
              *([f"machine_state = {toml_string(profile.machine_state)}"]
-               if profile.machine_state else []), "curves = ["]
+               if profile.machine_state else []),
+             *([f"probe_ms = {profile.probe_ms:.6g}"] if profile.probe_ms else []), "curves = ["]
     for kind, curves in profile.curves.items():
         for c in curves:
             key = ", ".join(toml_string(k) if isinstance(k, str) else

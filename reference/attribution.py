@@ -12,6 +12,9 @@ alone, and elementwise 0.33).
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import costmodel.ops  # noqa: F401  (registers the records)
@@ -48,6 +51,21 @@ def _classify(event, names: dict[str, str]) -> str:
     return "elementwise"
 
 
+@contextmanager
+def _quiet_stderr():
+    """The profiler's C++ side writes two lines to file descriptor 2 per session (start and
+    stop): sent to /dev/null meanwhile, so a run's own lines stay readable."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def attribute(forward, calls: int = 1) -> Attribution:
     """Run `forward` `calls` times under the profiler (CPU activity only) and charge each
     top-level op's inclusive time to its class; per call."""
@@ -56,7 +74,7 @@ def attribute(forward, calls: int = 1) -> Attribution:
     from torch.profiler import ProfilerActivity, profile
 
     names = class_of_name()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         for _ in range(calls):
             forward()

@@ -20,8 +20,9 @@ with (`measured_on`), the machine's state while profiled, and the calibration's 
 
 from __future__ import annotations
 
+import statistics
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from costmodel.config import configure
 from costmodel.spec import get_model
@@ -38,8 +39,12 @@ FOOTPRINT = (("torch", "dinov2-small", 224, 1, None), ("torch", "veca-small", 25
              ("torch", "dinov3-base", 256, 1, None), ("torch", "veca-small", 768, 4, 32),
              ("torch", "veca-small", 1024, 12, 64), ("transformers", "dinov2-small", 224, 1, None),
              ("transformers", "dinov2-small", 518, 4, None),
-             ("transformers", "dinov2-small", 1022, 12, None))
-SHARES = {"curves": 0.45, "calibration": 0.25, "footprint": 0.30}
+             ("transformers", "dinov2-small", 448, 56, None))
+# Shares of the budget. On 2026-12-01 (2 cores) the footprint's eight processes took 154 s
+# with a 1022 px, batch 12 transformers process (88 s, most of it dense attention over 5,330
+# tokens); 448 px at batch 56 reaches as many activations with a fifth of the attention work.
+SHARES = {"curves": 0.40, "calibration": 0.22, "footprint": 0.38}
+STARTUP_S = {"torch": 2.5, "transformers": 6.5}  # a fresh process's start, before any forward
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,13 @@ class OwnDevice:
     calibration_note: str
     footprint_rows: int
     seconds: float
+    stage_seconds: dict = field(default_factory=dict)  # each stage's own wall time
+    footprint_note: str = ""  # processes left out to keep to the budget, if any
+
+    def timing(self) -> str:
+        """e.g. '298 s in all (curves 121 s, calibration 64 s, footprint 113 s)'."""
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in self.stage_seconds.items())
+        return f"{self.seconds:.0f} s in all" + (f" ({parts})" if parts else "")
 
 
 def measure(name: str, *, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
@@ -67,10 +79,17 @@ def measure(name: str, *, device: str = "cpu", dtype: str = "fp32", threads: int
                               ("footprint", footprint and device == "cpu")) if on]
     share = sum(SHARES[s] for s in stages)
     budget = {s: budget_s * SHARES[s] / share for s in stages}
+    took, mark = {}, time.monotonic()
+
+    def done(stage):
+        nonlocal mark
+        took[stage], mark = time.monotonic() - mark, time.monotonic()
+
     say("curves", f"op times, about {budget['curves']:.0f} s")
     run = run_profile(device=device, dtype=dtype, threads=threads, budget_s=budget["curves"],
                       source=_source(device, dtype), on_point=on_point)
     spec = replace(profiled_device(name, device, run), measured_on=_measured_on(device, run))
+    done("curves")
     calibration, note = None, "not made"
     if "calibration" in stages:
         say("calibration", f"{len(CALIBRATION)} whole models, about {budget['calibration']:.0f} s")
@@ -78,13 +97,15 @@ def measure(name: str, *, device: str = "cpu", dtype: str = "fp32", threads: int
                                        start + _until(budget, stages, "calibration"))
         if calibration is not None:
             spec = calibration.device
-    rows = 0
+        done("calibration")
+    rows, left = 0, ""
     if "footprint" in stages:
         say("footprint", f"{len(FOOTPRINT)} fresh processes, about {budget['footprint']:.0f} s")
-        terms, rows = footprint_terms(threads, start + _until(budget, stages, "footprint"))
+        terms, rows, left = footprint_terms(threads, start + budget_s, device=spec)
         if terms is not None:
             spec = replace(spec, footprint=terms)
-    return OwnDevice(spec, run, calibration, note, rows, time.monotonic() - start)
+        done("footprint")
+    return OwnDevice(spec, run, calibration, note, rows, time.monotonic() - start, took, left)
 
 
 def _until(budget: dict, stages: list, stage: str) -> float:
@@ -135,6 +156,11 @@ def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
     problems = cal.problems()
     if problems:
         return None, f"not used: {problems[0]}"
+    # the speed these times stand for: the probe's median reading while they were timed
+    readings = [rows[i].probe_ms for i in timed if rows[i].probe_ms]
+    if readings:
+        profile = replace(cal.device.profile, probe_ms=statistics.median(readings))
+        cal = replace(cal, device=replace(cal.device, profile=profile))
     h = cal.holdout
     how = "attributed by op class" if attributed else "fitted"
     eff = ", ".join(f"{k} {v:.2f}" for k, v in cal.fit.efficiency.items())
@@ -150,8 +176,6 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
     `attributed`, each round also runs each model once under the profiler (reference/
     attribution.py); the second list holds each record's mean seconds per op class (OP_CLASSES
     order), or None."""
-    import statistics
-
     import torch
 
     from costmodel.measurements import Measurement
@@ -194,34 +218,60 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
             patch_tokens=c.patch_tokens, device=device, device_name=machine_name(device),
             threads=torch.get_num_threads(), repeats=sum(t.repeats for t in quiet),
             time_ms_median=statistics.median(t.median_ms for t in quiet),
-            probe_ratio=statistics.median(t.probe_ratio for t in quiet if t.probe_ratio),
+            probe_ms=_median(t.probe_ms for t in quiet),
+            probe_ratio=_median(t.probe_ratio for t in quiet),
             note=f"calibration, {len(quiet)} of {len(timings)} rounds quiet"))
         split = classes.get(c)
         spent.append([statistics.mean(k) for k in zip(*split)] if split else None)
     return rows, spent
 
 
+def _median(values) -> float | None:
+    """The median of the values that are not None, or None."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
 def footprint_terms(threads: int | None = None, deadline: float | None = None,
-                    configs=FOOTPRINT):
+                    configs=FOOTPRINT, device=None):
     """(the footprint terms fitted on the `configs` processes measured before the deadline, how
-    many ran); the terms are None when fewer than four ran or none of them plain torch."""
+    many ran, which were left out and why); the terms are None when fewer than four ran or none
+    of them plain torch. With `device` (the profiled device), a process predicted (its start and
+    its forward, by the device's own latency model) to end after the deadline is left out
+    rather than started."""
     from planners.footprint_fit import Observation, fit_model
     from reference.footprint import measure as measure_process
 
-    rows = []
+    rows, left = [], []
     for framework, model, side, batch, cores in configs:
-        if deadline is not None and time.monotonic() > deadline:
-            break
+        c = configure(get_model(model), get_model(model).round_resolution(side), batch=batch,
+                      cores=cores)
+        if deadline is not None:
+            need = STARTUP_S[framework] + (_forward_s(c, device) if device is not None else 0.0)
+            if time.monotonic() + need > deadline:
+                cores_text = f" C={cores}" if cores else ""
+                left.append(f"{framework} {model} {side} px{cores_text} B={batch} (about "
+                            f"{need:.0f} s)")
+                continue
         try:
             f = measure_process(model, side, batch=batch, cores=cores, threads=threads or 2,
                                 source="hf" if framework == "transformers" else "reference")
         except (RuntimeError, OSError):
             continue  # transformers missing, or a process that failed: fit on the others
-        c = configure(get_model(model), get_model(model).round_resolution(side), batch=batch,
-                      cores=cores)
         rows.append(Observation(c, framework, f.baseline_bytes, f.built_bytes, f.forward_bytes))
+    note = f"left out to keep to the budget: {'; '.join(left)}" if left else ""
     if len(rows) < 4 or not any(r.framework == "torch" for r in rows):
-        return None, len(rows)
+        return None, len(rows), note
     frameworks = " and ".join(sorted({r.framework for r in rows}))
     return fit_model(rows, source=f"measured by `coreplan profile`: peak RSS of {len(rows)} "
-                                  f"fresh processes ({frameworks})"), len(rows)
+                                  f"fresh processes ({frameworks})"), len(rows), note
+
+
+def _forward_s(config, device) -> float:
+    """The device's predicted time of one forward (the planner's latency model; in the dtype the
+    device was profiled in: the footprint's processes run fp32, a profile may not)."""
+    from planners.planner import predicted_seconds
+
+    if device.profile is not None:
+        config = replace(config, dtype=device.profile.dtype)
+    return float(predicted_seconds([config], device)[0])

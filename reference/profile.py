@@ -298,8 +298,9 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
                   time.perf_counter() - start)
     busy = sum(r > BUSY_PROBE_RATIO for r in ratios)
     run = replace(run, busy=busy, probe_ratio_max=max(ratios, default=None), notes=tuple(notes))
+    reading = probe.quiet_s * statistics.median(ratios) * 1e3 if ratios and probe.quiet_s else None
     return replace(run, profile=replace(run.profile, machine_state=state.describe(
-        probe, ratios, retried, busy)))
+        probe, ratios, retried, busy), probe_ms=reading))
 
 
 def _measure(point: Point, device: str, max_call_s: float) -> float | None:

@@ -95,3 +95,9 @@ def test_calibrate_attributed_checks_its_input():
     rows = [_row("veca-small", 224, 16, "split", 1), _row("dinov2-small", 448, 0, "dense", 1)]
     with pytest.raises(ValueError, match="expected 2 rows of 3 classes"):
         calibrate_attributed(rows, [[1.0, 1.0, 1.0]], device, 1e-6)
+
+
+def test_the_profiler_writes_nothing_to_the_terminal(capfd):
+    with torch.no_grad():
+        attribute(lambda: F.linear(X, W))
+    assert capfd.readouterr().err == ""

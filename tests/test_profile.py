@@ -97,6 +97,7 @@ def test_a_profile_round_trips_through_a_device_file(tmp_path):
     path.write_text(device_toml(device))
     back = load_devices(path)["mine"]
     assert back.profile.curves.keys() == device.profile.curves.keys()
+    assert back.profile.probe_ms is None  # none was recorded
     c = configure(get_model("veca-small"), 384, cores=16, batch=2)
     assert latency_s(op_rooflines(config_cost(c), back, "fp32"), back) == pytest.approx(
         latency_s(op_rooflines(config_cost(c), device, "fp32"), device), rel=1e-6)
@@ -116,6 +117,8 @@ BAD_PROFILES = [
     ("dtype = 'fp32'\nthreads = 2\ndispatch_s = 1e-6\n"
      "curves = [{ kind = 'add', key = ['add'], work = ['a'], seconds = [1.0] }]\n",
      "lists of numbers"),
+    ("dtype = 'fp32'\nthreads = 2\ndispatch_s = 1e-6\nprobe_ms = -2\ncurves = []\n",
+     "probe_ms: expected a positive number, got -2"),
 ]
 
 
@@ -189,7 +192,8 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
                             built + t["activations"] + t["gemm_packing"] + t["workspace"])
 
     monkeypatch.setattr(rf, "measure", fake)
-    fitted, _ = footprint_terms(2, configs=[c for c in FOOTPRINT if c[0] == "torch"])
+    fitted, _, left = footprint_terms(2, configs=[c for c in FOOTPRINT if c[0] == "torch"])
+    assert left == ""
     assert fitted.activation_factor == pytest.approx(1.6, rel=1e-6)
     assert fitted.pack_factor == pytest.approx(1.2, rel=1e-4)
     device = dataclasses.replace(get_device("cpu-epyc-2core"), name="here", footprint=fitted)
@@ -345,3 +349,36 @@ def test_a_plan_on_a_cpu_entry_measured_elsewhere_says_so(cli, device_file):
     code, out, _ = cli("plan", "veca-small", "--device", "x", "--device-file", str(path),
                        "--resolution", "224", "--dtype", "fp32", "--format", "json")
     assert "Intel(R) Xeon(R) Platinum x2" in json.loads(out)["measured_elsewhere"]
+
+
+def test_footprint_leaves_out_a_process_that_would_overrun_the_budget():
+    """With one second left, every process (its start alone takes longer) is left out and named,
+    and none is started."""
+    import time
+
+    from planners.devices import get_device
+    from reference.own_device import FOOTPRINT, footprint_terms
+
+    start = time.monotonic()
+    terms, ran, note = footprint_terms(2, time.monotonic() + 1.0, device=get_device("cpu-epyc-2core"))
+    assert terms is None and ran == 0 and time.monotonic() - start < 1.0
+    assert note.startswith("left out to keep to the budget: ")
+    assert note.count("(about ") == len(FOOTPRINT) and "transformers dinov2-small 448 px B=56" in note
+
+
+def test_the_probe_scale_is_the_machines_speed_then_over_the_profiles(tmp_path):
+    """A device file records the probe's reading the profile stands for; a measurement's own
+    reading over it scales a prediction (2.5 ms against 2.0 ms: the machine ran 1.25x slower)."""
+    from costmodel.measurements import Measurement
+    from planners.accuracy import probe_scale
+
+    profile = dataclasses.replace(synthetic_profile([(384, 384)], []), probe_ms=2.0)
+    device = dataclasses.replace(get_device("cpu-epyc-2core"), name="mine", profile=profile)
+    path = tmp_path / "mine.toml"
+    path.write_text(device_toml(device))
+    back = load_devices(path)["mine"]
+    assert back.profile.probe_ms == 2.0
+    row = Measurement("veca-small", 224, 16, "split", 1, "fp32", "ok", probe_ms=2.5)
+    assert probe_scale(row, back) == 1.25
+    assert probe_scale(dataclasses.replace(row, probe_ms=None), back) is None
+    assert probe_scale(row, get_device("l4")) is None  # no profile, no reference reading
