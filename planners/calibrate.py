@@ -503,27 +503,45 @@ def attributed_efficiencies(R: np.ndarray, spent: np.ndarray) -> dict[str, float
     return efficiency
 
 
+def attributed_overhead(unattributed: np.ndarray, launches: np.ndarray, floor_s: float) -> float:
+    """The per-op overhead as whole models ran it: the seconds between their top-level ops
+    (Python, module calls: in no class) over their ops' launches, pooled over the rows; never
+    below `floor_s` (the profile's dispatch cost of one trivial op)."""
+    total = float(np.sum(launches))
+    return max(float(floor_s), float(np.sum(unattributed)) / total if total > 0 else 0.0)
+
+
 def calibrate_attributed(rows: list[Measurement], spent, device: DeviceSpec,
-                         overhead_s: float) -> Calibration:
+                         overhead_s: float, unattributed=None) -> Calibration:
     """Calibrate a profiled device from whole models whose time was attributed to op classes:
-    efficiencies by `attributed_efficiencies`, the per-op overhead held at `overhead_s`; the
-    held-out error (leave one resolution group out: each group predicted by the efficiencies of
-    the others) is on the rows' own wall times (`time_ms_median`)."""
+    efficiencies by `attributed_efficiencies`; the per-op overhead by `attributed_overhead` from
+    each row's unattributed seconds (never below `overhead_s`), or held at `overhead_s` without
+    them. The held-out error (leave one resolution group out: each group predicted by what the
+    others measured) is on the rows' own wall times (`time_ms_median`)."""
     spent = np.asarray(spent, dtype=float)
     if spent.shape != (len(rows), len(OP_CLASSES)):
         raise CoreplanError(f"attributed seconds: expected {len(rows)} rows of "
                             f"{len(OP_CLASSES)} classes, got shape {spent.shape}")
+    gaps = None if unattributed is None else np.asarray(unattributed, dtype=float)
+    if gaps is not None and gaps.shape != (len(rows),):
+        raise CoreplanError(f"unattributed seconds: expected {len(rows)} values, got shape "
+                            f"{gaps.shape}")
     check_one_setup(rows)
     R, launches = design(rows, device)
     times = np.array([m.time_s for m in rows])
     groups, distinct = _groups([group_of(m, "resolution") for m in rows], "resolution")
+
+    def fitted(mask) -> Fit:
+        overhead = (overhead_s if gaps is None else
+                    attributed_overhead(gaps[mask], launches[mask], overhead_s))
+        return Fit(attributed_efficiencies(R[mask], spent[mask]), float(overhead))
+
     predicted = np.zeros(len(times))
     for g in distinct:
-        train, test = groups != g, groups == g
-        held = Fit(attributed_efficiencies(R[train], spent[train]), overhead_s)
-        predicted[test] = held.predict(R[test], launches[test])
+        test = groups == g
+        predicted[test] = fitted(~test).predict(R[test], launches[test])
     h = _summary(predicted, times, groups, distinct, "resolution")
-    final = Fit(attributed_efficiencies(R, spent), float(overhead_s))
+    final = fitted(np.ones(len(rows), dtype=bool))
     calibrated = replace(device, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
                          latency_interval=h.interval, calibrated=True)
     return Calibration(calibrated, final, h, f"{len(rows)} measurements, attributed by op class",

@@ -7,9 +7,10 @@ Three stages within one time budget (default 300 s with start-up, on 2 cores):
    DINOv2 with a learned position table, DINOv3 with RoPE; small and base; a few sides and
    batches), timed as `validate` times them (interleaved rounds: the machine's drift reaches them
    all alike); on a CPU each round also runs each model under the profiler, and each op class's
-   efficiency is its ops' profiled seconds over the seconds the models spent in them
-   (reference/attribution.py, planners/calibrate.calibrate_attributed), elsewhere the
-   efficiencies are fitted as `calibrate` fits them; the per-op overhead is held at the profile's
+   efficiency is its ops' profiled seconds over the seconds the models spent in them, and the
+   per-op overhead the time between the top-level ops over the graph's launches
+   (reference/attribution.py, planners/calibrate.calibrate_attributed); elsewhere the
+   efficiencies are fitted as `calibrate` fits them with the overhead held at the profile's
    dispatch cost; held out by resolution;
 3. footprint: fresh processes of plain torch and of Hugging Face transformers running forwards
    whose activation peaks span a few MB to over 1 GB, fitted into the footprint terms
@@ -145,12 +146,12 @@ def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
     if len(groups) < 2:
         return None, (f"not made: {len(timed)} of {len(CALIBRATION)} models timed quietly within "
                       f"its share of the budget (2 sides at least are needed)")
-    # ten rows cannot tell a per-op overhead from the efficiencies: it is held at the profile's
-    # own dispatch cost; on a CPU each class's efficiency is measured by attribution, elsewhere
-    # the three are fitted to the whole-model times
+    # on a CPU each class's efficiency and the per-op overhead (the time between the top-level
+    # ops) are measured by attribution; elsewhere ten rows cannot tell an overhead from the
+    # efficiencies: it is held at the profile's dispatch cost and the three are fitted
     if attributed:
-        cal = calibrate_attributed([rows[i] for i in timed], [spent[i] for i in timed], spec,
-                                   spec.profile.dispatch_s)
+        cal = calibrate_attributed([rows[i] for i in timed], [spent[i][:-1] for i in timed],
+                                   spec, spec.profile.dispatch_s, [spent[i][-1] for i in timed])
     else:
         cal = calibrate([rows[i] for i in timed], spec, overhead_s=spec.profile.dispatch_s)
     problems = cal.problems()
@@ -175,7 +176,7 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
     machine probe (reference/timing.py); models that do not fit the deadline are left out. With
     `attributed`, each round also runs each model once under the profiler (reference/
     attribution.py); the second list holds each record's mean seconds per op class (OP_CLASSES
-    order), or None."""
+    order) followed by its unattributed seconds, or None."""
     import torch
 
     from costmodel.measurements import Measurement
@@ -206,8 +207,9 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
                               warmup=1 if round_ == 0 else 0, device=device, probe=probe)
                 times.setdefault(c, []).append(t)
                 if attributed:
-                    split = attribute(forward).seconds
-                    classes.setdefault(c, []).append([split[k] for k in OP_CLASSES])
+                    found = attribute(forward)
+                    classes.setdefault(c, []).append([found.seconds[k] for k in OP_CLASSES]
+                                                     + [found.unattributed_s])
     rows, spent = [], []
     for c, timings in times.items():
         busy = [t.busy_reason() for t in timings if t.busy_reason()]

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from costmodel.measurements import Measurement
 from costmodel.registry import OP_CLASSES
-from planners.calibrate import attributed_efficiencies, calibrate_attributed, design
+from planners.calibrate import (attributed_efficiencies, attributed_overhead,
+                                calibrate_attributed, design)
 from planners.devices import get_device
 from reference.attribution import attribute
 
@@ -65,6 +66,11 @@ def test_attributed_efficiency_is_the_pooled_ratio():
     assert attributed_efficiencies([[1.0, 0.0, 1.0]], [[2.0, 0.0, 4.0]])["attention"] == 1.0
 
 
+def test_attributed_overhead_is_the_pooled_gap_per_launch_with_a_floor():
+    assert attributed_overhead([0.01, 0.03], [100, 300], 1e-6) == 0.04 / 400
+    assert attributed_overhead([0.01, 0.03], [100, 300], 2e-4) == 2e-4
+
+
 def _row(model, side, cores, impl, batch):
     return Measurement(model, side, cores, impl, batch, "fp32", "ok", device="cpu",
                        time_ms_median=1.0, threads=2, device_name="test cpu")
@@ -88,6 +94,10 @@ def test_calibrate_attributed_recovers_known_efficiencies():
     assert cal.fit.overhead_s == overhead and cal.device.efficiency == cal.fit.efficiency
     assert cal.holdout.rows == 4 and cal.holdout.mape == pytest.approx(0, abs=1e-12)
     assert not cal.problems()
+    # the gaps between top-level ops, 30 us per launch: the overhead measured, not held
+    gapped = calibrate_attributed(rows, spent, device, 1e-6, unattributed=launches * 3e-5)
+    assert gapped.fit.overhead_s == pytest.approx(3e-5, rel=1e-12)
+    assert gapped.fit.efficiency == cal.fit.efficiency
 
 
 def test_calibrate_attributed_checks_its_input():
@@ -95,6 +105,8 @@ def test_calibrate_attributed_checks_its_input():
     rows = [_row("veca-small", 224, 16, "split", 1), _row("dinov2-small", 448, 0, "dense", 1)]
     with pytest.raises(ValueError, match="expected 2 rows of 3 classes"):
         calibrate_attributed(rows, [[1.0, 1.0, 1.0]], device, 1e-6)
+    with pytest.raises(ValueError, match="unattributed seconds: expected 2 values"):
+        calibrate_attributed(rows, [[1.0, 1.0, 1.0]] * 2, device, 1e-6, unattributed=[0.1])
 
 
 def test_the_profiler_writes_nothing_to_the_terminal(capfd):
