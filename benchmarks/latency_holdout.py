@@ -9,7 +9,10 @@ re-timed). Run it on a quiet machine:
     .venv/bin/python benchmarks/latency_holdout.py --device-file profile.toml --device NAME \
         [--out results.csv] [--threads 2]
     .venv/bin/python benchmarks/latency_holdout.py --device NAME --report results.csv
+    .venv/bin/python benchmarks/latency_holdout.py --device NAME --report run2.csv --against run1.csv
 
+`--against` compares the measured times of two runs of the same configurations: how far the machine
+agrees with itself (raw, and normalised by the probe), the floor under any prediction's error.
 Each row is written as a measurement record (costmodel/measurements.py; `note` says which
 implementation ran) as soon as it is timed; the summary prints MAPE and the share within ±10%.
 """
@@ -76,13 +79,19 @@ def main() -> int:
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--report", help="only predict the rows of this file, timing nothing")
+    parser.add_argument("--against", help="with --report: an earlier run of the same "
+                        "configurations; print how far the two runs' measured times agree")
     args = parser.parse_args()
     device = get_device(args.device, args.device_file)
     if args.report:
         from costmodel.measurements import latest, read_measurements
 
         _summary(latest(read_measurements(args.report)), device)
+        if args.against:
+            _agreement(read_measurements(args.against), read_measurements(args.report))
         return 0
+    if args.against:
+        parser.error("--against goes with --report")
     torch.set_num_threads(args.threads)
     writer = MeasurementWriter(args.out, args.resume)
     probe = Probe("cpu")
@@ -152,6 +161,19 @@ def _summary(records, device) -> None:
     if scaled is not None:
         print(f"scaled by the probe (the machine's speed then over the profile's, median "
               f"{np.median(scales):.2f}): {_line(scaled)}")
+
+
+def _agreement(first, second) -> None:
+    from planners.accuracy import repeatability
+
+    r = repeatability(first, second).summary()
+    print(f"\nthe same {r['rows']} configurations in the two runs, measured against measured: "
+          f"mean |difference| {r['mean_abs_difference']:.1%}; within ±10%: "
+          f"{r['within_10pct']:.0%}; max {r['max_abs_difference']:.1%}")
+    if "probe_normalised" in r:
+        n = r["probe_normalised"]
+        print(f"normalised by the probe: mean |difference| {n['mean_abs_difference']:.1%}; "
+              f"within ±10%: {n['within_10pct']:.0%}; max {n['max_abs_difference']:.1%}")
 
 
 def _line(errors) -> str:

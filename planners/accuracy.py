@@ -74,6 +74,45 @@ def probe_scale(m: Measurement, device: DeviceSpec) -> float | None:
     return m.probe_ms / reference
 
 
+@dataclass(frozen=True)
+class Repeatability:
+    """The same configurations timed in two runs of one machine: how far the machine agrees with
+    itself, the floor under any prediction's error there. `ratios`: second run's time over the
+    first's per configuration; `probe_ratios`: the machine probe's reading in the second over the
+    first (None where a row lacks one)."""
+
+    labels: tuple[str, ...]
+    ratios: np.ndarray
+    probe_ratios: np.ndarray | None
+
+    def summary(self) -> dict:
+        out = {"rows": len(self.labels), **_spread(self.ratios - 1)}
+        if self.probe_ratios is not None:
+            out["probe_normalised"] = _spread(self.ratios / self.probe_ratios - 1)
+        return out
+
+
+def _spread(d: np.ndarray) -> dict:
+    d = np.abs(d)
+    return {"mean_abs_difference": float(d.mean()), "within_10pct": float((d <= WITHIN).mean()),
+            "max_abs_difference": float(d.max())}
+
+
+def repeatability(first, second) -> Repeatability:
+    """Timed rows of two runs matched by configuration (Measurement.key); refused in one line
+    when they share none."""
+    a = {m.key(): m for m in latest(first) if m.timed}
+    b = {m.key(): m for m in latest(second) if m.timed}
+    keys = [k for k in a if k in b]
+    if not keys:
+        raise CoreplanError("the two runs share no timed configuration")
+    ratios = np.array([b[k].time_s / a[k].time_s for k in keys])
+    probes = None
+    if all(a[k].probe_ms and b[k].probe_ms for k in keys):
+        probes = np.array([b[k].probe_ms / a[k].probe_ms for k in keys])
+    return Repeatability(tuple(a[k].label() for k in keys), ratios, probes)
+
+
 def accuracy_of(records, device: DeviceSpec, model_file=None) -> Accuracy:
     """Measured records against `device`'s prediction."""
     return Accuracy(device.name, tuple(RowError(m, predict_measurement(m, device, model_file))

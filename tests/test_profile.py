@@ -382,3 +382,29 @@ def test_the_probe_scale_is_the_machines_speed_then_over_the_profiles(tmp_path):
     assert probe_scale(row, back) == 1.25
     assert probe_scale(dataclasses.replace(row, probe_ms=None), back) is None
     assert probe_scale(row, get_device("l4")) is None  # no profile, no reference reading
+
+
+def test_repeatability_matches_two_runs_by_configuration():
+    """Two runs of the same configurations: 110 ms against 100 ms (+10%) and 80 against 100 (-20%),
+    the probe 1.1x slower in the second run for both; a row only one run has is not compared."""
+    import numpy as np
+
+    from costmodel.errors import CoreplanError
+    from costmodel.measurements import Measurement
+    from planners.accuracy import repeatability
+
+    def row(cores, ms, probe):
+        return Measurement("veca-small", 224, cores, "split", 1, "fp32", "ok",
+                           time_ms_median=ms, probe_ms=probe)
+
+    first = [row(16, 100.0, 2.0), row(32, 100.0, 2.0), row(48, 50.0, 2.0)]
+    second = [row(16, 110.0, 2.2), row(32, 80.0, 2.2)]
+    r = repeatability(first, second).summary()
+    assert r["rows"] == 2
+    assert np.isclose(r["mean_abs_difference"], 0.15)  # (0.10 + 0.20) / 2
+    assert r["within_10pct"] == 0.5 and np.isclose(r["max_abs_difference"], 0.20)
+    n = r["probe_normalised"]  # 1.1 / 1.1 - 1 = 0 and 0.8 / 1.1 - 1 = -0.2727
+    assert np.isclose(n["mean_abs_difference"], (0 + 3 / 11) / 2)
+    assert n["within_10pct"] == 0.5
+    with pytest.raises(CoreplanError, match="share no timed configuration"):
+        repeatability(first[2:], second)
