@@ -145,7 +145,7 @@ def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
         return fuse_elementwise(ops)
     eager = tuple(_as_eager_kernels(op, device, amp16) for op in ops)
     if runtime == "unfused":
-        return tuple(k for op in eager for k in _as_unfused(op, device, dtype))
+        return tuple(k for op in eager for k in _as_unfused(op, device, dtype, amp16))
     return eager
 
 
@@ -213,11 +213,12 @@ def with_autocast(ops: tuple[OpRoofline, ...], device: DeviceSpec,
     return tuple(out)
 
 
-def _as_unfused(op: OpRoofline, device: DeviceSpec, dtype: str) -> tuple:
+def _as_unfused(op: OpRoofline, device: DeviceSpec, dtype: str, amp16: bool = False) -> tuple:
     """An op as eager PyTorch runs it without a fused kernel: the parts its record's `unfused`
     lists (attention: a batched GEMM writing the scores, softmax, a batched GEMM reading them),
     each costed by its own registry formula and launched as often as the op; where a profile
-    timed the fused op, that op is kept."""
+    timed the fused op, that op is kept. Under autocast (`amp16`) the parts run as autocast runs
+    them (`_autocast_parts`)."""
     record = REGISTRY.get(op.op)
     if record is None or record.unfused is None or op.profiled_s(device) is not None:
         return (op,)
@@ -241,7 +242,33 @@ def _as_unfused(op: OpRoofline, device: DeviceSpec, dtype: str) -> tuple:
                                  n, work / peak_flops_per_s(device, own.op_class, dtype),
                                  nbytes / bw, shape,
                                  op.clock if own.op_class in MATRIX_CLASSES else 1.0)
-    return tuple(made[i] for i in range(len(parts)))
+    parts = tuple(made[i] for i in range(len(parts)))
+    return _autocast_parts(parts, device) if amp16 else parts
+
+
+def _autocast_parts(parts: tuple[OpRoofline, ...], device: DeviceSpec) -> tuple:
+    """A chain of eager kernels under autocast: a part autocast runs in fp32 (its record's
+    `autocast`; softmax is in torch's CUDA fp32 list from 1.10 through 2.x) reads and writes fp32,
+    (4 + 4) / (2 + 2) = 2x its 16-bit traffic; fed by a 16-bit part, its input is cast up first
+    (a kernel reading 2 B and writing 4 B per element: 1.5x its 16-bit traffic) and, feeding a
+    16-bit part, its output is cast down after (4 B read, 2 B written: 1.5x again). Attention
+    as matmul, softmax, matmul thus moves its scores 20 B per element where 16-bit moves 4."""
+    bw = device.memory_bandwidth_bytes_per_s
+    out: list[OpRoofline] = []
+    for i, part in enumerate(parts):
+        if _autocast(part) != "fp32":
+            out.append(part)
+            continue
+        cast = CAST_TRAFFIC * part.bytes
+        if i > 0 and _autocast(parts[i - 1]) == "lower":
+            out.append(OpRoofline(part.path + "/cast_in", "cast", "elementwise", 0, cast,
+                                  part.launches, 0.0, cast / bw, None))
+        factor = AMP_BYTES["fp32"] / AMP_BYTES["16"]
+        out.append(replace(part, bytes=part.bytes * factor, memory_s=part.memory_s * factor))
+        if i + 1 < len(parts) and _autocast(parts[i + 1]) == "lower":
+            out.append(OpRoofline(part.path + "/cast_out", "cast", "elementwise", 0, cast,
+                                  part.launches, 0.0, cast / bw, None))
+    return tuple(out)
 
 
 def _as_eager_kernels(op: OpRoofline, device: DeviceSpec, amp16: bool) -> OpRoofline:
