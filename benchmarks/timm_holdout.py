@@ -5,7 +5,8 @@
 Every row is predicted by parameters fitted without it:
 - own data: each file calibrated on its own device, leave one model family out;
 - datasheet only: one set of parameters (tensor-core and elementwise efficiencies, the power
-  coefficient of the clock model) fitted on the OTHER devices' eager files, predicting the
+  coefficient of the clock model) fitted on the OTHER devices' eager files (one a device: its
+  newest torch version's, so that no device weighs more for having more files), predicting the
   held-out device from its datasheet (leave one device out). For a compiled file the same eager
   fit predicts it under `--runtime compiled`: the runtime changes the graph, not the parameters.
 And, not held out, `catalog` rows: the catalog's GPU defaults (the fit across all three eager
@@ -38,6 +39,19 @@ def gpu_files(directory: Path, runtime: str) -> list[Path]:
     return out
 
 
+def newest_per_device(paths: list[Path]) -> list[Path]:
+    """One file a device: the one with the newest torch version."""
+    def version(path):
+        return tuple(int(x) for x in read_timm(path).file.torch_version.split("."))
+
+    best: dict[str, Path] = {}
+    for path in paths:
+        device = read_timm(path).file.device
+        if device not in best or version(path) > version(best[device]):
+            best[device] = path
+    return sorted(best.values())
+
+
 def line(table, runtime, device, errors, torch="") -> str:
     errors = np.abs(np.asarray(errors))
     return (f"{table:15s} {runtime:9s} {device:18s} {torch:6s} {len(errors):5d} "
@@ -48,7 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timm-dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args()
-    eager = gpu_files(args.timm_dir, "eager")
+    eager = newest_per_device(gpu_files(args.timm_dir, "eager"))
     device_of = {p: read_timm(p).file.device for p in gpu_files(args.timm_dir, "eager")
                  + gpu_files(args.timm_dir, "compiled")}
     torch_of = {p: read_timm(p).file.torch_version for p in device_of}

@@ -138,7 +138,7 @@ def roofline_frame(config, device: DeviceSpec) -> pd.DataFrame:
     sim = simulate(config, device)
     rows = [{"op": o.path, "op_class": o.op_class, "bound": o.bound,
              "intensity": o.intensity_flop_per_byte, "attained_tflops": o.flops / o.time_s / 1e12,
-             "time_share": o.time_s / sim.latency_s, "device": device.name}
+             "time_share": o.time_s / sim.device_s, "device": device.name}
             for o in sim.ops if o.flops > 0 and o.bytes > 0]
     return pd.DataFrame(rows)
 

@@ -51,6 +51,7 @@ def simulate(model: str, device: str = option("device", ...),
 
     from costmodel.config import configure
     from planners.devices import get_device
+    from planners.roofline import host_note
     from planners.roofline import simulate as run
 
     from planners.planner import best_dtype
@@ -64,10 +65,10 @@ def simulate(model: str, device: str = option("device", ...),
     sim = run(c, dev, runtime)
     rows = [{"op": o.path, "class": o.op_class, "GFLOP": o.flops / 1e9, "MB": o.bytes / 1e6,
              "FLOP/B": o.intensity_flop_per_byte, "bound": o.bound, "from": o.source,
-             "time_us": o.time_s * 1e6, "share": o.time_s / sim.latency_s} for o in sim.ops]
+             "time_us": o.time_s * 1e6, "share": o.time_s / sim.device_s} for o in sim.ops]
     short = [{"op": _short_path(o.path), "class": o.op_class[:4], "GFLOP": _g(o.flops / 1e9),
               "MB": _g(o.bytes / 1e6), "FLOP/B": _g(o.intensity_flop_per_byte), "bound": o.bound,
-              "from": o.source[:4], "us": _g(o.time_s * 1e6), "share": f"{o.time_s / sim.latency_s:.1%}"}
+              "from": o.source[:4], "us": _g(o.time_s * 1e6), "share": f"{o.time_s / sim.device_s:.1%}"}
              for o in sim.ops]
     share = sim.bound_share()
     emit(fmt, document={**asdict(sim), "bound_share": share}, rows=rows, table_rows=short,
@@ -76,6 +77,7 @@ def simulate(model: str, device: str = option("device", ...),
          caption=(f"note: {dev.measured_elsewhere()}\n" if dev.measured_elsewhere() else "")
                  + f"time share: compute-bound {share['compute']:.0%}, memory-bound "
                  f"{share['memory']:.0%}, launch overhead {share['overhead']:.0%}"
+                 + (f"\n{host_note(sim, dev)}" if host_note(sim, dev) else "")
                  + (f"\nmatrix peak at {dev.clock_scale():.2f} of the boost clock (the most "
                     f"{dev.board_power_w:g} W sustains)" if dev.clock_scale() < 1 else "")
                  + ("\nfrom: roof = roofline, prof = profiled time; us: microseconds"
@@ -249,6 +251,11 @@ def _plan_table(p, device) -> None:
     elsewhere = device.measured_elsewhere()
     if elsewhere:
         caption += f"\nnote: {elsewhere}"
+    if p.chosen is not None and p.chosen.host_bound:
+        caption += (f"\nnote: host-bound: at batch {p.chosen.batch} the CPU issuing launches "
+                    f"takes longer than the GPU's work (host_launch_s, the catalog's default "
+                    f"unless a device file sets it; `coreplan simulate` shows both): a larger "
+                    f"batch, torch.compile or CUDA graphs would cut it")
     fixed = []  # a column every row shares goes to the title (80-column tables)
     for key, unit in (("px", " px"), ("batch", "")):
         values = {row[key] for row in rows}

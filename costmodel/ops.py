@@ -155,7 +155,7 @@ def _binary(name: str, numel, elem_bytes, other_numel=None) -> OpCost:
 
 @register_op("softmax", op_class="elementwise", aten_ops=("aten::softmax", "aten::_softmax"),
              per_element=5,  # max, subtract, exp, sum, divide
-             profile_key=_by_name("softmax"), autocast="fp32")
+             profile_key=_by_name("softmax"), autocast="fp32_out")
 def softmax(*, numel, elem_bytes) -> OpCost:
     """Softmax over the last dim of a tensor of `numel` elements."""
     return _pointwise("softmax", numel, elem_bytes)

@@ -42,9 +42,11 @@ if TYPE_CHECKING:
 OP_CLASSES = ("gemm", "attention", "elementwise")
 MATRIX_CLASSES = ("gemm", "attention")  # run on the matrix units (tensor cores)
 # torch.autocast's treatment of an op: "lower" runs it in 16 bits (matmuls; fp32 weights are cast
-# every forward), "fp32" runs it in fp32 (layer norms), "promote" writes its inputs' widest type
-# (a graph node says which of its tensors are fp32), "keep" changes nothing.
-AUTOCAST = ("lower", "fp32", "promote", "keep")
+# every forward), "fp32" runs it in fp32 (layer norms: inputs cast to fp32), "fp32_out" reads its
+# input as it is and writes fp32 (torch's fp32_set_opt_dtype policy: softmax is called with
+# dtype=float32, no cast of its input), "promote" writes its inputs' widest type (a graph node says
+# which of its tensors are fp32), "keep" changes nothing.
+AUTOCAST = ("lower", "fp32", "fp32_out", "promote", "keep")
 
 
 @dataclass(frozen=True)

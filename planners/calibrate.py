@@ -64,9 +64,10 @@ def group_of(m: Measurement, by: str, model_file=None):
 
 
 def load_rows(paths, include_busy: bool = False) -> list[Measurement]:
-    """Timed rows of validate CSVs (status ok, the latest per configuration; busy ones if asked)
-    and of timm benchmark files (every mapped model's row), in file order; measurement records
+    """Timed rows of validate CSVs (status ok, the latest per configuration; busy ones if asked),
+    of timm benchmark files and of documents' CSVs (every mapped model's row), in file order; measurement records
     given instead of a path are taken as they are (the timed ones)."""
+    from costmodel.doc_results import is_doc_file, read_docs
     from costmodel.timm_results import is_timm_file, read_timm
 
     rows: list[Measurement] = []
@@ -80,6 +81,8 @@ def load_rows(paths, include_busy: bool = False) -> list[Measurement]:
     for path in ([paths] if isinstance(paths, (str, Path)) else paths):
         if is_timm_file(path):
             found = list(read_timm(path).records)
+        elif is_doc_file(path):
+            found = list(read_docs(path).records)
         else:
             found = [m for m in latest(read_measurements(path))
                      if m.timed or (include_busy and m.busy)]
@@ -109,8 +112,9 @@ def check_one_setup(rows: list[Measurement]) -> None:
 
 
 def from_timm(m: Measurement) -> bool:
-    """A row read from a timm benchmark file (its device is a catalog name, not a machine's)."""
-    return bool(m.note) and m.note.startswith("timm benchmark")
+    """A row published by others (a timm benchmark file, or a number from another project's
+    documentation): its device is a catalog name, not a machine's."""
+    return bool(m.note) and m.note.startswith(("timm benchmark", "published:"))
 
 
 def row_devices(rows: list[Measurement], device: DeviceSpec | None,
@@ -315,6 +319,45 @@ def predict_devices(across: AcrossFit, measurements) -> tuple[list[Measurement],
     rows = load_rows(measurements)
     R, launches = _Designs(rows, row_devices(rows, None)).at(across.power_coefficient)
     return rows, across.fit.predict(R, launches)
+
+
+# A series' smallest batch is host-bound when its time over its predicted GPU work exceeds the
+# largest batch's (where the GPU's work dominates) by more than this: beyond the +-10% the model
+# shows on GPU-bound rows of unseen devices, the rest is the host.
+HOST_BOUND_EXCESS = 1.1
+
+
+def host_launch_costs(rows: list[Measurement]) -> dict[str, tuple[float, int]]:
+    """The host's cost per launch, per base runtime, from published GPU rows where the GPU waits
+    on the host. Rows are grouped in series that differ only in batch (model, resolution,
+    runtime, device, torch version, source); the host issues the same launches at every batch
+    while the GPU's work grows with it, so where the smallest batch's time over its predicted work
+    (planners.roofline: the ops' times) exceeds the largest batch's by HOST_BOUND_EXCESS, the
+    smallest batch is host-bound and its time over its launches is what the host spent per
+    launch. Returns the median per runtime and how many series gave one; eager and unfused issue
+    their ops the same way (PyTorch from Python): one without series of its own takes the other's
+    (count 0)."""
+    from planners.roofline import AMP, config_rooflines
+
+    series: dict[tuple, list[tuple[int, float, float, float]]] = {}
+    for m, device in zip(rows, row_devices(rows, None)):
+        runtime = m.runtime or "eager"
+        ops = config_rooflines(m.config(), device, runtime)
+        work = float(sum(op.time_s(device) for op in ops))
+        launches = float(sum(op.launches for op in ops))
+        key = (m.model, m.resolution, runtime, m.device_name, m.torch_version, m.note)
+        series.setdefault(key, []).append((m.batch, m.time_s, work, launches))
+    found: dict[str, list[float]] = {}
+    for key, points in series.items():
+        points.sort()
+        (_, t0, w0, n0), (_, t1, w1, _) = points[0], points[-1]
+        if len(points) > 1 and t0 / w0 > HOST_BOUND_EXCESS * t1 / w1:
+            found.setdefault(key[2].removesuffix(AMP), []).append(t0 / n0)
+    out = {r: (float(np.median(v)), len(v)) for r, v in found.items()}
+    for a, b in (("eager", "unfused"), ("unfused", "eager")):
+        if a not in out and b in out:
+            out[a] = (out[b][0], 0)
+    return out
 
 
 def default_overhead(kind: str = "gpu") -> float:

@@ -16,6 +16,7 @@ from planners.profile import Profile, profile_from_table, profile_toml
 
 CATALOG_PATH = Path(__file__).with_name("devices.toml")
 PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "int8")
+HOST_RUNTIMES = ("eager", "compiled", "unfused")  # planners.roofline.BASE_RUNTIMES
 DEVICE_KINDS = ("gpu", "cpu")
 
 
@@ -69,6 +70,9 @@ class DeviceSpec:
     power_coefficient: float | None = spec_field(
         "positive", "W/(TFLOP/s GHz^2)", "power drawn per unit of matrix work (clock_scale)",
         default=None)
+    host_launch_s: dict[str, float] | None = spec_field(
+        "runtimes", "s", "GPU: what the host CPU spends issuing one launch, per runtime (eager, "
+        "compiled, unfused); the GPU waits on it when its own work is shorter", default=None)
     measured_on: str | None = spec_field(
         "text", "", "the machine its numbers were measured on: CPU (model x cores) or GPU, "
         "threads, torch version", default=None)
@@ -189,6 +193,7 @@ READERS = {
     "text": lambda where, key, value: str(value), "kind": _kind, "source": _source,
     "rates": lambda where, key, value: _keyed(where, key, value, PEAK_DTYPES),
     "classes": lambda where, key, value: _keyed(where, key, value, OP_CLASSES),
+    "runtimes": lambda where, key, value: _keyed(where, key, value, HOST_RUNTIMES),
     "positive": _number, "seconds": lambda where, key, value: _number(where, key, value, True),
     "count": _count, "flag": _flag, "interval": _interval,
     "profile": lambda where, key, value: profile_from_table(where, value),
@@ -216,6 +221,9 @@ def _inherited(name: str, own: dict, defaults: dict, where: str) -> dict:
         interval = by_kind.get("latency_interval")  # the held-out spread of the default fit
         if interval is not None:
             values["latency_interval"] = READERS["interval"](where, "latency_interval", interval)
+    if "host_launch_s" not in own and "host_launch_s" in by_kind:
+        values["host_launch_s"] = READERS["runtimes"](where, "host_launch_s",
+                                                      by_kind["host_launch_s"])
     if "power_coefficient" not in own and "power_coefficient" in by_kind:
         values["power_coefficient"] = READERS["positive"](where, "power_coefficient",
                                                           by_kind["power_coefficient"])
@@ -262,7 +270,8 @@ def _cap_default_efficiency(device: DeviceSpec, own: dict) -> DeviceSpec:
 # Beyond these a number is a unit mistake, not a device: 100 PFLOP/s is ~50x the fastest dense
 # accelerator rate, 100 TB/s and 100 TB ~20x the largest HBM bandwidth and capacity on one device.
 PHYSICAL_LIMITS = {"peak_flops_per_s": 1e17, "memory_bandwidth_bytes_per_s": 1e14,
-                   "memory_capacity_bytes": 1e14, "kernel_launch_overhead_s": 1.0}
+                   "memory_capacity_bytes": 1e14, "kernel_launch_overhead_s": 1.0,
+                   "host_launch_s": 1.0}
 # efficiency scales the roofline or, where a profile measured the op, the profiled time (a
 # calibration factor; 0.2-2 is plausible there). The roofline's matrix peak is the datasheet's, at
 # the rated boost clock; GeForce and workstation GPUs run above it when power allows (the RTX
@@ -276,7 +285,8 @@ def _check_physical(path, d: DeviceSpec) -> None:
     values = {"peak_flops_per_s": max(d.peak_flops_per_s.values()),
               "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
               "memory_capacity_bytes": d.memory_capacity_bytes,
-              "kernel_launch_overhead_s": d.kernel_launch_overhead_s}
+              "kernel_launch_overhead_s": d.kernel_launch_overhead_s,
+              "host_launch_s": max((d.host_launch_s or {0: 0.0}).values())}
     for key, value in values.items():
         if value > PHYSICAL_LIMITS[key]:
             raise CoreplanError(f"{where} {key}: {value:g} is above {PHYSICAL_LIMITS[key]:g}, more "
@@ -408,7 +418,7 @@ def _rates(values: dict) -> str:
 # field kind -> writer (value) -> its TOML text; sub-tables (profile, footprint) come last
 WRITERS = {
     "text": toml_string, "source": toml_string, "kind": toml_string, "rates": _rates,
-    "classes": _rates, "positive": lambda v: f"{v:.6g}", "seconds": lambda v: f"{v:.6g}",
+    "classes": _rates, "runtimes": _rates, "positive": lambda v: f"{v:.6g}", "seconds": lambda v: f"{v:.6g}",
     "count": str, "flag": lambda v: "true", "interval": lambda v: f"[{v[0]:.6g}, {v[1]:.6g}]",
 }
 

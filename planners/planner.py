@@ -20,7 +20,7 @@ from costmodel.memory import inference_memory
 from costmodel.spec import ModelSpec, catalog
 from planners.devices import DeviceSpec
 from planners.limits import MAX_BATCH, MAX_RESOLUTION
-from planners.roofline import latency_s, op_rooflines
+from planners.roofline import host_s, latency_s, op_rooflines
 
 GB = 1e9  # budgets in decimal gigabytes
 SOLVES = ("cores", "resolution", "batch")
@@ -59,6 +59,7 @@ class Candidate:
     binding: str
     usage: dict[str, float]  # value / limit per constraint
     tensor_memory_bytes: int = 0  # weights + live-tensor peak (memory_bytes is the process footprint)
+    host_bound: bool = False  # GPU: the host issuing launches takes longer than the GPU's work
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -79,9 +80,9 @@ def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets
                      runtime: str = "eager") -> list[Candidate]:
     """Candidates for configurations of one model and impl, evaluated in one vectorised pass
     (the graph gives FLOPs and the roofline at once)."""
-    seconds, flops = _seconds_and_flops(configs, device, runtime)
-    return [_candidate(c, float(t), float(f), device, budgets)
-            for c, t, f in zip(configs, seconds, flops)]
+    seconds, flops, host = _seconds_and_flops(configs, device, runtime)
+    return [replace(_candidate(c, float(t), float(f), device, budgets), host_bound=bool(h))
+            for c, t, f, h in zip(configs, seconds, flops, host)]
 
 
 def predicted_seconds(configs: list[Config], device: DeviceSpec, runtime: str = "eager") -> np.ndarray:
@@ -95,8 +96,12 @@ def _seconds_and_flops(configs: list[Config], device: DeviceSpec, runtime: str):
     if any((c.spec, c.impl, c.dtype) != (spec, impl, dtype) for c in configs):
         raise ArgumentError("configs", "must share one model, impl and dtype")
     cost = evaluate(spec, impl, _stack_dims(configs))
-    seconds = np.atleast_1d(latency_s(op_rooflines(cost, device, dtype, runtime), device))
-    return np.broadcast_to(seconds, (len(configs),)), np.atleast_1d(cost.total("flop"))
+    ops = op_rooflines(cost, device, dtype, runtime)
+    seconds = np.atleast_1d(latency_s(ops, device))
+    host = np.atleast_1d(host_s(ops) > sum(op.time_s(device) for op in ops))
+    n = (len(configs),)
+    return (np.broadcast_to(seconds, n), np.atleast_1d(cost.total("flop")),
+            np.broadcast_to(host, n))
 
 
 def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,

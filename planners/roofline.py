@@ -7,7 +7,11 @@ For each op of a configuration (`OpRoofline`):
     reference_s = the device profile's measured time of the op at its shape (planners/profile.py)
                   where the device has a profile holding the op's kind, else roofline_s
     time_s      = reference_s / efficiency[op class] + launches * kernel_launch_overhead_s
-and a configuration's latency is the sum of its ops' time_s (`latency_s`). GEMM and attention ops
+and a configuration's latency is the sum of its ops' time_s (`latency_s`); on a GPU, where the host
+CPU issues the launches while the GPU runs earlier ones, it is the larger of that sum and the
+host's: launches x host_launch_s[runtime] (eager PyTorch issues every op from Python; compiled
+code issues fewer, faster). A prediction where the host's is the larger is host-bound: the GPU
+waits on the CPU, and a faster GPU would not help (`Simulation.host_bound`). GEMM and attention ops
 use the device's peak for the dtype (matrix units); elementwise ops use the fp32 (vector unit) peak.
 For a profiled device, efficiency and overhead are what a model achieves relative to the isolated
 ops of the profile (1 and 0 until calibrated).
@@ -26,14 +30,14 @@ from costmodel.config import Config
 from costmodel.cost import GraphCost, config_cost
 from costmodel.errors import check_choice
 from costmodel.registry import MATRIX_CLASSES, OP_CLASSES, REGISTRY
-from planners.devices import DeviceSpec
+from planners.devices import HOST_RUNTIMES, DeviceSpec
 from planners.gpu_shapes import matmul_flops, quantized_matmul_flops
 
 # eager: PyTorch op by op with fused SDPA (torch >= 2.0); compiled: torch.compile; unfused: eager
 # with attention as explicit matmul, softmax, matmul (torch < 2.0, or a model written that way).
 # "+amp": under torch.autocast with fp32 weights (what timm's benchmarks run as "amp"), where
 # the plain name is a model whose weights and activations are all in the dtype.
-BASE_RUNTIMES = ("eager", "compiled", "unfused")
+BASE_RUNTIMES = HOST_RUNTIMES  # eager, compiled, unfused
 AMP = "+amp"
 RUNTIMES = BASE_RUNTIMES + tuple(r + AMP for r in BASE_RUNTIMES)
 
@@ -56,6 +60,7 @@ class OpRoofline:
         clock: the share of the boost clock its compute_s assumes (DeviceSpec.clock_scale for
             matrix ops on a power-limited GPU, else 1).
         amp: the precisions it streams under autocast (costmodel.graph.OpNode), or None.
+        host_s: what the host CPU spends issuing its launches (GPU; 0 elsewhere).
     """
 
     path: str
@@ -69,6 +74,7 @@ class OpRoofline:
     shape: object
     clock: float = 1.0
     amp: tuple | None = None
+    host_s: object = 0.0
 
     @property
     def roofline_s(self):
@@ -142,11 +148,19 @@ def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
     if amp16:
         ops = with_autocast(ops, device, compiled=runtime == "compiled")
     if runtime == "compiled":
-        return fuse_elementwise(ops)
+        return _with_host(fuse_elementwise(ops), device, runtime)
     eager = tuple(_as_eager_kernels(op, device, amp16) for op in ops)
     if runtime == "unfused":
-        return tuple(k for op in eager for k in _as_unfused(op, device, dtype, amp16))
-    return eager
+        eager = tuple(k for op in eager for k in _as_unfused(op, device, dtype, amp16))
+    return _with_host(eager, device, runtime)
+
+
+def _with_host(ops: tuple[OpRoofline, ...], device: DeviceSpec, runtime: str) -> tuple:
+    """Each op's host time: its launches x the host's cost per launch under the runtime."""
+    per_launch = (device.host_launch_s or {}).get(runtime, 0.0) if device.kind == "gpu" else 0.0
+    if not per_launch:
+        return ops
+    return tuple(replace(op, host_s=op.launches * per_launch) for op in ops)
 
 
 # Autocast with fp32 weights: ops of autocast class "fp32" (layer norms) read and write fp32 (a
@@ -247,23 +261,27 @@ def _as_unfused(op: OpRoofline, device: DeviceSpec, dtype: str, amp16: bool = Fa
 
 
 def _autocast_parts(parts: tuple[OpRoofline, ...], device: DeviceSpec) -> tuple:
-    """A chain of eager kernels under autocast: a part autocast runs in fp32 (its record's
-    `autocast`; softmax is in torch's CUDA fp32 list from 1.10 through 2.x) reads and writes fp32,
-    (4 + 4) / (2 + 2) = 2x its 16-bit traffic; fed by a 16-bit part, its input is cast up first
-    (a kernel reading 2 B and writing 4 B per element: 1.5x its 16-bit traffic) and, feeding a
-    16-bit part, its output is cast down after (4 B read, 2 B written: 1.5x again). Attention
-    as matmul, softmax, matmul thus moves its scores 20 B per element where 16-bit moves 4."""
+    """A chain of eager kernels under autocast, as torch's autocast lists (costmodel.registry
+    AUTOCAST) run them. A part run in fp32 ("fp32") reads and writes fp32, (4 + 4) / (2 + 2) = 2x
+    its 16-bit traffic, and fed by a 16-bit part its input is cast up first (a kernel reading 2 B
+    and writing 4 B per element: 1.5x its 16-bit traffic). A part that writes fp32 from its input
+    as it is ("fp32_out": softmax, torch's fp32_set_opt_dtype policy, from 1.10 through 2.x)
+    moves (2 + 4) / (2 + 2) = 1.5x. Either, feeding a 16-bit part, has its output cast down
+    after (4 B read, 2 B written: 1.5x again). Attention as matmul, softmax, matmul thus moves
+    its scores 12 B per element where 16-bit moves 4, in one more kernel."""
     bw = device.memory_bandwidth_bytes_per_s
     out: list[OpRoofline] = []
     for i, part in enumerate(parts):
-        if _autocast(part) != "fp32":
+        policy = _autocast(part)
+        if policy not in ("fp32", "fp32_out"):
             out.append(part)
             continue
         cast = CAST_TRAFFIC * part.bytes
-        if i > 0 and _autocast(parts[i - 1]) == "lower":
+        if policy == "fp32" and i > 0 and _autocast(parts[i - 1]) == "lower":
             out.append(OpRoofline(part.path + "/cast_in", "cast", "elementwise", 0, cast,
                                   part.launches, 0.0, cast / bw, None))
-        factor = AMP_BYTES["fp32"] / AMP_BYTES["16"]
+        factor = (AMP_BYTES["fp32"] + (AMP_BYTES["fp32"] if policy == "fp32" else AMP_BYTES["16"])
+                  ) / (2 * AMP_BYTES["16"])
         out.append(replace(part, bytes=part.bytes * factor, memory_s=part.memory_s * factor))
         if i + 1 < len(parts) and _autocast(parts[i + 1]) == "lower":
             out.append(OpRoofline(part.path + "/cast_out", "cast", "elementwise", 0, cast,
@@ -326,8 +344,14 @@ def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:
 
 
 def latency_s(ops: tuple[OpRoofline, ...], device: DeviceSpec):
-    """Predicted latency in seconds: the sum of the ops' times (vectorised over arrays)."""
-    return sum(op.time_s(device) for op in ops)
+    """Predicted latency in seconds: the sum of the ops' times or, where larger, the host's time
+    issuing them (vectorised over arrays)."""
+    return np.maximum(sum(op.time_s(device) for op in ops), host_s(ops))
+
+
+def host_s(ops: tuple[OpRoofline, ...]):
+    """The host CPU's time issuing the ops' launches (0 off a GPU, or without a host cost)."""
+    return sum((op.host_s for op in ops), 0.0)
 
 
 def floor_s(ops: tuple[OpRoofline, ...]):
@@ -382,12 +406,21 @@ class Simulation:
     flops: float
     bytes: float
     ops: tuple[OpTime, ...]
+    device_s: float = 0.0  # the sum of the ops' times (the GPU's work, launches included)
+    host_s: float = 0.0  # the host's time issuing the launches (GPU)
+    launches: float = 0.0
+    runtime: str = "eager"
+
+    @property
+    def host_bound(self) -> bool:
+        """The host issuing launches takes longer than the device's work: the device waits."""
+        return self.host_s > self.device_s
 
     def bound_share(self) -> dict[str, float]:
         """Share of the latency spent in compute-bound and memory-bound ops (and overhead)."""
-        share = {"compute": 0.0, "memory": 0.0, "overhead": self.overhead_s / self.latency_s}
+        share = {"compute": 0.0, "memory": 0.0, "overhead": self.overhead_s / self.device_s}
         for op in self.ops:
-            share[op.bound] += (op.time_s - op.launch_s) / self.latency_s
+            share[op.bound] += (op.time_s - op.launch_s) / self.device_s
         return share
 
 
@@ -412,4 +445,30 @@ def simulate(config: Config, device: DeviceSpec, runtime: str = "eager") -> Simu
     return Simulation(device.name, config.spec.name, config.impl, config.dtype,
                       float(latency_s(ops, device)), float(floor_s(ops)),
                       sum(t.launch_s for t in times), sum(t.flops for t in times),
-                      sum(t.bytes for t in times), times)
+                      sum(t.bytes for t in times), times, sum(t.time_s for t in times),
+                      float(host_s(ops)), sum(t.launches for t in times), runtime)
+
+
+# The host's issuing time is worth a line once it is this share of the device's work (host-bound
+# from 1 on: the device waits).
+HOST_NOTE_SHARE = 0.5
+
+
+def host_note(sim: Simulation, device: DeviceSpec) -> str | None:
+    """One line where the host's time issuing launches decides (or nearly decides) a GPU
+    prediction: how much, from what, and what would remove it; None elsewhere."""
+    if not sim.host_s or sim.host_s < HOST_NOTE_SHARE * sim.device_s:
+        return None
+    per = sim.host_s / sim.launches * 1e6
+    runtime = sim.runtime.removesuffix(AMP)
+    head = (f"host-bound: the CPU issuing {sim.launches:,.0f} launches at {per:.3g} us each "
+            f"({runtime}) takes {sim.host_s * 1e3:.4g} ms, longer than the GPU's "
+            f"{sim.device_s * 1e3:.4g} ms of work: the GPU waits"
+            if sim.host_bound else
+            f"near host-bound: the CPU issuing {sim.launches:,.0f} launches at {per:.3g} us each "
+            f"({runtime}) takes {sim.host_s / sim.device_s:.0%} of the GPU's work")
+    remedy = ("a larger batch, torch.compile (fewer launches) or CUDA graphs (one launch a "
+              "forward) would remove most of it" if runtime != "compiled" else
+              "a larger batch or CUDA graphs (one launch a forward) would remove most of it")
+    return (f"{head}; {remedy}. The cost per launch is the host CPU's, not the GPU's: "
+            f"host_launch_s, the catalog's default unless {device.name}'s device file sets it")

@@ -118,7 +118,7 @@ def test_the_fit_across_devices_recovers_a_known_power_coefficient(monkeypatch):
     efficiency = {"gemm": 0.85, "attention": 0.85, "elementwise": 0.45}
     truth = {name: dataclasses.replace(get_device(name), efficiency=efficiency,
                                        kernel_launch_overhead_s=cal.default_overhead(),
-                                       power_coefficient=0.8)
+                                       power_coefficient=0.8, host_launch_s=None)
              for name in ("rtx-3090", "rtx-5090", "rtx-pro-6000-maxq")}
     # at k = 0.8 the RTX 3090 runs at its rated clock, the others below it
     assert truth["rtx-3090"].clock_scale() == 1.0
@@ -167,3 +167,135 @@ def test_the_catalogs_gpu_defaults_are_a_fresh_fit_across_the_public_files():
     assert result.holdout.interval == pytest.approx(tuple(defaults["latency_interval"]), rel=1e-5)
     assert get_device("rtx-4090").latency_interval == tuple(defaults["latency_interval"])
     assert get_device("i9-10940x").latency_interval is None  # a CPU: not what the fit saw
+
+
+# --------------------------------------------------------------------------- the host
+DOCS = Path(__file__).resolve().parents[1] / "data/public/papers-and-docs"
+HF_V100 = DOCS / "hf-transformers-torch-compile-v100.csv"
+
+
+def test_a_gpu_prediction_is_the_larger_of_its_work_and_the_hosts_issuing():
+    """ViT-B/16 at 224 px, fp16, on an H100 with a host that spends 0.1 ms a launch: at batch 1
+    the host's launches x 0.1 ms exceed the GPU's work (host-bound); at batch 512 the GPU's work
+    is the larger, and the host's time hides behind it."""
+    h100 = dataclasses.replace(get_device("h100-sxm"), host_launch_s={"eager": 1e-4})
+    small = simulate(configure(get_model("vit_base_patch16_224"), 224, batch=1, dtype="fp16"),
+                     h100)
+    launches = sum(o.launches for o in small.ops)
+    assert small.host_s == pytest.approx(launches * 1e-4)
+    assert small.host_bound and small.latency_s == pytest.approx(small.host_s)
+    assert small.device_s == pytest.approx(sum(o.time_s for o in small.ops))
+    big = simulate(configure(get_model("vit_base_patch16_224"), 224, batch=512, dtype="fp16"),
+                   h100)
+    assert not big.host_bound and big.latency_s == pytest.approx(big.device_s)
+    # no host cost for the runtime: the device's work alone
+    none = dataclasses.replace(h100, host_launch_s={"compiled": 1e-4})
+    c = configure(get_model("vit_base_patch16_224"), 224, batch=1, dtype="fp16")
+    assert simulate(c, none).host_s == 0 and not simulate(c, none).host_bound
+
+
+def test_simulate_says_when_the_host_decides(cli):
+    code, out, err = cli("simulate", "vit_base_patch16_224", "--device", "h100-sxm",
+                         "--batch", "1", "--dtype", "fp16")
+    assert code == 0, err
+    assert "host-bound: the CPU issuing" in out and "CUDA graphs" in out
+    code, out, err = cli("simulate", "vit_base_patch16_224", "--device", "h100-sxm",
+                         "--batch", "256", "--dtype", "fp16")
+    assert code == 0, err
+    assert "host-bound" not in out
+
+
+def test_a_cpu_has_no_host_term():
+    cpu = get_device("cpu-epyc-2core")
+    sim = simulate(configure(get_model("veca-small"), 224, cores=16, dtype="fp32"), cpu)
+    assert cpu.host_launch_s is None and sim.host_s == 0
+    assert sim.latency_s == pytest.approx(sim.device_s)
+
+
+def test_the_catalogs_host_cost_is_the_public_host_bound_series():
+    """[defaults.gpu] host_launch_s equals what planners.calibrate.host_launch_costs derives from
+    Hugging Face's V100 table: batch 1 over its launches where the series is host-bound."""
+    from planners.calibrate import host_launch_costs, load_rows
+
+    derived = host_launch_costs(load_rows([HF_V100]))
+    catalog = tomllib.loads(CATALOG_PATH.read_text())["defaults"]["gpu"]["host_launch_s"]
+    assert set(catalog) == {"eager", "compiled", "unfused"}
+    for runtime, value in catalog.items():
+        assert value == pytest.approx(derived[runtime][0], rel=1e-5), runtime
+    # by hand: the unfused batch-1 row is 10.495 ms over its launches
+    rows = [m for m in load_rows([HF_V100]) if m.batch == 1 and m.runtime == "unfused"]
+    v100 = get_device("v100-sxm2-16gb")
+    launches = sum(o.launches for o in config_rooflines(rows[0].config(), v100, "unfused"))
+    assert derived["unfused"][0] == pytest.approx(10.495e-3 / launches)
+
+
+def test_a_series_that_scales_with_its_work_sets_no_host_cost():
+    """Two rows whose time over predicted work is the same at batch 1 and 16: GPU-bound, no
+    host cost is derived from them."""
+    from planners.calibrate import host_launch_costs
+
+    v100 = get_device("v100-sxm2-16gb")
+    rows = []
+    for batch in (1, 16):
+        c = configure(get_model("vit_base_patch16_224"), 224, batch=batch, dtype="fp32")
+        work = sum(o.time_s(v100) for o in config_rooflines(c, v100, "compiled"))
+        rows.append(Measurement("vit_base_patch16_224", 224, 0, "dense", batch, "fp32", "ok",
+                                device="cuda", device_name="v100-sxm2-16gb", runtime="compiled",
+                                time_ms_median=1.3 * work * 1e3,
+                                note="published: synthetic"))
+    assert host_launch_costs(rows) == {}
+
+
+# --------------------------------------------------------------------------- documents
+def test_the_documents_table_reads_as_records_with_reasons_for_the_rest(tmp_path):
+    from costmodel.doc_results import is_doc_file, read_docs
+
+    results = read_docs(HF_V100)
+    assert [(m.batch, m.runtime) for m in results.records] == [
+        (1, "unfused"), (1, "compiled"), (4, "unfused"), (4, "compiled"), (16, "unfused"),
+        (16, "compiled")]  # transformers' eager ViT wrote attention as matmul, softmax, matmul
+    first = results.records[0]
+    assert (first.model, first.device_name, first.torch_version, first.time_ms_median) == \
+        ("vit_base_patch16_224", "v100-sxm2-16gb", "2.0.1", 10.495)
+    assert len(results.skipped) == 12 and all("beit" in why for _, why in results.skipped)
+    path = tmp_path / "doc.csv"
+    path.write_text("model,img_size,batch,precision,runtime,gpu,value,unit,notes\n"
+                    "vit_base_patch16_224 (ViT-B/16),224,8,fp32,pytorch_eager,V100,400,img_per_s,"
+                    "timm; torch 1.13.1\n"
+                    "vit_base_patch16_224,224,unstated,fp32,pytorch_eager,V100,300,img_per_s,x\n"
+                    "vit_base_patch16_224,224,8,fp32,pytorch_eager,A999,300,img_per_s,x\n")
+    assert is_doc_file(path) and not is_doc_file(TIMM / EAGER[0].name)
+    doc = read_docs(path)
+    assert doc.records[0].time_ms_median == pytest.approx(8 / 400 * 1e3)  # 20 ms a batch of 8
+    assert doc.records[0].runtime == "eager" and doc.records[0].torch_version == "1.13.1"
+    assert [why for _, why in doc.skipped] == [
+        "vit_base_patch16_224: batch or precision not stated",
+        "GPU 'A999' is not in the catalog"]
+
+
+@pytest.mark.parametrize("body,message", [
+    ("vit_base_patch16_224,224,8,fp32,pytorch_eager,V100,-3,img_per_s,x", "positive number"),
+    ("vit_base_patch16_224,224,8,fp32,pytorch_eager,V100,3,seconds,x", "expected ms_per_batch"),
+])
+def test_a_bad_documents_row_is_one_clear_error(tmp_path, body, message):
+    from costmodel.doc_results import read_docs
+    from costmodel.errors import CoreplanError
+
+    path = tmp_path / "doc.csv"
+    path.write_text("model,img_size,batch,precision,runtime,gpu,value,unit,notes\n" + body + "\n")
+    with pytest.raises(CoreplanError, match=message):
+        read_docs(path)
+
+
+def test_plan_says_when_its_choice_is_host_bound(cli):
+    import json
+
+    code, out, err = cli("plan", "vit_base_patch16_224", "--device", "h100-sxm", "--batch", "1",
+                         "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["chosen"]["host_bound"] is True
+    code, out, err = cli("plan", "vit_base_patch16_224", "--device", "h100-sxm", "--batch", "1")
+    assert code == 0 and "note: host-bound" in out
+    code, out, err = cli("plan", "vit_base_patch16_224", "--device", "h100-sxm", "--batch",
+                         "256", "--format", "json")
+    assert code == 0 and json.loads(out)["chosen"]["host_bound"] is False

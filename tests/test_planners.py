@@ -73,7 +73,8 @@ def test_roofline_bounds_by_hand_on_h100():
 def test_latency_with_unit_efficiency_and_no_overhead_is_the_floor():
     c = configure(get_model("dinov3-small"), 512, batch=4, dtype="fp16")
     device = dataclasses.replace(get_device("l4"), efficiency={k: 1.0 for k in OP_CLASSES},
-                                 kernel_launch_overhead_s=0.0, board_power_w=None)
+                                 kernel_launch_overhead_s=0.0, board_power_w=None,
+                                 host_launch_s=None)
     assert simulate(c, device).latency_s == pytest.approx(simulate(c, device).floor_s, rel=1e-12)
     halved = dataclasses.replace(device, efficiency={k: 0.5 for k in OP_CLASSES})
     assert simulate(c, halved).latency_s == pytest.approx(2 * simulate(c, device).floor_s, rel=1e-12)
@@ -133,7 +134,8 @@ def test_planner_chooses_the_largest_feasible_core_budget(model, device, res, ba
 
 
 def test_solve_resolution_and_batch_are_maximal():
-    spec, dev = get_model("veca-base"), get_device("l4")
+    # the GPU's own work (no host issuing time, under which latency stops growing with size)
+    spec, dev = get_model("veca-base"), dataclasses.replace(get_device("l4"), host_launch_s=None)
     budgets = Budgets(latency_ms=20)
     r = plan(spec, dev, solve="resolution", cores=32, batch=1, dtype="bf16", budgets=budgets).chosen
     assert r.feasible and r.resolution % 16 == 0
@@ -158,7 +160,9 @@ def test_demand_gives_devices_needed_and_baseline_is_the_dense_twin():
 # --------------------------------------------------------------------------- calibration
 def _synthetic(device, efficiency, overhead, noise, seed=0):
     rng = np.random.default_rng(seed)
-    truth = dataclasses.replace(device, efficiency=efficiency, kernel_launch_overhead_s=overhead)
+    # the fit's model: class terms and launches, no host issuing time
+    truth = dataclasses.replace(device, efficiency=efficiency, kernel_launch_overhead_s=overhead,
+                                host_launch_s=None)
     configs = []
     for name in ("veca-small", "veca-base", "dinov3-small", "dinov2-base"):
         spec = get_model(name)
@@ -324,11 +328,14 @@ def test_a_model_file_model_can_be_calibrated(tmp_path, cli):
                      "qkv_bias = true\nkey_bias = true\nlayer_scale = false\ncls_tokens = 1\n")
     device = get_device("a100-sxm-80gb")
     known = {"gemm": 0.6, "attention": 0.4, "elementwise": 0.5}
-    truth = dataclasses.replace(device, efficiency=known, kernel_launch_overhead_s=5e-6)
+    truth = dataclasses.replace(device, efficiency=known, kernel_launch_overhead_s=5e-6,
+                                host_launch_s=None)
     spec = load_models(model)["my-vit"]
     lines = ["model,resolution,core_tokens,impl,batch,dtype,status,time_ms_median,device"]
+    # four batches a side: the fit's weak pull towards the catalog's defaults (RIDGE) moves a
+    # poorly determined efficiency; with batch 1 and 16 alone gemm came out 0.565 on exact data
     for side in (224, 320, 448, 640, 896, 1024):
-        for batch in (1, 16):
+        for batch in (1, 4, 16, 64):
             c = configure(spec, side, batch=batch, dtype="bf16")
             ms = float(latency_s(config_rooflines(c, truth), truth)) * 1e3
             lines.append(f"my-vit,{side},0,dense,{batch},bf16,ok,{ms!r},cuda")

@@ -162,9 +162,11 @@ def test_the_toy_is_tiled_on_a_gpu(toy):
     device = _compute_bound_gpu()
     ops = {o.path: o for o in simulate(_config(dtype="bf16"), device).ops}
     # flash tiles: B*H = 12 query sets of ceil(C/128) = 1 tile: one wave of 132 SMs, each tile
-    # 128 queries over ceil(S/128)*128 = 128 keys at 4 FLOPs per (query, key, d): the matrix
-    # work, plus the scale and softmax (6 per score) at the fp32 vector peak; L layers
-    matrix = 132 * 4 * 128 * 128 * d * L
+    # 128 queries over ceil(S/128)*128 = 128 keys at 4 FLOPs per (query, key, d). 12 tiles leave
+    # most SMs idle, so the 64 x 64 tiles are taken (less padding): 64 queries over 64 keys, one
+    # wave, no key split (one block). That is the matrix work, plus the scale and softmax (6 per
+    # score) at the fp32 vector peak; L layers
+    matrix = 132 * 4 * 64 * 64 * d * L
     pointwise = (SCORE_SCALE + 5) * B * H * C * S * L
     assert ops["layer/attn/cores"].time_s == pytest.approx(
         matrix / 989.5e12 + pointwise / 989.5e12, rel=1e-9)

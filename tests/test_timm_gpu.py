@@ -11,7 +11,7 @@ from costmodel.spec import get_model
 from costmodel.timm_names import timm_spec
 from costmodel.timm_results import read_timm
 from planners.devices import get_device
-from planners.gpu_shapes import TILE, quantized_matmul_flops
+from planners.gpu_shapes import TILE, quantized_matmul_flops, split_ways
 from planners.roofline import config_rooflines, latency_s
 
 TIMM = Path(__file__).resolve().parents[1] / "data/public/timm"
@@ -138,14 +138,48 @@ def test_gemm_tiles_round_up_to_whole_waves():
     shape = dict(tokens=300, in_features=768, out_features=768)
     # ceil(300/128) = 3 row tiles x 768/128 = 6 column tiles = 18 tiles; 4 SMs: 5 waves of 4
     assert quantized_matmul_flops("linear", shape, 4) == 5 * 4 * 2 * 128 * 128 * 768
-    # 100 SMs: one (mostly empty) wave of 100 tiles
-    assert quantized_matmul_flops("linear", shape, 100) == 100 * 2 * 128 * 128 * 768
+    # 100 SMs: 18 tiles would leave 82 idle. Split, K = 768 is 6 blocks of 128, min(floor(100 /
+    # 18), 6) = 5 ways: 90 pieces in one wave, ceil(6 / 5) = 2 blocks each: 100 x 2 x 128^2 x 256
+    # = 838,860,800. With 64 x 64 tiles: ceil(300/64) = 5 x 12 = 60 tiles, split
+    # min(floor(100/60), 12) = 1 way, one wave of full K: 100 x 2 x 64^2 x 768 = 629,145,600,
+    # the less of the two
+    assert quantized_matmul_flops("linear", shape, 100) == 100 * 2 * 64 * 64 * 768
+    assert split_ways("linear", shape, 100) == 5 and split_ways("linear", shape, 4) == 1
+    # the MLP's second GEMM of ViT-B at batch 1 on an A100 (108 SMs): M = 197, N = 768,
+    # K = 3072: 2 x 6 = 12 tiles, split min(9, 24) = 9 ways, ceil(24 / 9) = 3 blocks each:
+    # 108 x 2 x 128^2 x 384; 64 x 64: 4 x 12 = 48 tiles, split 2 ways of 24 blocks of 64:
+    # 108 x 2 x 64^2 x 1536, the same; unsplit it was 108 x 2 x 128^2 x 3072 (8x)
+    mlp = dict(tokens=197, in_features=3072, out_features=768)
+    assert quantized_matmul_flops("linear", mlp, 108) == 108 * 2 * 128 * 128 * 384
+
+
+def test_split_k_lets_time_follow_work_at_small_batch():
+    """Unsplit, a GEMM with fewer tiles than SMs costs a whole wave of full-K tiles whatever its
+    size; split, its time follows its work (MACs / SMs), to within one block."""
+    small = quantized_matmul_flops("linear", dict(tokens=128, in_features=4096,
+                                                  out_features=128), 132)
+    large = quantized_matmul_flops("linear", dict(tokens=128, in_features=4096,
+                                                  out_features=1024), 132)
+    # 128 tiles: 1 tile split 32 ways, 32 of 132 SMs busy. 64 tiles: 2 x 2 = 4 tiles split
+    # min(33, 64) = 33 ways, ceil(64 / 33) = 2 blocks of 64 each: 132 x 2 x 64^2 x 128
+    assert small == 132 * 2 * 64 * 64 * 128
+    # 128 tiles: 8 split 16 ways, 2 blocks each: 132 x 2 x 128^2 x 256; 64 tiles: 32 split 4
+    # ways, 16 blocks of 64: 132 x 2 x 64^2 x 1024, the same
+    assert large == 132 * 2 * 128 * 128 * 256
+    # the work itself: 128 x 128 x 4096 and 128 x 1024 x 4096 multiply-adds over 132 SMs
+    assert small / (2 * 128 * 128 * 4096) == pytest.approx(1.03, abs=0.01)
+    assert large / (2 * 128 * 1024 * 4096) == pytest.approx(1.03, abs=0.01)
 
 
 def test_attention_tiles_queries_per_head_and_keys_per_block():
     shape = dict(batch=2, heads=3, q_len=200, kv_len=70, head_dim=64)
     # 2 x 3 x ceil(200/128) = 12 query tiles, 3 waves of 4 SMs; keys round up to one 128 block
     assert quantized_matmul_flops("sdpa", shape, 4) == 3 * 4 * 4 * 128 * 128 * 64
+    # few query tiles, many keys: 1 query tile over ceil(1000/128) = 8 key blocks on 4 SMs: the
+    # keys split 4 ways, 2 blocks each, one wave (4 x 4 x 128 x 256 x 64); with 64 x 64 tiles 16
+    # key blocks split 4 ways, 4 blocks of 64 each: 4 x 4 x 64 x 256 x 64, the less
+    few = dict(batch=1, heads=1, q_len=64, kv_len=1000, head_dim=64)
+    assert quantized_matmul_flops("sdpa", few, 4) == 4 * 4 * 64 * 256 * 64
     assert quantized_matmul_flops("layer_norm", dict(numel=10), 4) is None
 
 
@@ -153,7 +187,7 @@ def test_quantization_only_slows_a_gpu_down():
     import dataclasses
 
     c = configure(get_model("dinov3-small"), 256, batch=3, dtype="fp16")
-    gpu = get_device("rtx-3090")
+    gpu = dataclasses.replace(get_device("rtx-3090"), host_launch_s=None)  # the GPU's own work
     plain = dataclasses.replace(gpu, sm_count=None)
     assert latency_s(config_rooflines(c, gpu), gpu) > latency_s(config_rooflines(c, plain), plain)
 
@@ -323,19 +357,19 @@ def test_autocast_traffic_worked_by_hand():
     assert latency_s(tuple(amp.values()), device) > latency_s(tuple(plain.values()), device)
 
 
-def test_unfused_softmax_under_autocast_runs_in_fp32_worked_by_hand():
-    """torch's autocast lists softmax among the CUDA ops that run in fp32: the 16-bit scores of
-    q k^T are cast up (2 B read, 4 B written), normalised in fp32 (4 + 4 B) and cast down before
-    probs v (4 + 2 B): 20 B per score where 16-bit softmax moves 4, in three kernels."""
+def test_unfused_softmax_under_autocast_writes_fp32_worked_by_hand():
+    """torch's autocast runs softmax with dtype=float32 (its fp32_set_opt_dtype policy): it reads
+    the 16-bit scores of q k^T as they are and writes fp32 probabilities (2 + 4 B), which are
+    cast down before probs v (4 + 2 B): 12 B per score where 16-bit softmax moves 4, in two
+    kernels."""
     plain, amp = _vit_b16_ops("unfused"), _vit_b16_ops("unfused+amp")
     scores = 2 * 12 * 197 * 197  # batch 2 x 12 heads x 197^2, per layer
     assert plain["layer/attn/sdpa/softmax"].bytes == 12 * 4 * scores
-    assert amp["layer/attn/sdpa/softmax/cast_in"].bytes == 12 * 6 * scores
-    assert amp["layer/attn/sdpa/softmax"].bytes == 12 * 8 * scores
+    assert amp["layer/attn/sdpa/softmax"].bytes == 12 * 6 * scores
     assert amp["layer/attn/sdpa/softmax/cast_out"].bytes == 12 * 6 * scores
     assert [p.removeprefix("layer/attn/sdpa/") for p in amp if p.startswith("layer/attn/sdpa/")] \
-        == ["qk", "softmax/cast_in", "softmax", "softmax/cast_out", "av"]
-    assert amp["layer/attn/sdpa/softmax/cast_in"].launches == 12
+        == ["qk", "softmax", "softmax/cast_out", "av"]
+    assert amp["layer/attn/sdpa/softmax/cast_out"].launches == 12
     assert amp["layer/attn/sdpa/qk"].bytes == plain["layer/attn/sdpa/qk"].bytes
     # fused attention under autocast has no softmax of its own: nothing changes there
     assert "layer/attn/sdpa/softmax" not in _vit_b16_ops("eager+amp")
