@@ -44,6 +44,10 @@ def simulate(model: str, device: str = option("device", ...),
                                                        "device's best supported (a profiled "
                                                        "device: the dtype it was measured in)."),
              impl: Optional[str] = Impl(), runtime: str = Runtime(),
+             mode: str = option("mode", "inference", help="inference (a forward) or training "
+                                "(forward, backward and the optimizer step)."),
+             optimizer: str = option("optimizer", "sgd", help="training: sgd (momentum, "
+                                     "Nesterov) or adamw, fp32 master weights."),
              device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
              fmt: str = Format()) -> None:
     """Per-op roofline of one configuration: time, intensity and the bound each op hits."""
@@ -62,7 +66,7 @@ def simulate(model: str, device: str = option("device", ...),
     spec = get_model(model, model_file)
     c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch,
                   impl=impl, dtype=dtype)
-    sim = run(c, dev, runtime)
+    sim = run(c, dev, runtime, mode, optimizer)
     rows = [{"op": o.path, "class": o.op_class, "GFLOP": o.flops / 1e9, "MB": o.bytes / 1e6,
              "FLOP/B": o.intensity_flop_per_byte, "bound": o.bound, "from": o.source,
              "time_us": o.time_s * 1e6, "share": o.time_s / sim.device_s} for o in sim.ops]
@@ -72,7 +76,8 @@ def simulate(model: str, device: str = option("device", ...),
              for o in sim.ops]
     share = sim.bound_share()
     emit(fmt, document={**asdict(sim), "bound_share": share}, rows=rows, table_rows=short,
-         title=f"{c.spec.name} {c.height}px C={c.core_tokens} B={c.batch} {dtype} on {dev.name}: "
+         title=f"{c.spec.name} {c.height}px C={c.core_tokens} B={c.batch} {dtype} on {dev.name}"
+               f"{' training step (' + optimizer + ')' if mode == 'training' else ''}: "
                f"{sim.latency_s * 1e3:.4g} ms (roofline floor {sim.floor_s * 1e3:.4g} ms)",
          caption=(f"note: {dev.measured_elsewhere()}\n" if dev.measured_elsewhere() else "")
                  + f"time share: compute-bound {share['compute']:.0%}, memory-bound "

@@ -66,3 +66,17 @@ def largest_weight_matrix(spec: ModelSpec) -> int:
     """Elements of the model's largest linear or conv weight matrix (the qkv projection or the
     MLP's first matrix in the catalog's models)."""
     return max(int(w.matrix) for _, _, w in weighted_nodes(spec))
+
+
+@lru_cache(maxsize=256)
+def parameter_tensors(spec: ModelSpec) -> int:
+    """How many parameter tensors the model has (what an optimizer that runs tensor by tensor
+    launches its kernels for): each linear or conv layer's matrix and bias, each norm's weight
+    and bias, each LayerScale, and every other parameter of the spec as one tensor."""
+    layers = sum(int(repeat) * (1 + (1 if w.bias else 0)) for _, repeat, w in weighted_nodes(spec))
+    others = _other_parameters(spec)
+    norms = [p for p in others if p.endswith(("norm1", "norm2")) or p == "final_norm"]
+    count = layers + sum(2 * (spec.depth if p.startswith("layer/") else 1) for p in norms)
+    count += sum(spec.depth for p in others if p.endswith("layer_scale"))
+    count += sum(1 for p in others if not p.startswith("layer/") and p != "final_norm")
+    return count

@@ -125,3 +125,46 @@ def _record(info: TimmFile, line: int, row: dict, spec) -> Measurement | None:
         device_name=info.device, runtime=info.runtime, torch_version=info.torch_version,
         time_ms_median=step_ms, note=f"timm benchmark {info.path.name}", line=line)
 
+
+
+TRAIN_NAME = re.compile(r"^benchmark-train-(?P<precision>[a-z0-9_]+)-(?P<layout>nchw|nhwc)-"
+                        r"pt(?P<torch>\d+)-(?P<backend>cu\d+|cpu)-(?P<device>.+?)(?P<dynamo>-dynamo)?"
+                        r"\.csv$")
+TRAIN_REQUIRED = ("model", "train_img_size", "train_batch_size", "train_step_time")
+
+
+def read_timm_train(path: str | Path) -> TimmResults:
+    """A timm training benchmark CSV (`benchmark-train-...`: forward, backward and optimizer step
+    per batch, `train_step_time` in ms) as records of the step's time; the file name is read as
+    an inference file's is (precision, torch version, device, runtime of the forward)."""
+    path = Path(path)
+    m = TRAIN_NAME.match(path.name)
+    if not m:
+        raise CoreplanError(f"{path}: not a timm training benchmark file name (expected e.g. "
+                            f"benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv)")
+    info = parse_name(path.with_name(path.name.replace("benchmark-train-", "benchmark-infer-", 1)))
+    info = TimmFile(path, info.precision, info.device, info.device_kind, info.runtime,
+                    info.torch_version)
+
+    def check(where, header):
+        if [c for c in TRAIN_REQUIRED if c not in (header or [])]:
+            raise CoreplanError(f"{where}:1: not a timm training benchmark CSV: needs "
+                                f"{', '.join(TRAIN_REQUIRED)}")
+
+    records, unmapped = [], []
+    for line, row in csv_rows(path, check):
+        spec = timm_spec(row["model"])
+        if spec is None:
+            unmapped.append(row["model"])
+            continue
+        side = int(_number(path, line, row, "train_img_size"))
+        if side % spec.patch_size:
+            continue
+        records.append(Measurement(
+            spec.name, side, 0, "dense", int(_number(path, line, row, "train_batch_size")),
+            info.precision, "ok", family=spec.family, patch_tokens=(side // spec.patch_size) ** 2,
+            device=info.device_kind, device_name=info.device, runtime=info.runtime,
+            torch_version=info.torch_version,
+            time_ms_median=_number(path, line, row, "train_step_time"),
+            note=f"timm training benchmark {path.name}", line=line))
+    return TimmResults(info, tuple(records), tuple(dict.fromkeys(unmapped)), {})

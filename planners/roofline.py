@@ -438,9 +438,23 @@ def config_rooflines(config: Config, device: DeviceSpec,
     return op_rooflines(config_cost(config), device, config.dtype, runtime)
 
 
-def simulate(config: Config, device: DeviceSpec, runtime: str = "eager") -> Simulation:
-    """Per-op roofline of one configuration on one device, saying which bound each op hits."""
-    ops = config_rooflines(config, device, runtime)
+MODES = ("inference", "training")
+
+
+def simulate(config: Config, device: DeviceSpec, runtime: str = "eager",
+             mode: str = "inference", optimizer: str = "sgd",
+             torch_version: str | None = None) -> Simulation:
+    """Per-op roofline of one configuration on one device, saying which bound each op hits: a
+    forward (inference), or a training step's forward, backward and optimizer step
+    (planners/training_step.py; `torch_version` before 2.0 accumulates gradients into zeroed
+    ones)."""
+    check_choice("mode", mode, MODES)
+    if mode == "training":
+        from planners.training_step import training_rooflines
+
+        ops = training_rooflines(config, device, runtime, optimizer, torch_version)
+    else:
+        ops = config_rooflines(config, device, runtime)
     times = tuple(_op_time(op, device) for op in ops)
     return Simulation(device.name, config.spec.name, config.impl, config.dtype,
                       float(latency_s(ops, device)), float(floor_s(ops)),

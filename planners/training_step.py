@@ -1,0 +1,95 @@
+"""The training step's latency: forward, backward and optimizer step, op by op (torch-free).
+
+The forward is the inference graph under the runtime (planners.roofline.config_rooflines). Each
+forward op then has a backward op (`backward_op`):
+- a GEMM or attention op does its registry record's gradient FLOPs (`OpDef.gradient_flop`: 2x
+  forward for a linear or batched matmul, the input's and the weight's gradient; 1x for the
+  patch convolution, whose input needs none; flash attention's backward 2.5x) at the forward's
+  tile and wave efficiency, so its compute and its traffic scale by that ratio; one launch per
+  gradient (two for 2x, one otherwise);
+- an elementwise op y = f(x) moves 1.5x its forward bytes: forward reads x and writes y, backward
+  reads dy and x (or y) and writes dx; a cast's backward is a cast (1x);
+and the optimizer updates every parameter (fp32 master weights), as torch's optimizers run it
+(`optimizer_ops`):
+- SGD with momentum and Nesterov (timm's benchmark default), single-tensor: buf.mul_ (8 B),
+  buf.add_(grad) (12 B), grad.add(buf) (12 B), param.add_ (12 B): 44 B a parameter in 4 kernels
+  a tensor;
+- AdamW, single-tensor: param.mul_ (8 B), exp_avg.mul_ + add_ (8 + 12 B), exp_avg_sq.mul_ +
+  addcmul_ (8 + 12 B), sqrt, div, add_ for the denominator (8 + 8 + 8 B), param.addcdiv_ (16 B):
+  88 B a parameter in 9 kernels a tensor;
+and before torch 2.0, `zero_grad()` left zeroed gradients that backward then accumulates into
+(one add_ a tensor, 12 B a parameter); from 2.0 on it sets them to None and backward's result is
+taken as it is. Every op is issued by the host like the forward's (planners.roofline: the step is
+the larger of the GPU's work and the host's issuing). NB: the loss is left out (a cross-entropy
+over B x 1000 logits), as are foreach and fused optimizers' fewer launches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from costmodel.config import Config
+from costmodel.errors import check_choice
+from costmodel.params import parameter_count, parameter_tensors
+from costmodel.registry import REGISTRY
+from planners.devices import DeviceSpec
+from planners.roofline import AMP, OpRoofline, config_rooflines
+
+OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZER_BYTES = {"sgd": 44, "adamw": 88}  # per parameter per step (module docstring)
+OPTIMIZER_KERNELS = {"sgd": 4, "adamw": 9}  # per parameter tensor
+ACCUMULATE_BYTES = 12  # grad += new grad, fp32: read 4 + 4, write 4
+ELEMENTWISE_BACKWARD = 1.5  # dy and x in, dx out, against x in, y out
+
+
+def _before_2(torch_version: str | None) -> bool:
+    return bool(torch_version) and torch_version.split(".")[0] in ("0", "1")
+
+
+def backward_op(op: OpRoofline, attention_backward: str = "flash") -> OpRoofline:
+    """The backward of one forward op (module docstring); host time as the forward's per launch."""
+    per_launch_host = op.host_s / op.launches if op.launches else 0.0
+    record = REGISTRY.get(op.op)
+    if op.op_class == "elementwise" or record is None:
+        factor = 1.0 if op.op == "cast" else ELEMENTWISE_BACKWARD
+        launches = op.launches
+        out = replace(op, path=op.path + "/backward", bytes=op.bytes * factor,
+                      memory_s=op.memory_s * factor)
+    else:
+        forward = record.cost(op.shape).flop * op.launches
+        ratio = float(record.gradient_flop(forward, op.shape, op.launches, attention_backward)
+                      / forward) if forward else 2.0
+        launches = op.launches * (2 if ratio >= 2 and op.op_class == "gemm" else 1)
+        out = replace(op, path=op.path + "/backward", flops=op.flops * ratio,
+                      bytes=op.bytes * ratio, compute_s=op.compute_s * ratio,
+                      memory_s=op.memory_s * ratio, launches=launches)
+    return replace(out, host_s=per_launch_host * launches)
+
+
+def optimizer_ops(config: Config, device: DeviceSpec, optimizer: str = "sgd",
+                  torch_version: str | None = None, host_per_launch: float = 0.0) -> tuple:
+    """The optimizer step over every parameter and, before torch 2.0, the accumulation of
+    backward's gradients into zeroed ones (module docstring)."""
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    params, tensors = parameter_count(config.spec), parameter_tensors(config.spec)
+    bw = device.memory_bandwidth_bytes_per_s
+    steps = [("optimizer/" + optimizer, OPTIMIZER_BYTES[optimizer], OPTIMIZER_KERNELS[optimizer])]
+    if _before_2(torch_version):
+        steps.append(("optimizer/accumulate_grad", ACCUMULATE_BYTES, 1))
+    return tuple(OpRoofline(path, "optimizer", "elementwise", 0, per_param * params,
+                            kernels * tensors, 0.0, per_param * params / bw, None,
+                            host_s=kernels * tensors * host_per_launch)
+                 for path, per_param, kernels in steps)
+
+
+def training_rooflines(config: Config, device: DeviceSpec, runtime: str = "eager",
+                       optimizer: str = "sgd", torch_version: str | None = None,
+                       attention_backward: str = "flash") -> tuple[OpRoofline, ...]:
+    """Forward, backward and optimizer ops of one training step (sum them with
+    planners.roofline.latency_s)."""
+    forward = config_rooflines(config, device, runtime)
+    backward = tuple(backward_op(op, attention_backward) for op in reversed(forward))
+    base = runtime.removesuffix(AMP)
+    per_launch = ((device.host_launch_s or {}).get(base, 0.0) if device.kind == "gpu" else 0.0)
+    return forward + backward + optimizer_ops(config, device, optimizer, torch_version,
+                                              per_launch)
