@@ -51,7 +51,7 @@ def page_data(specs, devices) -> dict:
     its dense baseline (the catalog's of the same width and depth) on each device."""
     from costmodel.errors import ArgumentError
     from planners.planner import (Budgets, baseline_model, best_dtype, evaluate_configs,
-                                  predicted_seconds)
+                                  predicted_seconds, predicted_work_seconds)
     from planners.roofline import RUNTIMES
 
     for device in devices:
@@ -77,8 +77,9 @@ def page_data(specs, devices) -> dict:
                 if "flops" not in models[name]:
                     models[name]["flops"] = _b64([c.flops for c in found])
                 seconds = {rt: _b64(predicted_seconds(configs, device, rt)) for rt in RUNTIMES}
+                work = {rt: _b64(predicted_work_seconds(configs, device, rt)) for rt in RUNTIMES}
                 series[f"{name}|{device.name}|{dtype}"] = dict(
-                    memory=_b64([c.memory_bytes for c in found]), seconds=seconds)
+                    memory=_b64([c.memory_bytes for c in found]), seconds=seconds, work=work)
     return dict(
         grid=dict(resolutions=list(RESOLUTIONS), batches=list(BATCHES)), models=models,
         runtimes=list(RUNTIMES), series=series,
@@ -179,7 +180,12 @@ function values(model, device, dtype, runtime, c, r, b){
   const v = {model, cores: m.kind==="core" ? +c : null, resolution: m.sides[r], batch,
     latency_ms: latency, memory_bytes: memory, throughput_img_per_s: batch/seconds,
     flops: arr(m.flops)[i]};
-  v.interval = dev.interval ? [latency*dev.interval[0], latency*dev.interval[1]] : null;
+  // by regime, as planners.planner: host-bound (the host's time above the device's work), the
+  // interval runs from the device's work alone to the host's time
+  const work = arr(s.work[runtime])[i];
+  v.host_bound = seconds > work;
+  v.interval = dev.interval ? [(v.host_bound ? work*dev.interval[0] : seconds*dev.interval[0])*1e3,
+                               latency*dev.interval[1]] : null;
   const usage = {capacity: memory/dev.capacity_bytes};
   const lat = parseFloat($("latency").value), mem = parseFloat($("memory").value);
   if(lat > 0) usage.latency = latency/lat;

@@ -259,8 +259,9 @@ def _plan_table(p, device) -> None:
     if p.chosen is not None and p.chosen.host_bound:
         caption += (f"\nnote: host-bound: at batch {p.chosen.batch} the CPU issuing launches "
                     f"takes longer than the GPU's work (host_launch_s, the catalog's default "
-                    f"unless a device file sets it; `coreplan simulate` shows both): a larger "
-                    f"batch, torch.compile or CUDA graphs would cut it")
+                    f"unless a device file sets it; `coreplan simulate` shows both; ms 5-95% runs "
+                    f"from the GPU's work alone to the host's): a larger batch, torch.compile or "
+                    f"CUDA graphs would cut it")
     fixed = []  # a column every row shares goes to the title (80-column tables)
     for key, unit in (("px", " px"), ("batch", "")):
         values = {row[key] for row in rows}

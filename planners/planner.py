@@ -20,7 +20,7 @@ from costmodel.memory import inference_memory
 from costmodel.spec import ModelSpec, catalog
 from planners.devices import DeviceSpec
 from planners.limits import MAX_BATCH, MAX_RESOLUTION
-from planners.roofline import host_s, latency_s, op_rooflines
+from planners.roofline import latency_s, op_rooflines
 
 GB = 1e9  # budgets in decimal gigabytes
 SOLVES = ("cores", "resolution", "batch")
@@ -80,15 +80,22 @@ def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets
                      runtime: str = "eager") -> list[Candidate]:
     """Candidates for configurations of one model and impl, evaluated in one vectorised pass
     (the graph gives FLOPs and the roofline at once)."""
-    seconds, flops, host = _seconds_and_flops(configs, device, runtime)
-    return [replace(_candidate(c, float(t), float(f), device, budgets), host_bound=bool(h))
-            for c, t, f, h in zip(configs, seconds, flops, host)]
+    seconds, flops, work = _seconds_and_flops(configs, device, runtime)
+    return [_candidate(c, float(t), float(f), device, budgets, float(w))
+            for c, t, f, w in zip(configs, seconds, flops, work)]
 
 
 def predicted_seconds(configs: list[Config], device: DeviceSpec, runtime: str = "eager") -> np.ndarray:
     """The latency model's time (s) of each configuration (one model, impl and dtype), in one
     vectorised pass: what the planner and the serving simulator both use."""
     return _seconds_and_flops(configs, device, runtime)[0]
+
+
+def predicted_work_seconds(configs: list[Config], device: DeviceSpec,
+                           runtime: str = "eager") -> np.ndarray:
+    """The device's own work (s) of each configuration: `predicted_seconds` without the host's
+    issuing time (equal where the device decides; less where the host does)."""
+    return _seconds_and_flops(configs, device, runtime)[2]
 
 
 def _seconds_and_flops(configs: list[Config], device: DeviceSpec, runtime: str):
@@ -98,14 +105,20 @@ def _seconds_and_flops(configs: list[Config], device: DeviceSpec, runtime: str):
     cost = evaluate(spec, impl, _stack_dims(configs))
     ops = op_rooflines(cost, device, dtype, runtime)
     seconds = np.atleast_1d(latency_s(ops, device))
-    host = np.atleast_1d(host_s(ops) > sum(op.time_s(device) for op in ops))
+    work = np.atleast_1d(sum(op.time_s(device) for op in ops))  # the device's own
     n = (len(configs),)
     return (np.broadcast_to(seconds, n), np.atleast_1d(cost.total("flop")),
-            np.broadcast_to(host, n))
+            np.broadcast_to(work, n))
 
 
 def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
-               budgets: Budgets) -> Candidate:
+               budgets: Budgets, work: float | None = None) -> Candidate:
+    """One configuration against the budgets. `work`: the device's own seconds (a GPU: without
+    the host's issuing time; `seconds` is the larger of the two). The latency interval by regime:
+    where the device's work decides, the device's interval around the prediction; where the host
+    does (host-bound), from the device's work alone (a host issuing at no cost) to the host's
+    time at the interval's top (the host's cost is the catalog's reference host's, not yours)."""
+    host_bound = work is not None and seconds > work
     memory = process_bytes(c, device)
     throughput = c.batch / seconds
     usage = {"capacity": memory / device.memory_capacity_bytes}
@@ -117,11 +130,12 @@ def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
         usage["throughput"] = budgets.throughput_img_per_s / throughput
     interval = None
     if device.latency_interval:
-        interval = (seconds * 1e3 * device.latency_interval[0], seconds * 1e3 * device.latency_interval[1])
+        low = (work if host_bound else seconds) * device.latency_interval[0]
+        interval = (low * 1e3, seconds * 1e3 * device.latency_interval[1])
     binding = max(usage, key=usage.get)
     return Candidate(c.core_tokens or None, c.height, c.batch, flops, seconds * 1e3, interval,
                      memory, throughput, usage[binding] <= 1.0, binding, usage,
-                     inference_memory(c).total_bytes)
+                     inference_memory(c).total_bytes, host_bound)
 
 
 def process_bytes(c: Config, device: DeviceSpec, framework: str = "torch") -> int:

@@ -299,3 +299,24 @@ def test_plan_says_when_its_choice_is_host_bound(cli):
     code, out, err = cli("plan", "vit_base_patch16_224", "--device", "h100-sxm", "--batch",
                          "256", "--format", "json")
     assert code == 0 and json.loads(out)["chosen"]["host_bound"] is False
+
+
+def test_a_host_bound_interval_runs_from_the_gpus_work_to_the_hosts(cli):
+    """GPU-bound: the device's interval around the prediction. Host-bound: from the GPU's own work
+    (a host issuing at no cost) times the interval's bottom, to the host's time times its top."""
+    import json
+
+    h100 = get_device("h100-sxm")
+    lo, hi = h100.latency_interval
+    for batch, bound in ((1, True), (256, False)):
+        code, out, err = cli("plan", "vit_base_patch16_224", "--device", "h100-sxm", "--batch",
+                             str(batch), "--dtype", "bf16", "--format", "json")
+        assert code == 0, err
+        chosen = json.loads(out)["chosen"]
+        sim = simulate(configure(get_model("vit_base_patch16_224"), 224, batch=batch,
+                                 dtype="bf16"), h100)
+        assert chosen["host_bound"] is bound and sim.host_bound is bound
+        low, high = chosen["latency_ms_interval"]
+        assert high == pytest.approx(sim.latency_s * 1e3 * hi, rel=1e-9)
+        assert low == pytest.approx((sim.device_s if bound else sim.latency_s) * 1e3 * lo,
+                                    rel=1e-9)
