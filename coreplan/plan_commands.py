@@ -180,6 +180,9 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
          max_resolution: int = option("max_resolution", MAX_RESOLUTION, help="Search limit of --solve resolution (px)."),
          max_batch: int = option("max_batch", MAX_BATCH, help="Search limit of --solve batch."),
          impl: Optional[str] = Impl(), runtime: str = Runtime(),
+         mode: str = option("mode", "inference", help="inference (a forward per batch) or "
+                            "training (a training step per batch: its time and memory)."),
+         optimizer: str = option("optimizer", "sgd", help="training: sgd or adamw."),
          device_file: Optional[str] = DeviceFile(),
          model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Largest core budget (or resolution, or batch) meeting every budget, per device.
@@ -200,7 +203,8 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
     plans = [make_plan(spec, d, resolution=square(resolution, "plan") if resolution else None,
                        batch=batch, dtype=dtype, budgets=budgets, solve=solve, cores=cores,
                        demand_img_per_s=number(demand, "demand"), versus=base, impl=impl,
-                       runtime=runtime, max_resolution=max_resolution, max_batch=max_batch,
+                       runtime=runtime, mode=mode, optimizer=optimizer,
+                       max_resolution=max_resolution, max_batch=max_batch,
                        cores_allowed=ints(cores_allowed, "cores_allowed") if cores_allowed
                        else None) for d in devs]
     if fmt == "json":
@@ -230,12 +234,14 @@ def _plan_csv(plans) -> None:
         marked += [(p.baseline, p.baseline_model, "dense baseline")] if p.baseline else []
         for c, model, role in marked:
             low, high = c.latency_ms_interval or (None, None)
-            rows.append({"device": p.device, "model": model, "dtype": p.dtype, "solve": p.solve,
+            rows.append({"device": p.device, "model": model, "dtype": p.dtype, "mode": p.mode,
+                         "runtime": p.runtime, "solve": p.solve,
                          "cores": c.cores, "resolution": c.resolution, "batch": c.batch,
                          "flops": c.flops, "latency_ms": c.latency_ms, "latency_ms_low": low,
                          "latency_ms_high": high, "memory_bytes": c.memory_bytes,
                          "throughput_img_per_s": c.throughput_img_per_s, "feasible": c.feasible,
-                         "binding": c.binding, "usage": c.usage[c.binding], "role": role})
+                         "binding": c.binding, "usage": c.usage[c.binding],
+                         "host_bound": c.host_bound, "role": role})
     csv_rows(rows)
 
 
@@ -271,6 +277,8 @@ def _plan_table(p, device) -> None:
                 del row[key]
     at = f" at {', '.join(fixed)}" if fixed else ""
     emit("table", document=None, rows=rows,
-         title=f"{p.model} on {device.name}{at}: solve {p.solve}, {p.dtype}"
+         title=f"{p.model} on {device.name}{at}"
+               f"{' (training step, ' + p.problem.optimizer + ')' if p.mode == 'training' else ''}"
+               f": solve {p.solve}, {p.dtype}"
                f"{'' if p.runtime == 'eager' else ' ' + p.runtime}, budgets: {limits}",
          caption=caption)

@@ -89,6 +89,24 @@ def footprint(c: Config, model: FootprintModel, framework: str = "torch") -> Foo
     return Footprint(sum(terms.values()), terms, framework)
 
 
+def training_footprint(c: Config, model: FootprintModel, optimizer_states: int = 2,
+                       framework: str = "torch") -> Footprint:
+    """The footprint of a process running a training step of `c`: the forward's fixed terms
+    (runtime baseline, build, inputs, packing, workspace), the weights with their gradients and
+    the optimizer's states (`optimizer_states` tensors the size of the weights) at the weights'
+    factor, and the step's activation peak (those saved for backward and one MLP's temporaries,
+    costmodel.memory.training_memory) at the activations' factor."""
+    from costmodel.memory import training_memory
+
+    forward = footprint(c, model, framework)
+    mem = training_memory(c, optimizer_states)
+    terms = dict(forward.terms)
+    terms["weights"] = int(round(model.weights_factor * (2 + optimizer_states)
+                                 * mem.weights_bytes))
+    terms["activations"] = int(round(model.activation_factor * mem.activation_peak_bytes))
+    return Footprint(sum(terms.values()), terms, framework)
+
+
 def model_from_table(where: str, table: dict) -> FootprintModel:
     """A FootprintModel from a device file's `footprint` table; errors name the field."""
     def number(key, value, low=0.0):

@@ -77,12 +77,32 @@ def _stack_dims(configs: list[Config]):
 
 
 def evaluate_configs(configs: list[Config], device: DeviceSpec, budgets: Budgets,
-                     runtime: str = "eager") -> list[Candidate]:
+                     runtime: str = "eager", mode: str = "inference",
+                     optimizer: str = "sgd") -> list[Candidate]:
     """Candidates for configurations of one model and impl, evaluated in one vectorised pass
     (the graph gives FLOPs and the roofline at once)."""
-    seconds, flops, work = _seconds_and_flops(configs, device, runtime)
-    return [_candidate(c, float(t), float(f), device, budgets, float(w))
+    if mode == "training":
+        seconds, flops, work = _training_seconds_and_flops(configs, device, runtime, optimizer)
+    else:
+        seconds, flops, work = _seconds_and_flops(configs, device, runtime)
+    return [_candidate(c, float(t), float(f), device, budgets, float(w), mode, optimizer)
             for c, t, f, w in zip(configs, seconds, flops, work)]
+
+
+def _training_seconds_and_flops(configs: list[Config], device: DeviceSpec, runtime: str,
+                                optimizer: str):
+    """A training step's seconds, FLOPs (forward and backward) and device work per
+    configuration (planners/training_step.py), one configuration at a time."""
+    from costmodel.training import training_flops
+    from planners.training_step import training_rooflines
+
+    seconds, flops, work = [], [], []
+    for c in configs:
+        ops = training_rooflines(c, device, runtime, optimizer)
+        seconds.append(float(latency_s(ops, device)))
+        work.append(float(sum(op.time_s(device) for op in ops)))
+        flops.append(training_flops(c)["total"])
+    return np.array(seconds), np.array(flops, dtype=float), np.array(work)
 
 
 def predicted_seconds(configs: list[Config], device: DeviceSpec, runtime: str = "eager") -> np.ndarray:
@@ -112,14 +132,15 @@ def _seconds_and_flops(configs: list[Config], device: DeviceSpec, runtime: str):
 
 
 def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
-               budgets: Budgets, work: float | None = None) -> Candidate:
+               budgets: Budgets, work: float | None = None, mode: str = "inference",
+               optimizer: str = "sgd") -> Candidate:
     """One configuration against the budgets. `work`: the device's own seconds (a GPU: without
     the host's issuing time; `seconds` is the larger of the two). The latency interval by regime:
     where the device's work decides, the device's interval around the prediction; where the host
     does (host-bound), from the device's work alone (a host issuing at no cost) to the host's
     time at the interval's top (the host's cost is the catalog's reference host's, not yours)."""
     host_bound = work is not None and seconds > work
-    memory = process_bytes(c, device)
+    memory = process_bytes(c, device, mode=mode, optimizer=optimizer)
     throughput = c.batch / seconds
     usage = {"capacity": memory / device.memory_capacity_bytes}
     if budgets.latency_ms is not None:
@@ -135,16 +156,35 @@ def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
     binding = max(usage, key=usage.get)
     return Candidate(c.core_tokens or None, c.height, c.batch, flops, seconds * 1e3, interval,
                      memory, throughput, usage[binding] <= 1.0, binding, usage,
-                     inference_memory(c).total_bytes, host_bound)
+                     tensor_bytes(c, mode, optimizer), host_bound)
 
 
-def process_bytes(c: Config, device: DeviceSpec, framework: str = "torch") -> int:
+OPTIMIZER_STATES = {"sgd": 1, "adamw": 2}  # tensors the size of the weights each keeps
+
+
+def tensor_bytes(c: Config, mode: str = "inference", optimizer: str = "sgd") -> int:
+    """Weights and live tensors: a forward's peak, or a training step's (weights, gradients,
+    optimizer states, activations saved for backward; costmodel.memory.training_memory)."""
+    from costmodel.memory import training_memory
+
+    if mode == "training":
+        return training_memory(c, OPTIMIZER_STATES[optimizer]).total_bytes
+    return inference_memory(c).total_bytes
+
+
+def process_bytes(c: Config, device: DeviceSpec, framework: str = "torch",
+                  mode: str = "inference", optimizer: str = "sgd") -> int:
     """What memory budgets are checked against: the process footprint on this device
-    (planners/footprint.py), or weights + live tensors where the device has no footprint terms."""
-    from planners.footprint import footprint
+    (planners/footprint.py), or weights + live tensors where the device has no footprint terms.
+    Training: the footprint's fixed terms with the training step's tensors in place of the
+    forward's (planners.footprint.training_footprint)."""
+    from planners.footprint import footprint, training_footprint
 
     if device.footprint is None:
-        return inference_memory(c).total_bytes
+        return tensor_bytes(c, mode, optimizer)
+    if mode == "training":
+        return training_footprint(c, device.footprint, OPTIMIZER_STATES[optimizer],
+                                  framework).total_bytes
     return footprint(c, device.footprint, framework).total_bytes
 
 
@@ -171,6 +211,8 @@ class Problem:
     max_resolution: int
     max_batch: int
     runtime: str = "eager"
+    mode: str = "inference"  # or "training": a training step's time and memory
+    optimizer: str = "sgd"  # training: sgd or adamw
 
     def config(self, *, resolution: int | None = None, batch: int | None = None,
                cores: int | None = None) -> Config:
@@ -179,7 +221,8 @@ class Problem:
                          batch=batch or self.batch, impl=self.impl, dtype=self.dtype)
 
     def candidates(self, configs: list[Config], budgets: Budgets | None = None) -> list[Candidate]:
-        return evaluate_configs(configs, self.device, budgets or self.budgets, self.runtime)
+        return evaluate_configs(configs, self.device, budgets or self.budgets, self.runtime,
+                                self.mode, self.optimizer)
 
 
 @dataclass(frozen=True)
@@ -206,6 +249,11 @@ class Plan:
         return self.problem.runtime if self.problem else "eager"
 
     @property
+    def mode(self) -> str:
+        """inference (a forward) or training (a training step)."""
+        return self.problem.mode if self.problem else "inference"
+
+    @property
     def at_search_limit(self) -> bool:
         """True when the answer is the top of what was searched (the largest allowed C, or
         max_resolution / max_batch): no budget stopped it, so more might fit."""
@@ -221,7 +269,9 @@ class Plan:
     def to_dict(self) -> dict:
         return {"device": self.device, "model": self.model, "impl": self.impl,
                 "resolution": self.resolution, "batch": self.batch, "dtype": self.dtype,
-                "runtime": self.runtime, "solve": self.solve, "budgets": asdict(self.budgets),
+                "runtime": self.runtime, "mode": self.mode,
+                **({"optimizer": self.problem.optimizer} if self.mode == "training" else {}),
+                "solve": self.solve, "budgets": asdict(self.budgets),
                 "chosen": self.chosen.to_dict() if self.chosen else None,
                 "candidates": [c.to_dict() for c in self.candidates],
                 "baseline": ({"model": self.baseline_model, **self.baseline.to_dict()}
@@ -344,7 +394,7 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
          solve: str = "cores", cores: int | None = None, impl: str | None = None,
          demand_img_per_s: float | None = None, versus: ModelSpec | None = None,
          max_resolution: int = MAX_RESOLUTION, max_batch: int = MAX_BATCH,
-         runtime: str = "eager") -> Plan:
+         runtime: str = "eager", mode: str = "inference", optimizer: str = "sgd") -> Plan:
     """Plan one model on one device. See the module docstring for the rules.
 
     Args:
@@ -356,13 +406,15 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
         runtime: "eager", "compiled" (torch.compile fuses elementwise chains) or "unfused" (eager
             with attention as matmul, softmax, matmul).
         dtype: a dtype, or "auto": the device's best supported (`best_dtype`).
+        mode: "inference" (a forward) or "training" (a training step: forward, backward and the
+            `optimizer`'s step, sgd or adamw; its time and memory).
     """
     if dtype == "auto":
         dtype = best_dtype(device)
     problem = _problem(spec, device, resolution=resolution, batch=batch, dtype=dtype,
                        budgets=budgets, cores_allowed=cores_allowed, solve=solve, cores=cores,
                        impl=impl, max_resolution=max_resolution, max_batch=max_batch,
-                       runtime=runtime)
+                       runtime=runtime, mode=mode, optimizer=optimizer)
     _positive("demand_img_per_s", demand_img_per_s)
     chosen, candidates = SOLVERS[solve](problem)
     base_spec = versus or (baseline_model(spec) if spec.is_core else None)
@@ -373,7 +425,7 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
         at = chosen or candidates[0]
         baseline = evaluate_configs([configure(base_spec, base_spec.round_resolution(at.resolution),
                                                batch=at.batch, dtype=dtype)], device, budgets,
-                                    runtime)[0]
+                                    runtime, mode, optimizer)[0]
     needed = (math.ceil(demand_img_per_s / chosen.throughput_img_per_s)
               if chosen and demand_img_per_s else None)
     impl_used = problem.config(resolution=spec.patch_size, cores=problem.cores_allowed[-1]).impl
@@ -384,12 +436,14 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
 
 
 def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, solve, cores, impl,
-             max_resolution, max_batch, runtime) -> Problem:
+             max_resolution, max_batch, runtime, mode="inference", optimizer="sgd") -> Problem:
     from costmodel.errors import check_choice
     from planners.roofline import RUNTIMES
 
     check_choice("solve", solve, SOLVES)
     check_choice("runtime", runtime, RUNTIMES)
+    check_choice("mode", mode, ("inference", "training"))
+    check_choice("optimizer", optimizer, tuple(OPTIMIZER_STATES))
     if resolution is None and solve != "resolution":
         resolution = spec.native_side  # a model's stored input size, where it has one
         if resolution is None:
@@ -404,7 +458,7 @@ def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, 
     allowed = allowed_budgets(spec, cores_allowed)
     core = (check_cores(spec, cores) if cores is not None else allowed[-1]) if spec.is_core else None
     problem = Problem(spec, device, budgets, resolution, batch, dtype, impl, tuple(allowed), core,
-                      max_resolution, max_batch, runtime)
+                      max_resolution, max_batch, runtime, mode, optimizer)
     problem.config(resolution=resolution or spec.patch_size)  # validates batch, dtype, impl, C
     return problem
 

@@ -19,9 +19,13 @@ and the optimizer updates every parameter (fp32 master weights), as torch's opti
   88 B a parameter in 9 kernels a tensor;
 and before torch 2.0, `zero_grad()` left zeroed gradients that backward then accumulates into
 (one add_ a tensor, 12 B a parameter); from 2.0 on it sets them to None and backward's result is
-taken as it is. Every op is issued by the host like the forward's (planners.roofline: the step is
-the larger of the GPU's work and the host's issuing). NB: the loss is left out (a cross-entropy
-over B x 1000 logits), as are foreach and fused optimizers' fewer launches.
+taken as it is. From torch 2.0 the optimizers default to their foreach form on CUDA: the same
+bytes, each of those kernels launched once per group of up to FOREACH_TENSORS tensors
+(torch's multi_tensor_apply takes 36 tensors a launch over four lists) instead of once a tensor.
+Every op is issued by the host like the forward's (planners.roofline: the step is the larger of
+the GPU's work and the host's issuing). NB: the loss is left out (a cross-entropy over B x 1000
+logits), and the autograd engine issues backward's kernels from C++, likely faster than the
+forward's from Python: the host's time is an upper estimate.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ OPTIMIZER_BYTES = {"sgd": 44, "adamw": 88}  # per parameter per step (module doc
 OPTIMIZER_KERNELS = {"sgd": 4, "adamw": 9}  # per parameter tensor
 ACCUMULATE_BYTES = 12  # grad += new grad, fp32: read 4 + 4, write 4
 ELEMENTWISE_BACKWARD = 1.5  # dy and x in, dx out, against x in, y out
+FOREACH_TENSORS = 36  # tensors one foreach launch takes (multi_tensor_apply, four lists)
 
 
 def _before_2(torch_version: str | None) -> bool:
@@ -73,13 +78,16 @@ def optimizer_ops(config: Config, device: DeviceSpec, optimizer: str = "sgd",
     check_choice("optimizer", optimizer, OPTIMIZERS)
     params, tensors = parameter_count(config.spec), parameter_tensors(config.spec)
     bw = device.memory_bandwidth_bytes_per_s
-    steps = [("optimizer/" + optimizer, OPTIMIZER_BYTES[optimizer], OPTIMIZER_KERNELS[optimizer])]
-    if _before_2(torch_version):
-        steps.append(("optimizer/accumulate_grad", ACCUMULATE_BYTES, 1))
+    old = _before_2(torch_version)
+    groups = tensors if old else -(-tensors // FOREACH_TENSORS)  # launches per kernel
+    steps = [("optimizer/" + optimizer, OPTIMIZER_BYTES[optimizer],
+              OPTIMIZER_KERNELS[optimizer] * groups)]
+    if old:
+        steps.append(("optimizer/accumulate_grad", ACCUMULATE_BYTES, tensors))
     return tuple(OpRoofline(path, "optimizer", "elementwise", 0, per_param * params,
-                            kernels * tensors, 0.0, per_param * params / bw, None,
-                            host_s=kernels * tensors * host_per_launch)
-                 for path, per_param, kernels in steps)
+                            launches, 0.0, per_param * params / bw, None,
+                            host_s=launches * host_per_launch)
+                 for path, per_param, launches in steps)
 
 
 def training_rooflines(config: Config, device: DeviceSpec, runtime: str = "eager",

@@ -37,15 +37,17 @@ def test_backward_and_optimizer_worked_by_hand():
     assert step["patch_embed/backward"].flops == forward["patch_embed"].flops
     # GELU: dy and x in, dx out, against x in and y out: 1.5x the bytes
     assert step["layer/mlp/gelu/backward"].bytes == 1.5 * forward["layer/mlp/gelu"].bytes
-    # SGD, momentum and Nesterov: 44 B a parameter (8 + 12 + 12 + 12), 4 kernels a tensor
+    # SGD, momentum and Nesterov: 44 B a parameter (8 + 12 + 12 + 12) in 4 kernels; torch 2
+    # runs them foreach: 150 tensors in ceil(150 / 36) = 5 launches each
     sgd = step["optimizer/sgd"]
-    assert sgd.bytes == 44 * 85_798_656 and sgd.launches == 4 * 150
+    assert sgd.bytes == 44 * 85_798_656 and sgd.launches == 4 * 5
     assert "optimizer/accumulate_grad" not in step  # torch 2: zero_grad sets gradients to None
     old = {o.path: o for o in training_rooflines(c, gpu, torch_version="1.12")}
     assert old["optimizer/accumulate_grad"].bytes == 12 * 85_798_656
+    assert old["optimizer/sgd"].launches == 4 * 150  # torch 1: a kernel a tensor
     adamw = {o.path: o for o in training_rooflines(c, gpu, optimizer="adamw")}
     assert adamw["optimizer/adamw"].bytes == 88 * 85_798_656
-    assert adamw["optimizer/adamw"].launches == 9 * 150
+    assert adamw["optimizer/adamw"].launches == 9 * 5
 
 
 def test_a_training_step_costs_more_than_a_forward_and_says_so(cli):
@@ -83,3 +85,34 @@ def test_the_training_step_on_the_3090_is_within_the_goal():
     rows, errors = training_errors(TRAIN)
     assert len(rows) >= 30
     assert abs(errors).mean() <= 0.15
+
+
+def test_plan_in_training_mode_is_the_training_step(cli):
+    """plan --mode training: each candidate's time is simulate's training step, its memory the
+    process footprint with the step's tensors (weights, gradients and AdamW's two states at the
+    weights' factor; the activations kept for backward at the activations')."""
+    import json
+
+    from costmodel.memory import training_memory
+    from planners.footprint import footprint, training_footprint
+
+    code, out, err = cli("plan", "veca-small", "--device", "h100-sxm", "--resolution", "512",
+                         "--batch", "32", "--cores-allowed", "16", "--mode", "training",
+                         "--optimizer", "adamw", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["mode"] == "training" and doc["optimizer"] == "adamw"
+    c = configure(get_model("veca-small"), 512, cores=16, batch=32, dtype=doc["dtype"])
+    h100 = get_device("h100-sxm")
+    step = simulate(c, h100, mode="training", optimizer="adamw")
+    assert doc["chosen"]["latency_ms"] == step.latency_s * 1e3
+    model = h100.footprint
+    trained = training_footprint(c, model, optimizer_states=2)
+    assert doc["chosen"]["memory_bytes"] == trained.total_bytes
+    weights = training_memory(c, 2).weights_bytes
+    assert trained.terms["weights"] == round(model.weights_factor * 4 * weights)
+    assert trained.terms["runtime_baseline"] == footprint(c, model).terms["runtime_baseline"]
+    assert trained.total_bytes > footprint(c, model).total_bytes
+    code, _, err = cli("plan", "veca-small", "--device", "h100-sxm", "--mode", "training",
+                       "--optimizer", "lamb")
+    assert code == 2 and "optimizer" in err and err.count("\n") == 1
