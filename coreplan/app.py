@@ -191,3 +191,15 @@ def number(text: Optional[str], name: str) -> float | None:
         return float(text)
     except ValueError:
         raise CoreplanError(f"{flag(name)}: expected a number, got {text!r}") from None
+
+
+def warn_implausible(config) -> None:
+    """A configuration far beyond any deployment is answered, with one warning line on stderr
+    (costmodel.config.implausible)."""
+    import sys
+
+    from costmodel.config import implausible
+
+    said = implausible(config)
+    if said:
+        print(f"coreplan: warning: {said}", file=sys.stderr)

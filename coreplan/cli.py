@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exit as done:
         return done.exit_code
     except TyperException as err:  # usage errors: unknown option, missing argument, bad type
+        if type(err).__name__ == "NoArgsIsHelpError" and getattr(err, "ctx", None):
+            print(err.ctx.get_help(), file=sys.stderr)  # bare `coreplan`: the help as it is
+            return 2
         message = err.format_message() if hasattr(err, "format_message") else str(err)
         print(f"coreplan: error: {' '.join(message.split())}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from typing import Optional
 
 from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Dtype, Format, Impl,
                           model_resolution, ModelFile, NATIVE_HELP, option, OutputDim, Resolution,
-                          Scope, sides, with_output_dim)
+                          Scope, sides, warn_implausible, with_output_dim)
 from coreplan.output import emit
 from costmodel.config import configure
 from costmodel.errors import CoreplanError, check_choice
@@ -57,6 +57,7 @@ def flops(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP),
     check_choice("mode", mode, ("inference", "training"))
     spec = with_output_dim(get_model(model, model_file), output_dim)
     c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch, impl=impl)
+    warn_implausible(c)
     if mode == "training":
         return _training_flops(c, teacher, model_file, fmt)
     if teacher:
@@ -114,6 +115,7 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
     spec = with_output_dim(get_model(model, model_file), output_dim)
     c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch, impl=impl,
                   dtype=dtype)
+    warn_implausible(c)
     taught = None
     if teacher:
         from costmodel.training import teacher_config

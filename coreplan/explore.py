@@ -76,8 +76,10 @@ def page_data(specs, devices) -> dict:
                 found = evaluate_configs(configs, device, Budgets())
                 if "flops" not in models[name]:
                     models[name]["flops"] = _b64([c.flops for c in found])
-                seconds = {rt: _b64(predicted_seconds(configs, device, rt)) for rt in RUNTIMES}
-                work = {rt: _b64(predicted_work_seconds(configs, device, rt)) for rt in RUNTIMES}
+                runtimes = [rt for rt in RUNTIMES  # autocast needs a 16-bit dtype to lower to
+                            if not rt.endswith("+amp") or dtype in ("fp16", "bf16")]
+                seconds = {rt: _b64(predicted_seconds(configs, device, rt)) for rt in runtimes}
+                work = {rt: _b64(predicted_work_seconds(configs, device, rt)) for rt in runtimes}
                 series[f"{name}|{device.name}|{dtype}"] = dict(
                     memory=_b64([c.memory_bytes for c in found]), seconds=seconds, work=work)
     return dict(
@@ -222,6 +224,11 @@ function update(){
   fill($("dtype"), dts, undefined, dts.includes($("dtype").value) ? $("dtype").value :
        D.devices[s.device].best);
   s.dtype = $("dtype").value;
+  // autocast (+amp) lowers to a 16-bit type: with fp32 there is none (plan refuses it alike)
+  const rts = s.dtype==="fp16" || s.dtype==="bf16" ? D.runtimes : D.runtimes.filter(r=>!r.endsWith("+amp"));
+  const rt = $("runtime").value;
+  fill($("runtime"), rts, undefined, rts.includes(rt) ? rt : rt.replace("+amp", ""));
+  s.runtime = $("runtime").value;
   fill($("cores"), m.kind==="core" ? m.budgets : ["-"]);
   $("cores").disabled = m.kind !== "core"; s.c = $("cores").value;
   fill($("resolution"), R.map((_,i)=>i), i=>m.sides[i]);

@@ -172,9 +172,7 @@ def profile(
     process footprint. Use it as `--device local`, or `--device NAME --device-file FILE`.
     Interrupted, it writes nothing.
     """
-    from pathlib import Path
-
-    from planners.devices import check_device_name
+    from planners.devices import check_device_name, check_output_file
 
     check_device_name(name)
     check_choice("device", device, ("cpu", "cuda"))
@@ -183,10 +181,12 @@ def profile(
         raise CoreplanError(f"--budget-s must be seconds in [1, 3600], got {budget_s}")
     if threads is not None and threads <= 0:
         raise CoreplanError(f"--threads must be positive, got {threads}")
-    if out and Path(out).exists() and not force:  # before the minutes of measuring, not after
-        raise CoreplanError(f"--out {out} exists: pass --force to replace it")
-    if out and not Path(out).parent.is_dir():
-        raise CoreplanError(f"--out {out}: directory {Path(out).parent} does not exist")
+    cpus = os.cpu_count() or 1
+    if threads is not None and device == "cpu" and threads > cpus:
+        raise CoreplanError(f"--threads {threads}: this machine has {cpus} CPUs; a profile "
+                            f"measures the threads a deployment would use")
+    if out:  # before the minutes of measuring, not after
+        check_output_file(out, force)
     try:
         _check_device(device)
         found = _profile_with_progress(name, device, dtype, threads, budget_s, calibrate,
@@ -194,8 +194,18 @@ def profile(
     except KeyboardInterrupt:  # at any point before the file is written: nothing is written
         print("coreplan: interrupted; no device file written", file=sys.stderr)
         raise typer.Exit(130)
-    written = _write_profile(found, out)
     run = found.curves
+    partial = run.measured < run.skipped  # most points unmeasured: not this machine's profile
+    if partial and not out:
+        raise CoreplanError(
+            f"measured {run.measured} of {run.measured + run.skipped} op points within "
+            f"--budget-s {budget_s:g}: too few to stand for this machine; nothing written (the "
+            f"default 300 s measures them on 2 cores; --out writes a partial file)")
+    written = _write_profile(found, out, save=not partial)
+    if partial:
+        print(f"coreplan: note: measured {run.measured} of {run.measured + run.skipped} op "
+              f"points: written to --out only, not saved as this machine's profile "
+              f"(--device local keeps the one it had)", file=sys.stderr)
     print(f"wrote {', '.join(map(str, written))}: {run.measured} op points ({run.skipped} "
           f"skipped); calibration: {found.calibration_note}; footprint: "
           f"{found.footprint_rows} processes; {found.timing()}")
@@ -216,8 +226,8 @@ def profile(
         _print_check(check, found.device, model_file)
 
 
-def _write_profile(found, out):
-    """The device file, at --out (if given) and as this machine's saved profile."""
+def _write_profile(found, out, save: bool = True):
+    """The device file, at --out (if given) and, if `save`, as this machine's saved profile."""
     from planners.devices import device_toml, local_profiles, machine_key, write_device_file
 
     run = found.curves
@@ -233,9 +243,11 @@ def _write_profile(found, out):
     from planners.devices import this_machine
 
     cpu, _, version = this_machine()
-    saved = local_profiles() / machine_key(cpu, run.profile.threads, version)
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    written = [write_device_file(saved, text, force=True)]
+    written = []
+    if save:
+        saved = local_profiles() / machine_key(cpu, run.profile.threads, version)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        written.append(write_device_file(saved, text, force=True))
     if out:
         written.insert(0, write_device_file(out, text, force=True))
     return written

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Format, Impl, ints,
                           model_resolution, ModelFile, names, number, option, Resolution, Runtime,
-                          square)
+                          square, warn_implausible)
 from coreplan.app import NATIVE_HELP
 from coreplan.output import emit
 from costmodel.errors import CoreplanError
@@ -66,6 +68,7 @@ def simulate(model: str, device: str = option("device", ...),
     spec = get_model(model, model_file)
     c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch,
                   impl=impl, dtype=dtype)
+    warn_implausible(c)
     sim = run(c, dev, runtime, mode, optimizer)
     rows = [{"op": o.path, "class": o.op_class, "GFLOP": o.flops / 1e9, "MB": o.bytes / 1e6,
              "FLOP/B": o.intensity_flop_per_byte, "bound": o.bound, "from": o.source,
@@ -120,12 +123,22 @@ def calibrate(measurements: str = option("measurements", ..., help="validate CSV
     """
     from planners.calibrate import calibrate as run
     from planners.calibrate import device_file as calibrated_file
-    from planners.devices import get_device, write_device_file
+    from planners.devices import check_output_file, get_device, write_device_file
 
     fmt = check_format(fmt)
+    if not (math.isfinite(max_error) and max_error > 0):  # before fitting, not after
+        raise CoreplanError(f"--max-error must be a positive fraction (0.25 = 25%), got "
+                            f"{max_error:g}")
+    if out:
+        check_output_file(out, force)
+    files = names(measurements, "measurements")
+    resolved = [Path(f).resolve() for f in files]
+    repeated = sorted({f for f, r in zip(files, resolved) if resolved.count(r) > 1})
+    if repeated:
+        raise CoreplanError(f"--measurements lists {repeated[0]} more than once: its rows would "
+                            f"count twice")
     dev = get_device(device, device_file) if device else None
-    cal = run(names(measurements, "measurements"), dev, include_busy, holdout, device_file,
-              model_file)
+    cal = run(files, dev, include_busy, holdout, device_file, model_file)
     if out and cal.device is None:
         raise CoreplanError(f"--out writes one device, and the measurements name "
                             f"{len(cal.devices)}: give --device, or one device's files")
@@ -177,8 +190,8 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
          cores: Optional[int] = option("cores", None, help="C for --solve resolution|batch."),
          demand: Optional[str] = option("demand", None, help="Images/s to serve."),
          versus: Optional[str] = option("versus", None, help="Dense baseline model."),
-         max_resolution: int = option("max_resolution", MAX_RESOLUTION, help="Search limit of --solve resolution (px)."),
-         max_batch: int = option("max_batch", MAX_BATCH, help="Search limit of --solve batch."),
+         max_resolution: Optional[int] = option("max_resolution", None, help=f"Search limit of --solve resolution (px; default {MAX_RESOLUTION})."),
+         max_batch: Optional[int] = option("max_batch", None, help=f"Search limit of --solve batch (default {MAX_BATCH})."),
          impl: Optional[str] = Impl(), runtime: str = Runtime(),
          mode: str = option("mode", "inference", help="inference (a forward per batch) or "
                             "training (a training step per batch: its time and memory)."),
@@ -195,6 +208,13 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
     from planners.planner import plan as make_plan
 
     fmt = check_format(fmt)
+    for given, limit, what in ((max_resolution, "--max-resolution", "resolution"),
+                               (max_batch, "--max-batch", "batch")):
+        if given is not None and solve != what:  # a limit of a search not made means nothing
+            raise CoreplanError(f"{limit} limits --solve {what}'s search; this plan solves "
+                                f"{solve}: drop it, or pass --solve {what}")
+    max_resolution = MAX_RESOLUTION if max_resolution is None else max_resolution
+    max_batch = MAX_BATCH if max_batch is None else max_batch
     spec = get_model(model, model_file)
     budgets = Budgets(number(latency_ms, "latency_ms"), number(memory_gb, "memory_gb"),
                       number(throughput, "throughput"))

@@ -77,7 +77,37 @@ def configure(spec: ModelSpec, resolution, *, cores: int | None = None, batch: i
     if batch <= 0:
         raise ArgumentError("batch", f"must be positive, got {batch}")
     check_choice("dtype", dtype, DTYPE_BYTES)
-    return Config(spec, height, width, check_cores(spec, cores), batch, check_impl(spec, impl), dtype)
+    return Config(spec, height, width, check_cores(spec, cores), batch, check_impl(spec, impl),
+                  dtype)
+
+
+# Where the latency model stops: a layer's attention scores (B x H x N^2) beyond 2^62 cannot be
+# evaluated in 64-bit arithmetic (the exact FLOP count, in Python integers, still can), and are
+# ~10^6 times more than the largest accelerator holds.
+SCORES_LIMIT = 2 ** 62
+
+
+def check_countable(config: Config) -> Config:
+    """`config` if the latency model can evaluate it, else one clear error (SCORES_LIMIT)."""
+    scores = config.batch * config.spec.num_heads * config.seq_len ** 2
+    if scores >= SCORES_LIMIT:
+        raise ArgumentError("batch", f"{config.batch:,} at {config.height}x{config.width} px "
+                            f"makes {scores:.3g} attention scores a layer, beyond what any "
+                            f"device holds or the latency model evaluates (under "
+                            f"{SCORES_LIMIT:.3g}); `coreplan flops` still counts it")
+    return config
+# Beyond this a batch is answered with a warning that it is taken literally (the CLI warns of
+# sides above 16,384 px as it reads --resolution).
+PLAUSIBLE_BATCH = 65_536
+
+
+def implausible(config: Config) -> str | None:
+    """One line where a configuration's batch is finite but far beyond any deployment (above
+    PLAUSIBLE_BATCH), else None: the numbers are still given."""
+    if config.batch <= PLAUSIBLE_BATCH:
+        return None
+    return (f"batch {config.batch:,} is far beyond any deployment (up to {PLAUSIBLE_BATCH:,} is "
+            f"plausible): taken literally")
 
 
 def check_cores(spec: ModelSpec, cores: int | None) -> int:

@@ -30,10 +30,10 @@ def lookup(kind: str, name: str, table: dict, cutoff: float = 0.5):
 
 
 def read_text(path, what: str) -> str:
-    """A user file's text (UTF-8); a missing, directory, binary or unreadable file is one error
-    that names `what` it should have been (e.g. "model file")."""
+    """A user file's text (UTF-8, a byte-order mark dropped); a missing, directory, binary or
+    unreadable file is one error that names `what` it should have been (e.g. "model file")."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # a BOM is dropped
             return handle.read()
     except FileNotFoundError:
         raise CoreplanError(f"{what} {path}: no such file") from None

@@ -239,4 +239,8 @@ def get_model(name: str, model_file: str | Path | None = None) -> ModelSpec:
         mapped = timm_spec(name)
         if mapped is not None:
             return mapped
-    return lookup("model", name, models)
+    try:
+        return lookup("model", name, models)
+    except CoreplanError as err:
+        raise CoreplanError(f"{err} (timm names are taken too: vit_*_patch*_SIZE, deit*, "
+                            f"*_dinov2, *_dinov3)") from None

@@ -53,15 +53,28 @@ def _dense(name: str, family: str, **fields) -> ModelSpec:
 
 
 def _plain(name, size, patch, img, family="timm-vit", cls_tokens=1, layer_scale=False):
+    if img % patch or img > MAX_NAMED_SIDE:  # not a timm name (`vit_base_patch16_2244`)
+        return None
     dim, heads, depth, hidden = SIZES[size]
     return _dense(name, family, patch_size=patch, embed_dim=dim, num_heads=heads, depth=depth,
                   mlp_hidden_dim=hidden, pos_embed_grid=img // patch, cls_tokens=cls_tokens,
                   layer_scale=layer_scale)
 
 
-@lru_cache(maxsize=512)
+# the largest input side a timm model name carries (its pretrained size); more is a typo
+MAX_NAMED_SIDE = 1024
+
+
 def timm_spec(name: str) -> ModelSpec | None:
-    """The ModelSpec of a timm model name, or None if its family is not mapped."""
+    """The ModelSpec of a timm model name, or None if its family is not mapped. A pretrained
+    tag after a dot (`vit_small_patch14_dinov2.lvd142m`) names weights, not an architecture: it
+    is read and dropped. A plain ViT's input side must be a whole number of patches (at most
+    MAX_NAMED_SIDE px), as in every timm name."""
+    return _timm_spec(name.split(".", 1)[0])
+
+
+@lru_cache(maxsize=512)
+def _timm_spec(name: str) -> ModelSpec | None:
     if m := PLAIN.match(name):
         return _plain(name, m[1], int(m[2]), int(m[3]))
     if m := DEIT.match(name):

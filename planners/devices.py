@@ -482,6 +482,27 @@ def _check_readable(path: Path, text: str) -> None:
         raise CoreplanError(f"not writing {path}, which would not read back: {err}") from None
 
 
+def check_output_file(path: str | Path, force: bool = False, flag: str = "--out") -> Path:
+    """What writing a device file at `path` would refuse, said before any work is done: the
+    built-in catalog, a directory, an existing file without `force`, a missing or unwritable
+    directory."""
+    import os
+
+    path = Path(path)
+    if path.resolve() == CATALOG_PATH.resolve():
+        raise CoreplanError(f"{flag} {path} is coreplan's built-in device catalog: write elsewhere")
+    if path.is_dir():
+        raise CoreplanError(f"{flag} {path} is a directory: choose a file name")
+    if path.exists() and not force:
+        raise CoreplanError(f"{flag} {path} exists: pass --force to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CoreplanError(f"{flag} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CoreplanError(f"{flag} {path}: not writable here")
+    return path
+
+
 def write_device_file(path: str | Path, text: str, force: bool = False) -> Path:
     """Write a device file whole or not at all (a temporary file renamed into place); refuses the
     built-in catalog, and an existing file unless `force`."""

@@ -75,6 +75,9 @@ def footprint(c: Config, model: FootprintModel, framework: str = "torch") -> Foo
     if framework not in model.baseline_bytes:
         known = ", ".join(model.baseline_bytes) or "none"
         raise CoreplanError(f"no footprint baseline for framework {framework!r} (known: {known})")
+    if framework == "transformers" and c.spec.is_core:  # its process would be another's
+        raise CoreplanError(f"transformers has no {c.spec.name} (core-periphery models run in "
+                            f"plain torch): use --framework torch")
     mem = inference_memory(c)
     terms = {
         "runtime_baseline": model.baseline_bytes[framework],

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from costmodel.config import Config, check_cores, configure
+from costmodel.config import Config, check_cores, check_countable, configure
 from costmodel.cost import evaluate
 from costmodel.errors import ArgumentError
 from costmodel.memory import inference_memory
@@ -122,6 +122,8 @@ def _seconds_and_flops(configs: list[Config], device: DeviceSpec, runtime: str):
     spec, impl, dtype = configs[0].spec, configs[0].impl, configs[0].dtype
     if any((c.spec, c.impl, c.dtype) != (spec, impl, dtype) for c in configs):
         raise ArgumentError("configs", "must share one model, impl and dtype")
+    for c in configs:
+        check_countable(c)
     cost = evaluate(spec, impl, _stack_dims(configs))
     ops = op_rooflines(cost, device, dtype, runtime)
     seconds = np.atleast_1d(latency_s(ops, device))
@@ -438,10 +440,10 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
 def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, solve, cores, impl,
              max_resolution, max_batch, runtime, mode="inference", optimizer="sgd") -> Problem:
     from costmodel.errors import check_choice
-    from planners.roofline import RUNTIMES
+    from planners.roofline import check_runtime_dtype
 
     check_choice("solve", solve, SOLVES)
-    check_choice("runtime", runtime, RUNTIMES)
+    check_runtime_dtype(runtime, dtype)
     check_choice("mode", mode, ("inference", "training"))
     check_choice("optimizer", optimizer, tuple(OPTIMIZER_STATES))
     if resolution is None and solve != "resolution":

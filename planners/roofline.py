@@ -28,7 +28,7 @@ import numpy as np
 
 from costmodel.config import Config
 from costmodel.cost import GraphCost, config_cost
-from costmodel.errors import check_choice
+from costmodel.errors import CoreplanError, check_choice
 from costmodel.registry import MATRIX_CLASSES, OP_CLASSES, REGISTRY
 from planners.devices import HOST_RUNTIMES, DeviceSpec
 from planners.gpu_shapes import matmul_flops, quantized_matmul_flops
@@ -100,6 +100,17 @@ class OpRoofline:
         """The latency formula: reference / efficiency of the op's class + launch overhead."""
         return (self.reference_s(device) / device.efficiency[self.op_class]
                 + self.launches * device.kernel_launch_overhead_s)
+
+
+def check_runtime_dtype(runtime: str, dtype: str) -> None:
+    """A runtime under autocast (`+amp`) lowers fp32 weights to a 16-bit type: with dtype fp32
+    there is nothing to lower, and the request means plain fp32 (or a 16-bit dtype): one line
+    says so rather than answering a question nobody asked."""
+    check_choice("runtime", runtime, RUNTIMES)
+    if runtime.endswith(AMP) and dtype not in ("fp16", "bf16"):
+        raise CoreplanError(f"runtime {runtime} autocasts to a 16-bit type, and dtype {dtype} "
+                            f"has none to autocast to: use --runtime {runtime.removesuffix(AMP)} "
+                            f"for plain {dtype}, or --dtype fp16 or bf16 under autocast")
 
 
 def peak_flops_per_s(device: DeviceSpec, op_class: str, dtype: str) -> float:
@@ -435,7 +446,9 @@ def _op_time(op: OpRoofline, device: DeviceSpec) -> OpTime:
 
 def config_rooflines(config: Config, device: DeviceSpec,
                      runtime: str = "eager") -> tuple[OpRoofline, ...]:
-    return op_rooflines(config_cost(config), device, config.dtype, runtime)
+    from costmodel.config import check_countable
+
+    return op_rooflines(config_cost(check_countable(config)), device, config.dtype, runtime)
 
 
 MODES = ("inference", "training")
@@ -449,6 +462,7 @@ def simulate(config: Config, device: DeviceSpec, runtime: str = "eager",
     (planners/training_step.py; `torch_version` before 2.0 accumulates gradients into zeroed
     ones)."""
     check_choice("mode", mode, MODES)
+    check_runtime_dtype(runtime, config.dtype)
     if mode == "training":
         from planners.training_step import training_rooflines
 

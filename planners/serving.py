@@ -126,7 +126,10 @@ def make_policies(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype
     from costmodel.errors import check_choice
     from planners.planner import baseline_model
 
+    from planners.roofline import check_runtime_dtype
+
     check_choice("policy", policy, POLICIES)
+    check_runtime_dtype(runtime, dtype)
     _check_policy_arguments(spec, policy, cores, cores_allowed)
     base = versus or (baseline_model(spec) if spec.is_core else None)
     if base is not None and base.is_core:

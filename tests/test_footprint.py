@@ -31,8 +31,11 @@ def test_footprint_terms_by_hand():
                        "activations": round(1.7 * activations), "gemm_packing": round(0.5 * fc1),
                        "workspace": 15_000_000}
     assert f.total_bytes == sum(f.terms.values())
-    hf = footprint(c, TOY, "transformers")
-    assert hf.total_bytes - f.total_bytes == 30_000_000 + 85_000_000  # baseline and build differ
+    with pytest.raises(CoreplanError, match="transformers has no veca-small"):
+        footprint(c, TOY, "transformers")  # core models run in plain torch
+    dense = configure(get_model("dinov3-small"), 256, batch=2)
+    hf, plain = footprint(dense, TOY, "transformers"), footprint(dense, TOY, "torch")
+    assert hf.total_bytes - plain.total_bytes == 30_000_000 + 85_000_000  # baseline and build
 
 
 def test_a_fake_allocator_with_known_terms_is_recovered():

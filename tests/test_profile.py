@@ -166,6 +166,9 @@ def test_profile_command_writes_a_usable_device_file(cli, tmp_path):
                             "--threads", "1", "--no-footprint")
     assert code == 0, err
     assert "op points" in stdout and out.exists()
+    # two seconds measure few points: --out has them, this machine's saved profile is not replaced
+    assert "not saved as this machine's profile" in err
+    assert not list((tmp_path / "cache").rglob("*.toml"))
     code, stdout, err = cli("simulate", "veca-small", "--device", "here", "--device-file",
                             str(out), "--resolution", "224", "--dtype", "fp32", "--format", "json")
     assert code == 0, err

@@ -1,0 +1,133 @@
+"""Bad input, round two: each kind answered in one line before any work, or with a warning where
+the question is absurd but finite; each test failed before its fix."""
+
+import pytest
+
+from costmodel.errors import CoreplanError
+
+
+def one_line(code, err):
+    return code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def in_process(capsys, *argv):
+    """The CLI run in this process (so that monkeypatched stand-ins apply): (status, err)."""
+    from coreplan.cli import main
+
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_bare_coreplan_prints_its_help_as_help(cli):
+    code, out, err = cli()
+    assert code == 2
+    assert err.startswith("Usage: ") and "COMMAND [ARGS]" in err.splitlines()[0]
+    assert len(err.splitlines()) > 10  # the help as it is, not folded onto one error line
+    assert "Commands" in err and "coreplan: error" not in err
+
+
+def test_calibrate_checks_its_arguments_before_fitting(capsys, monkeypatch, tmp_path):
+    import planners.calibrate
+
+    def never(*args, **kwargs):
+        raise AssertionError("fitted before the arguments were checked")
+
+    monkeypatch.setattr(planners.calibrate, "calibrate", never)
+    rows = "data/measurements/cpu-epyc-2core-2026-11-24.csv"
+    for extra, said in ((["--max-error", "-1"], "--max-error must be a positive fraction"),
+                        (["--out", str(tmp_path)], "is a directory"),
+                        (["--out", str(tmp_path / "no" / "x.toml")], "does not exist"),
+                        ([], "more than once")):
+        listed = f"{rows},./{rows}" if not extra else rows
+        code, err = in_process(capsys, "calibrate", "--measurements", listed, "--device",
+                               "cpu-epyc-2core", *extra)
+        assert one_line(code, err) and said in err, err
+
+
+def test_a_csv_with_a_byte_order_mark_reads_as_without(tmp_path):
+    from costmodel.timm_results import read_timm
+
+    src = "data/public/timm/benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv"
+    text = open(src, encoding="utf-8").read()
+    path = tmp_path / "benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_timm(path).records == read_timm(src).records
+
+
+def test_profile_refuses_what_it_cannot_use_before_measuring(capsys, monkeypatch, tmp_path):
+    from coreplan import measure_commands
+
+    def never(*args, **kwargs):
+        raise AssertionError("measured before the arguments were checked")
+
+    monkeypatch.setattr(measure_commands, "_profile_with_progress", never)
+    code, err = in_process(capsys, "profile", "--threads", "100000", "--out",
+                           str(tmp_path / "p.toml"))
+    assert one_line(code, err) and "this machine has" in err
+    code, err = in_process(capsys, "profile", "--out", str(tmp_path), "--force")
+    assert one_line(code, err) and "is a directory" in err
+
+
+def test_a_partial_profile_never_replaces_this_machines(capsys, monkeypatch, tmp_path):
+    """A budget too short to measure most op points is not this machine's profile: without --out
+    nothing is written; with --out only that file (this machine's saved one is kept)."""
+    from types import SimpleNamespace
+
+    from coreplan import measure_commands
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    found = SimpleNamespace(curves=SimpleNamespace(measured=1, skipped=295))
+    monkeypatch.setattr(measure_commands, "_profile_with_progress", lambda *a, **k: found)
+    code, err = in_process(capsys, "profile", "--budget-s", "1")
+    assert one_line(code, err) and "measured 1 of 296 op points" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_configuration_beyond_counting_is_refused_and_an_absurd_one_warned(cli):
+    code, _, err = cli("simulate", "veca-base", "--device", "h100-sxm", "--resolution",
+                       "1000000", "--batch", "1000000000000")
+    # the side's and the batch's warnings, then the refusal: no traceback
+    lines = err.splitlines()
+    assert code == 2 and "Traceback" not in err
+    assert all(line.startswith("coreplan: warning:") for line in lines[:-1])
+    assert lines[-1].startswith("coreplan: error:") and "attention scores a layer" in lines[-1]
+    code, out, err = cli("flops", "veca-base", "--resolution", "224", "--batch",
+                         "1000000000000")
+    assert code == 0 and "coreplan: warning: batch 1,000,000,000,000 is far beyond" in err
+    code, out, err = cli("flops", "veca-base", "--resolution", "224", "--batch", "64")
+    assert code == 0 and "warning" not in err
+
+
+@pytest.mark.parametrize("command", [
+    ("plan", "veca-small", "--device", "h100-sxm", "--resolution", "224"),
+    ("simulate", "veca-small", "--device", "h100-sxm", "--resolution", "224"),
+    ("serve", "veca-small", "--device", "h100-sxm", "--resolution", "224", "--rate", "100",
+     "--slo-ms", "50"),
+])
+def test_autocast_to_fp32_is_refused_as_meaning_plain_fp32(cli, command):
+    code, _, err = cli(*command, "--dtype", "fp32", "--runtime", "eager+amp")
+    assert one_line(code, err) and "use --runtime eager for plain fp32" in err
+
+
+def test_a_search_limit_without_its_search_is_refused(cli):
+    code, _, err = cli("plan", "veca-small", "--device", "l4", "--resolution", "224",
+                       "--max-resolution", "2048")
+    assert one_line(code, err) and "--max-resolution limits --solve resolution" in err
+    code, _, err = cli("plan", "veca-small", "--device", "l4", "--resolution", "224",
+                       "--max-batch", "64")
+    assert one_line(code, err) and "--max-batch limits --solve batch" in err
+
+
+def test_transformers_has_no_core_model(cli):
+    code, _, err = cli("memory", "veca-base", "--device", "cpu-epyc-2core", "--framework",
+                       "transformers", "--resolution", "224")
+    assert one_line(code, err) and "transformers has no veca-base" in err
+
+
+def test_timm_names_a_typo_is_not_a_model_and_a_tag_is_dropped():
+    from costmodel.spec import get_model
+
+    with pytest.raises(CoreplanError, match="timm names are taken too"):
+        get_model("vit_base_patch16_2244")  # 2244 px is no whole number of 16 px patches
+    tagged = get_model("vit_small_patch14_dinov2.lvd142m")
+    assert tagged == get_model("vit_small_patch14_dinov2")
