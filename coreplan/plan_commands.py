@@ -83,6 +83,7 @@ def simulate(model: str, device: str = option("device", ...),
                f"{' training step (' + optimizer + ')' if mode == 'training' else ''}: "
                f"{sim.latency_s * 1e3:.4g} ms (roofline floor {sim.floor_s * 1e3:.4g} ms)",
          caption=(f"note: {dev.measured_elsewhere()}\n" if dev.measured_elsewhere() else "")
+                 + (f"note: {dev.assumptions()}\n" if dev.assumptions() else "")
                  + f"time share: compute-bound {share['compute']:.0%}, memory-bound "
                  f"{share['memory']:.0%}, launch overhead {share['overhead']:.0%}"
                  + (f"\n{host_note(sim, dev)}" if host_note(sim, dev) else "")
@@ -282,6 +283,8 @@ def _plan_table(p, device) -> None:
     elsewhere = device.measured_elsewhere()
     if elsewhere:
         caption += f"\nnote: {elsewhere}"
+    if device.assumptions():
+        caption += f"\nnote: {device.assumptions()}"
     if p.chosen is not None and p.chosen.host_bound:
         caption += (f"\nnote: host-bound: at batch {p.chosen.batch} the CPU issuing launches "
                     f"takes longer than the GPU's work (host_launch_s, the catalog's default "

@@ -66,6 +66,15 @@ class Config:
                               elem_bytes=self.elem_bytes)
 
 
+def check_side(spec: ModelSpec, side: int) -> int:
+    """A square input side that is a whole number of the model's patches (every command's one
+    rule: computed at the side asked, or refused naming the nearest side below)."""
+    if side % spec.patch_size:
+        raise ArgumentError("resolution", f"{side}x{side} is not a multiple of {spec.name}'s "
+                            f"patch size {spec.patch_size} (try {spec.round_resolution(side)})")
+    return side
+
+
 def configure(spec: ModelSpec, resolution, *, cores: int | None = None, batch: int = 1,
               impl: str | None = None, dtype: str = "fp32") -> Config:
     """Validate user input and build a Config; every error is one clear line."""

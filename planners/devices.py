@@ -89,6 +89,23 @@ class DeviceSpec:
         return (f"{self.name} was measured on {self.measured_on}; this machine is {here}: its "
                 f"predictions are that machine's (`coreplan profile` measures this one)")
 
+    def assumptions(self) -> str | None:
+        """For a GPU without the numbers the shape and clock model need, one line naming them
+        and what is assumed in their place; None where nothing is missing."""
+        if self.kind != "gpu":
+            return None
+        said = []
+        if not self.sm_count:
+            said.append("sm_count (tiles and waves are not rounded up: small batches come out "
+                        "faster)")
+        missing = [k for k in ("boost_clock_hz", "board_power_w") if not getattr(self, k)]
+        if missing:
+            said.append(f"{' and '.join(missing)} (the matrix peak is taken at the rated clock "
+                        f"under any load: a power-limited part comes out faster)")
+        if not said:
+            return None
+        return f"{self.name} has no {'; no '.join(said)}"
+
     def check_dtype(self, dtype: str) -> None:
         """A profiled device answers for the dtype its op times were measured in, and no other
         (its curves are that dtype's); one line says so."""
@@ -280,8 +297,24 @@ PHYSICAL_LIMITS = {"peak_flops_per_s": 1e17, "memory_bandwidth_bytes_per_s": 1e1
 MAX_EFFICIENCY = {False: 1.25, True: 2.0}
 
 
+# Below these a number is a unit mistake (TFLOP/s, GB/s or GB written where the file takes FLOP/s,
+# B/s and B), not a device: 100 MFLOP/s, 10 MB/s and 10 MB are below any processor ViTs run on.
+PHYSICAL_MINIMUMS = {"peak_flops_per_s": (1e8, "FLOP/s (2 per multiply-add), not TFLOP/s"),
+                     "memory_bandwidth_bytes_per_s": (1e7, "B/s, not GB/s"),
+                     "memory_capacity_bytes": (1e7, "bytes, not GB"),
+                     "board_power_w": (1.0, "watts")}
+
+
 def _check_physical(path, d: DeviceSpec) -> None:
     where = f"device file {path}: [devices.{d.name}]"
+    lows = {"peak_flops_per_s": min(d.peak_flops_per_s.values()),
+            "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
+            "memory_capacity_bytes": d.memory_capacity_bytes, "board_power_w": d.board_power_w}
+    for key, value in lows.items():
+        low, unit = PHYSICAL_MINIMUMS[key]
+        if value is not None and value < low:
+            raise CoreplanError(f"{where} {key}: {value:g} is below {low:g}, less than any device "
+                                f"has; the file takes {unit}")
     values = {"peak_flops_per_s": max(d.peak_flops_per_s.values()),
               "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
               "memory_capacity_bytes": d.memory_capacity_bytes,

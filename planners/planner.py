@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from costmodel.config import Config, check_cores, check_countable, configure
+from costmodel.config import Config, check_cores, check_countable, check_side, configure
 from costmodel.cost import evaluate
 from costmodel.errors import ArgumentError
 from costmodel.memory import inference_memory
@@ -281,7 +281,8 @@ class Plan:
                 "demand_img_per_s": self.demand_img_per_s, "devices_needed": self.devices_needed,
                 "at_search_limit": self.at_search_limit,
                 "measured_elsewhere": (self.problem.device.measured_elsewhere()
-                                       if self.problem else None)}
+                                       if self.problem else None),
+                "assumptions": self.problem.device.assumptions() if self.problem else None}
 
     def to_frame(self):
         """The candidates (and the baseline, model column set) as a pandas DataFrame."""
@@ -451,6 +452,8 @@ def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, 
         if resolution is None:
             raise ArgumentError("resolution", f"is required unless solve is 'resolution' "
                                               f"({spec.name} has no native input size)")
+    if resolution is not None and solve != "resolution":
+        check_side(spec, resolution)
     if solve == "cores" and cores is not None:
         raise ArgumentError("cores", "fixes C when solving for resolution or batch; when solving "
                             "for cores, restrict the budgets searched with the allowed budgets")

@@ -128,8 +128,11 @@ def make_policies(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype
 
     from planners.roofline import check_runtime_dtype
 
+    from costmodel.config import check_side
+
     check_choice("policy", policy, POLICIES)
     check_runtime_dtype(runtime, dtype)
+    check_side(spec, resolution)
     _check_policy_arguments(spec, policy, cores, cores_allowed)
     base = versus or (baseline_model(spec) if spec.is_core else None)
     if base is not None and base.is_core:

@@ -131,3 +131,54 @@ def test_timm_names_a_typo_is_not_a_model_and_a_tag_is_dropped():
         get_model("vit_base_patch16_2244")  # 2244 px is no whole number of 16 px patches
     tagged = get_model("vit_small_patch14_dinov2.lvd142m")
     assert tagged == get_model("vit_small_patch14_dinov2")
+
+
+GPU_FILE = ("[devices.g]\nkind = 'gpu'\nsource = 'test'\n"
+            "peak_flops_per_s = {{ fp32 = {fp32}, bf16 = 362e12 }}\n"
+            "memory_bandwidth_bytes_per_s = {bw}\nmemory_capacity_bytes = {cap}\n{extra}")
+
+
+@pytest.mark.parametrize("fields,said", [
+    (dict(fp32="91.6"), "the file takes FLOP/s (2 per multiply-add), not TFLOP/s"),
+    (dict(bw="864"), "the file takes B/s, not GB/s"),
+    (dict(cap="48"), "the file takes bytes, not GB"),
+    (dict(extra="board_power_w = 1e-3\n"), "the file takes watts"),
+])
+def test_a_device_file_in_the_wrong_units_is_refused(cli, tmp_path, fields, said):
+    values = dict(fp32="91.6e12", bw="864e9", cap="48e9", extra="")
+    values.update(fields)
+    path = tmp_path / "g.toml"
+    path.write_text(GPU_FILE.format(**values))
+    code, _, err = cli("plan", "veca-base", "--device", "g", "--device-file", str(path),
+                       "--resolution", "512")
+    assert one_line(code, err) and said in err, err
+
+
+def test_a_gpu_without_its_shape_and_power_numbers_says_what_is_assumed(cli, tmp_path):
+    import json
+
+    path = tmp_path / "g.toml"
+    path.write_text(GPU_FILE.format(fp32="91.6e12", bw="864e9", cap="48e9", extra=""))
+    code, out, err = cli("plan", "veca-base", "--device", "g", "--device-file", str(path),
+                         "--resolution", "512", "--format", "json")
+    assert code == 0, err
+    said = json.loads(out)["assumptions"]
+    assert "no sm_count" in said and "boost_clock_hz and board_power_w" in said
+    code, out, _ = cli("simulate", "veca-base", "--device", "g", "--device-file", str(path),
+                       "--resolution", "512")
+    assert code == 0 and "note: g has no sm_count" in out
+    code, out, _ = cli("plan", "veca-base", "--device", "h100-sxm", "--resolution", "512",
+                       "--format", "json")
+    assert json.loads(out)["assumptions"] is None  # the catalog's H100 has all three
+
+
+@pytest.mark.parametrize("command", [
+    ("plan", "veca-small", "--device", "l4"),
+    ("serve", "veca-small", "--device", "l4", "--rate", "100", "--slo-ms", "100"),
+    ("simulate", "veca-small", "--device", "l4"),
+    ("flops", "veca-small"),
+])
+def test_one_resolution_rule_for_every_command(cli, command):
+    """A side that is no whole number of patches is refused alike, naming the side below."""
+    code, _, err = cli(*command, "--resolution", "500")
+    assert one_line(code, err) and "not a multiple of veca-small's patch size 16 (try 496)" in err
