@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 
-from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Dtype, Format, Impl,
+from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Format, Impl,
                           model_resolution, ModelFile, NATIVE_HELP, option, OutputDim, Resolution,
                           Scope, sides, warn_implausible, with_output_dim)
 from coreplan.output import emit
@@ -97,7 +97,9 @@ def _training_flops(c, teacher, model_file, fmt) -> None:
 @app.command()
 def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP),
            cores: Optional[int] = Cores(),
-           batch: int = Batch(), dtype: str = Dtype(),
+           batch: int = Batch(),
+           dtype: str = option("dtype", "auto", help="fp32, bf16, fp16, or auto: the device's "
+                               "best supported, as plan takes it."),
            mode: str = option("mode", "inference", help="inference or training."),
            impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
            teacher: Optional[str] = option("teacher", None, help="Training: a dense distillation teacher."),
@@ -111,8 +113,13 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
     from planners.devices import get_device
     from planners.footprint import FRAMEWORKS, footprint
 
+    from planners.planner import best_dtype
+
     check_choice("mode", mode, ("inference", "training"))
     spec = with_output_dim(get_model(model, model_file), output_dim)
+    dev = get_device(device, device_file)
+    dtype_auto = dtype == "auto"
+    dtype = best_dtype(dev) if dtype_auto else dtype
     c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch, impl=impl,
                   dtype=dtype)
     warn_implausible(c)
@@ -125,7 +132,6 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
         taught = teacher_config(c, get_model(teacher, model_file))
     m = memory_of(c, mode, taught)
     check_choice("framework", framework, FRAMEWORKS)
-    dev = get_device(device, device_file)
     fp = footprint(c, dev.footprint, framework) if mode == "inference" and dev.footprint else None
     doc = {"model": c.spec.name, "resolution": [c.height, c.width], "patch_tokens": c.patch_tokens,
            "core_tokens": c.core_tokens, "batch": c.batch, "dtype": dtype, "mode": mode,
@@ -135,20 +141,22 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
            "footprint_bytes": fp.total_bytes if fp else None,
            "footprint_terms": fp.terms if fp else None,
            "footprint_device": dev.name if fp else None, "footprint_framework": framework}
-    rows = [{"term": k, "bytes": v, "MiB": v / 2**20} for k, v in m.terms.items()]
+    rows = [{"term": k, "bytes": v, "MB": v / 1e6} for k, v in m.terms.items()]
     rows += [{"term": "activation_peak", "bytes": m.activation_peak_bytes,
-              "MiB": m.activation_peak_bytes / 2**20},
-             {"term": "total (tensors)", "bytes": m.total_bytes, "MiB": m.total_bytes / 2**20}]
+              "MB": m.activation_peak_bytes / 1e6},
+             {"term": "total (tensors)", "bytes": m.total_bytes, "MB": m.total_bytes / 1e6}]
     if fp:
-        rows += [{"term": f"footprint/{k}", "bytes": v, "MiB": v / 2**20}
+        rows += [{"term": f"footprint/{k}", "bytes": v, "MB": v / 1e6}
                  for k, v in fp.terms.items()]
         rows.append({"term": "footprint (process)", "bytes": fp.total_bytes,
-                     "MiB": fp.total_bytes / 2**20})
+                     "MB": fp.total_bytes / 1e6})
     emit(check_format(fmt), document=doc, rows=rows,
          title=f"{c.spec.name} {c.height}x{c.width} B={c.batch} {dtype} {mode} "
                f"(peak at {m.peak_stage})",
-         caption=(f"footprint on {dev.name} with {framework}: {dev.footprint.source}"
-                  if fp else None))
+         caption=(f"MB: 10^6 bytes, as plan's GB are 10^9; dtype {dtype}"
+                  + (" (the device's best supported, as plan takes it)" if dtype_auto else "")
+                  + (f"\nfootprint on {dev.name} with {framework}: {dev.footprint.source}"
+                     if fp else "")))
 
 
 @app.command()

@@ -74,6 +74,7 @@ def serve(model: str, device: str = option("device", ...),
     timeout_s = _at_least_zero(batch_timeout_ms, "batch_timeout_ms") / 1e3
     rate_value = _positive(rate, "rate") if rate is not None else None
     duration = _positive(duration_s, "duration_s") if duration_s is not None else None
+    _warn_absurd(devices, timeout_s, slo_s, rate_value)
     dev = get_device(device, device_file)
     dtype = best_dtype(dev) if dtype == "auto" else dtype
     spec = get_model(model, model_file)
@@ -127,6 +128,26 @@ def _at_least_zero(text: str, name: str) -> float:
     return value
 
 
+# Past these a serving question is answered with a warning that it is taken literally.
+PLAUSIBLE_RATE = 1e9  # img/s: a million devices at a thousand each
+LONGEST_TRACE_S = 1e7  # s: 116 days
+
+
+def _warn_absurd(devices: int, timeout_s: float, slo_s: float, rate: Optional[float]) -> None:
+    said = []
+    if devices > MAX_DEVICES:
+        said.append(f"--devices {devices:,} is beyond any fleet serve searches "
+                    f"(up to {MAX_DEVICES:,})")
+    if timeout_s > slo_s:
+        said.append(f"--batch-timeout-ms {timeout_s * 1e3:g} is longer than the objective's "
+                    f"{slo_s * 1e3:g} ms: a request can wait past it for its batch to fill")
+    if rate is not None and rate > PLAUSIBLE_RATE:
+        said.append(f"--rate {rate:g} img/s is far beyond any deployment (up to "
+                    f"{PLAUSIBLE_RATE:g} is plausible)")
+    for line in said:
+        print(f"coreplan: warning: {line}; taken literally", file=sys.stderr)
+
+
 def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float], seed: int):
     """The arrival times and the offered rate (img/s)."""
     from planners import workload
@@ -144,6 +165,10 @@ def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float],
         raise CoreplanError(f"unknown --arrivals {kind!r}; choose poisson, bursty or a trace file")
     times = workload.read_trace(kind, rate_value, duration)
     span = float(times[-1] - times[0]) or 1.0
+    if span > LONGEST_TRACE_S:
+        print(f"coreplan: warning: the trace spans {span:.3g} s (its last arrival at "
+              f"{float(times[-1]):.3g} s), beyond any recorded workload ({LONGEST_TRACE_S:g} s "
+              f"is 116 days); taken literally", file=sys.stderr)
     return times, rate_value or len(times) / span
 
 
@@ -152,9 +177,11 @@ def _quality(path: Optional[str], spec):
         return None
     if not spec.is_core:
         raise CoreplanError(f"--quality maps core budgets; {spec.name} is dense")
-    from planners.workload import read_quality
+    from planners.workload import check_quality_budgets, read_quality
 
-    return read_quality(path)
+    table = read_quality(path)
+    check_quality_budgets(table, spec)
+    return table
 
 
 def _emit_results(fmt, results, title, slo_s, offered, capacities, quality_given) -> None:

@@ -177,4 +177,26 @@ def read_quality(path) -> dict[int, float]:
             table[cores] = quality
     if not table:
         raise CoreplanError(f"quality file {path}: no core budget has a quality")
+    negative = [c for c, q in table.items() if q < 0]
+    if negative:
+        raise CoreplanError(f"quality file {path}: C={negative[0]}: quality {table[negative[0]]:g} "
+                            f"is negative (a quality is a score such as accuracy, in [0, 1] or "
+                            f"percent)")
+    values = list(table.values())
+    if max(values) > 1 and min(values) <= 1:  # 0.81 beside 79.3: fractions and percentages
+        raise CoreplanError(f"quality file {path}: mixes fractions (at most 1: "
+                            f"{min(values):g}) and percentages (above 1: {max(values):g}); "
+                            f"write one scale")
+    if max(values) > 100:
+        raise CoreplanError(f"quality file {path}: quality {max(values):g} is above 100, "
+                            f"neither a fraction nor a percentage")
     return table
+
+
+def check_quality_budgets(table: dict[int, float], spec) -> None:
+    """Every C of a quality table is one of the model's budgets (a row for another C would be
+    read for a C the model never runs)."""
+    foreign = sorted(c for c in table if c not in spec.budgets)
+    if foreign:
+        raise CoreplanError(f"quality file: C={foreign[0]} is not a core budget of {spec.name} "
+                            f"({', '.join(map(str, spec.budgets))})")

@@ -182,3 +182,49 @@ def test_one_resolution_rule_for_every_command(cli, command):
     """A side that is no whole number of patches is refused alike, naming the side below."""
     code, _, err = cli(*command, "--resolution", "500")
     assert one_line(code, err) and "not a multiple of veca-small's patch size 16 (try 496)" in err
+
+
+SERVE = ("serve", "veca-small", "--device", "l4", "--resolution", "224", "--slo-ms", "100")
+
+
+@pytest.mark.parametrize("extra,said", [
+    (("--rate", "100", "--batch-timeout-ms", "1e30"), "--batch-timeout-ms 1e+30 is longer"),
+    (("--rate", "1e30", "--duration-s", "1e-24"), "--rate 1e+30 img/s is far beyond"),
+    (("--rate", "100", "--devices", "100000"), "--devices 100,000 is beyond any fleet"),
+])
+def test_serve_answers_an_absurd_question_with_a_warning(cli, extra, said):
+    code, _, err = cli(*SERVE, *extra)
+    assert code == 0 and f"coreplan: warning: {said}" in err, err
+
+
+def test_a_trace_spanning_ages_is_warned(cli, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("0\n0.5\n1e300\n")
+    code, _, err = cli(*SERVE, "--arrivals", str(trace))
+    assert "coreplan: warning: the trace spans 1e+300 s" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("rows,said", [
+    ("8,0.7\n16,79.5\n", "mixes fractions (at most 1: 0.7) and percentages (above 1: 79.5)"),
+    ("8,-0.2\n16,0.8\n", "C=8: quality -0.2 is negative"),
+    ("8,0.7\n12,0.75\n", "C=12 is not a core budget of veca-small"),
+    ("8,170\n16,180\n", "above 100, neither a fraction nor a percentage"),
+])
+def test_a_quality_file_that_means_something_else_is_refused(cli, tmp_path, rows, said):
+    quality = tmp_path / "q.csv"
+    quality.write_text("cores,quality\n" + rows)
+    code, _, err = cli(*SERVE, "--rate", "100", "--quality", str(quality))
+    assert one_line(code, err) and said in err, err
+
+
+def test_memory_and_plan_take_one_default_dtype_and_one_unit(cli):
+    import json
+
+    code, out, _ = cli("memory", "veca-base", "--device", "h100-sxm", "--resolution", "512",
+                       "--format", "json")
+    code2, out2, _ = cli("plan", "veca-base", "--device", "h100-sxm", "--resolution", "512",
+                         "--format", "json")
+    assert code == code2 == 0
+    assert json.loads(out)["dtype"] == json.loads(out2)["dtype"] == "bf16"
+    code, out, _ = cli("memory", "veca-base", "--device", "h100-sxm", "--resolution", "512")
+    assert " MB" in out and "MiB" not in out.split("footprint on")[0]
