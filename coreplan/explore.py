@@ -208,7 +208,7 @@ const ROWS = [["latency (ms per batch)", v=>fmt(v.latency_ms), "latency_ms", v=>
   ["memory, process footprint (GB)", v=>fmt(v.memory_bytes/GB), "memory_bytes", v=>v.memory_bytes],
   ["throughput (images/s)", v=>fmt(v.throughput_img_per_s), "throughput_img_per_s", v=>v.throughput_img_per_s],
   ["forward (GFLOP per batch)", v=>fmt(v.flops/1e9), "flops", v=>v.flops],
-  ["tightest limit (use)", v=>`${v.tightest} ${pct(v.usage[v.tightest])}`, "binding", v=>v.tightest],
+  ["tightest limit (use)", v=>`${v.tightest} ${pct(v.usage[v.tightest])}`, "tightest", v=>v.tightest],
   ["fits every budget", v=>v.fits?"yes":"no", "feasible", v=>v.fits],
   ["devices for the demand", v=>v.devices!==null ? v.devices.toLocaleString("en") :
     !(parseFloat($("demand").value) > 0) ? "set a demand" : "none: it does not fit", "devices_needed",

@@ -100,7 +100,7 @@ def plan_rows(p) -> list[dict]:
             out["ms 5-95%"] = f"{_short(low)}-{_short(high)}" if low else ""
         out.update({"GB": c.memory_bytes / GB, "img/s": c.throughput_img_per_s,
                     "fits": "yes" if c.feasible else "no",
-                    "tightest": f"{c.binding} {_share(c.usage[c.binding])}", "": mark})
+                    "tightest": f"{c.tightest} {_share(c.usage[c.tightest])}", "": mark})
         return out
 
     rows = [row(c, p.model, "<-" if c == p.chosen else "") for c in p.candidates]
@@ -110,7 +110,7 @@ def plan_rows(p) -> list[dict]:
 
 
 def _short(value: float) -> str:
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"  # thousands as the ms column
 
 
 def _share(usage: float) -> str:

@@ -79,7 +79,8 @@ def simulate(model: str, device: str = option("device", ...),
              for o in sim.ops]
     share = sim.bound_share()
     emit(fmt, document={**asdict(sim), "bound_share": share}, rows=rows, table_rows=short,
-         title=f"{c.spec.name} {c.height}px C={c.core_tokens} B={c.batch} {dtype} on {dev.name}"
+         title=f"{c.spec.name} {c.height}px{f' C={c.core_tokens}' if c.spec.is_core else ''} "
+               f"B={c.batch} {dtype} on {dev.name}"
                f"{' training step (' + optimizer + ')' if mode == 'training' else ''}: "
                f"{sim.latency_s * 1e3:.4g} ms (roofline floor {sim.floor_s * 1e3:.4g} ms)",
          caption=(f"note: {dev.measured_elsewhere()}\n" if dev.measured_elsewhere() else "")
@@ -91,6 +92,12 @@ def simulate(model: str, device: str = option("device", ...),
                     f"{dev.board_power_w:g} W sustains)" if dev.clock_scale() < 1 else "")
                  + ("\nfrom: roof = roofline, prof = profiled time; us: microseconds"
                     if fmt == "table" else ""))
+
+
+def _solve_words(p) -> str:
+    """What the plan solved: a dense model has no C to solve for."""
+    dense = p.problem is not None and not p.problem.spec.is_core
+    return "as given (a dense model has no C)" if dense and p.solve == "cores" else f"solve {p.solve}"
 
 
 def _g(value: float) -> str:
@@ -258,10 +265,10 @@ def _plan_csv(plans) -> None:
             rows.append({"device": p.device, "model": model, "dtype": p.dtype, "mode": p.mode,
                          "runtime": p.runtime, "solve": p.solve,
                          "cores": c.cores, "resolution": c.resolution, "batch": c.batch,
-                         "flops": c.flops, "latency_ms": c.latency_ms, "latency_ms_low": low,
+                         "flops": int(round(c.flops)), "latency_ms": c.latency_ms, "latency_ms_low": low,
                          "latency_ms_high": high, "memory_bytes": c.memory_bytes,
                          "throughput_img_per_s": c.throughput_img_per_s, "feasible": c.feasible,
-                         "binding": c.binding, "usage": c.usage[c.binding],
+                         "tightest": c.tightest, "usage": c.usage[c.tightest],
                          "host_bound": c.host_bound, "role": role})
     csv_rows(rows)
 
@@ -302,6 +309,6 @@ def _plan_table(p, device) -> None:
     emit("table", document=None, rows=rows,
          title=f"{p.model} on {device.name}{at}"
                f"{' (training step, ' + p.problem.optimizer + ')' if p.mode == 'training' else ''}"
-               f": solve {p.solve}, {p.dtype}"
+               f": {_solve_words(p)}, {p.dtype}"
                f"{'' if p.runtime == 'eager' else ' ' + p.runtime}, budgets: {limits}",
          caption=caption)

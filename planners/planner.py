@@ -56,13 +56,14 @@ class Candidate:
     memory_bytes: int
     throughput_img_per_s: float
     feasible: bool
-    binding: str
+    tightest: str  # the limit closest to binding (highest use); binding only when infeasible
     usage: dict[str, float]  # value / limit per constraint
     tensor_memory_bytes: int = 0  # weights + live-tensor peak (memory_bytes is the process footprint)
     host_bound: bool = False  # GPU: the host issuing launches takes longer than the GPU's work
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["flops"] = int(round(self.flops))  # FLOPs are counted: an integer, not 7.3e11 as a float
         d["latency_ms_interval"] = list(self.latency_ms_interval) if self.latency_ms_interval else None
         return d
 
@@ -155,9 +156,9 @@ def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
     if device.latency_interval:
         low = (work if host_bound else seconds) * device.latency_interval[0]
         interval = (low * 1e3, seconds * 1e3 * device.latency_interval[1])
-    binding = max(usage, key=usage.get)
+    tightest = max(usage, key=usage.get)
     return Candidate(c.core_tokens or None, c.height, c.batch, flops, seconds * 1e3, interval,
-                     memory, throughput, usage[binding] <= 1.0, binding, usage,
+                     memory, throughput, usage[tightest] <= 1.0, tightest, usage,
                      tensor_bytes(c, mode, optimizer), host_bound)
 
 
@@ -350,8 +351,11 @@ def _solve_resolution(problem: Problem) -> tuple[Candidate | None, list[Candidat
     keys = {1, max(1, limit // p)} | {max(1, px // p) for px in LADDER_PX if px <= limit}
     best, ladder = _largest_on_ladder(keys, many, lambda c: c.feasible)
     chosen = many([best])[0] if best else None
-    candidates = sorted([*ladder, *([chosen] if chosen else [])], key=lambda c: c.resolution)
-    return chosen, _unique(candidates)
+    # the search starts at one patch (a tight budget still finds its answer); the rows listed
+    # start at the ladder's first side, below it only the answer itself
+    shown = [c for c in ladder if c.resolution >= min(LADDER_PX)]
+    candidates = sorted([*shown, *([chosen] if chosen else [])], key=lambda c: c.resolution)
+    return chosen, _unique(candidates or ladder)
 
 
 def _solve_batch(problem: Problem) -> tuple[Candidate | None, list[Candidate]]:
@@ -483,13 +487,13 @@ def allowed_budgets(spec: ModelSpec, cores_allowed) -> list:
 
 # --------------------------------------------------------------------------- explaining a plan
 def describe(c: Candidate, budgets: Budgets, device: DeviceSpec) -> str:
-    """The candidate's binding constraint in words, e.g. 'latency 25.1 ms > 20 ms'."""
+    """The candidate's tightest constraint in words, e.g. 'latency 25.1 ms > 20 ms'."""
     sign = ">" if not c.feasible else "<="
-    if c.binding == "latency":
+    if c.tightest == "latency":
         return f"latency {c.latency_ms:.4g} ms {sign} {budgets.latency_ms:g} ms"
-    if c.binding == "memory":
+    if c.tightest == "memory":
         return f"memory {c.memory_bytes / GB:.4g} GB {sign} {budgets.memory_gb:g} GB"
-    if c.binding == "throughput":
+    if c.tightest == "throughput":
         sign = "<" if not c.feasible else ">="
         return (f"throughput {c.throughput_img_per_s:.4g} img/s {sign} "
                 f"{budgets.throughput_img_per_s:g} img/s")
@@ -500,7 +504,7 @@ def describe(c: Candidate, budgets: Budgets, device: DeviceSpec) -> str:
 def infeasible_message(p: Plan) -> str:
     """One line: the smallest violation and the nearest feasible alternative."""
     problem = p.problem
-    worst = min(p.candidates, key=lambda c: c.usage[c.binding])
+    worst = min(p.candidates, key=lambda c: c.usage[c.tightest])
     where = f"C={worst.cores} " if worst.cores else ""
     line = (f"nothing feasible for {p.model} on {p.device}: the smallest violation is at "
             f"{where}{worst.resolution} px, batch {worst.batch}: "

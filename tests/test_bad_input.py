@@ -159,7 +159,7 @@ def test_a_plan_at_the_top_of_its_search_says_no_budget_binds(cli):
                        "--latency-ms", "50", "--format", "json")
     doc = json.loads(out)
     assert doc["chosen"]["latency_ms"] <= 50 and doc["at_search_limit"] is False
-    assert doc["chosen"]["binding"] == "latency"
+    assert doc["chosen"]["tightest"] == "latency"
 
 
 def test_plan_as_csv_and_chart_with_a_model_file(cli, tmp_path):

@@ -79,7 +79,7 @@ def test_memory_budget_is_in_decimal_gigabytes():
     short = plan(spec, device, resolution=512, batch=8, cores_allowed=[64],
                  budgets=Budgets(memory_gb=m / 1e9 * 0.99)).candidates[0]
     # read as GiB the budget would be 7.4% larger and this candidate would fit
-    assert not short.feasible and short.binding == "memory"
+    assert not short.feasible and short.tightest == "memory"
     assert short.usage["memory"] == pytest.approx(1 / 0.99, rel=1e-9)
 
 

@@ -141,14 +141,14 @@ def check_sample(sample: dict, device_file=None) -> None:
         assert float(shown[key]) == want[key], (sample, key)
     interval = want["latency_ms_interval"]
     assert shown["latency_ms_interval"] == (" ".join(map(repr, interval)) if interval else "none")
-    assert shown["binding"] == want["binding"] and shown["feasible"] == str(want["feasible"]).lower()
+    assert shown["tightest"] == want["tightest"] and shown["feasible"] == str(want["feasible"]).lower()
     needed = planned["devices_needed"]
     assert shown["devices_needed"] == ("none" if needed is None else str(needed)), sample
     if planned["baseline"] is not None:
         base = planned["baseline"]
         for key in ("latency_ms", "memory_bytes", "throughput_img_per_s", "flops"):
             assert float(sample["baseline"][key]) == base[key], (sample, key)
-        assert sample["baseline"]["binding"] == base["binding"]
+        assert sample["baseline"]["tightest"] == base["tightest"]
     # the charts mark the current choice at its x with the shown value
     charts = sample["charts"]
     assert charts["chart-res|latency"] == [str(want["resolution"]), shown["latency_ms"]]

@@ -225,7 +225,7 @@ def test_plan_json_has_the_documented_schema(cli):
     assert doc["runtime"] == "eager"
     assert doc["budgets"] == {"latency_ms": 25.0, "memory_gb": 10.0, "throughput_img_per_s": None}
     keys = {"cores", "flops", "latency_ms", "latency_ms_interval", "memory_bytes",
-            "throughput_img_per_s", "feasible", "binding"}
+            "throughput_img_per_s", "feasible", "tightest"}
     assert all(keys <= set(c) for c in doc["candidates"]) and keys <= set(doc["baseline"])
     assert [c["cores"] for c in doc["candidates"]] == [8, 16, 24, 32, 40, 48, 56, 64]
     assert doc["chosen"]["latency_ms"] <= 25 and doc["chosen"]["memory_bytes"] <= 10e9
