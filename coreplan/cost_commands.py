@@ -163,7 +163,7 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
 def compare(model_a: str, model_b: str,
             resolutions: str = option("resolutions", "256,384,512,768,1024", help="Comma list of sides in px."),
             cores: Optional[int] = Cores(), batch: int = Batch(), scope: str = Scope(),
-            convention: str = option("convention", "flop"),
+            convention: str = option("convention", "flop", help="flop, mac or full (costmodel/conventions.py)."),
             model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Two models side by side across resolutions (each at its own patch size)."""
     from costmodel.cost import count
@@ -192,7 +192,7 @@ def compare(model_a: str, model_b: str,
 @app.command()
 def crossover(core_model: str, versus: str = option("versus", ..., help="Dense model."),
               cores: Optional[int] = Cores(), scope: str = Scope(),
-              convention: str = option("convention", "flop"),
+              convention: str = option("convention", "flop", help="flop, mac or full (costmodel/conventions.py)."),
               model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Where the core model becomes cheaper than a dense one (closed form and integer answer)."""
     from costmodel.analysis import crossover as find
@@ -213,7 +213,7 @@ def crossover(core_model: str, versus: str = option("versus", ..., help="Dense m
 
 @app.command()
 def formula(scope: str = Scope(), kind: str = option("kind", ..., help="dense or core."),
-            convention: str = option("convention", "flop"),
+            convention: str = option("convention", "flop", help="flop, mac or full (costmodel/conventions.py)."),
             model: Optional[str] = option("model", None, help="Structure to use."),
             latex: bool = option("latex", False, help="Print LaTeX.")) -> None:
     """The scope's cost as a formula of B, N, C, E, D, H, F, L, P."""

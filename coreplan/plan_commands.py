@@ -39,7 +39,7 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
 
 
 @app.command()
-def simulate(model: str, device: str = option("device", ...),
+def simulate(model: str, device: str = option("device", ..., help="Device name (`coreplan devices` lists them)."),
              resolution: Optional[str] = Resolution(None, NATIVE_HELP),
              cores: Optional[int] = Cores(), batch: int = Batch(),
              dtype: str = option("dtype", "auto", help="fp32, bf16, fp16, or auto: the "
@@ -190,10 +190,10 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
          resolution: Optional[str] = Resolution(None, "Side in px (square images)."),
          batch: int = Batch(),
          dtype: str = option("dtype", "auto", help="fp32, bf16, fp16, or auto: each device's best supported."),
-         latency_ms: Optional[str] = option("latency_ms", None),
+         latency_ms: Optional[str] = option("latency_ms", None, help="Latency budget per batch (ms)."),
          memory_gb: Optional[str] = option("memory_gb", None, help="Decimal GB."),
          throughput: Optional[str] = option("throughput", None, help="Minimum img/s."),
-         cores_allowed: Optional[str] = option("cores_allowed", None),
+         cores_allowed: Optional[str] = option("cores_allowed", None, help="Core budgets --solve cores may choose, comma list (default: the model's)."),
          solve: str = option("solve", "cores", help="cores, resolution or batch."),
          cores: Optional[int] = option("cores", None, help="C for --solve resolution|batch."),
          demand: Optional[str] = option("demand", None, help="Images/s to serve."),

@@ -22,7 +22,7 @@ SWEEP_REQUESTS = 20_000
 
 
 @app.command()
-def serve(model: str, device: str = option("device", ...),
+def serve(model: str, device: str = option("device", ..., help="Device name (`coreplan devices` lists them)."),
           resolution: str = option("resolution", ..., help="Side in px (square images)."),
           rate: Optional[str] = option("rate", None, help="Offered load, images/s (with a trace file: "
                                                   "replay it scaled to this mean rate)."),
@@ -43,7 +43,7 @@ def serve(model: str, device: str = option("device", ...),
           dtype: str = option("dtype", "auto", help="fp32, bf16, fp16 or auto."),
           quality: Optional[str] = option("quality", None, help="CSV cores,quality: expected quality per C."),
           versus: Optional[str] = option("versus", None, help="Dense baseline model."),
-          seed: int = option("seed", 0),
+          seed: int = option("seed", 0, help="Seed of the arrivals (the same seed, the same stream)."),
           solve: Optional[str] = option("solve", None, help="devices: the fewest devices holding p99 "
                                                    "within the objective, per policy."),
           impl: Optional[str] = Impl(), runtime: str = Runtime(),

@@ -228,3 +228,15 @@ def test_memory_and_plan_take_one_default_dtype_and_one_unit(cli):
     assert json.loads(out)["dtype"] == json.loads(out2)["dtype"] == "bf16"
     code, out, _ = cli("memory", "veca-base", "--device", "h100-sxm", "--resolution", "512")
     assert " MB" in out and "MiB" not in out.split("footprint on")[0]
+
+
+def test_every_option_of_every_command_has_help():
+    import typer
+
+    from coreplan.cli import app
+
+    group = typer.main.get_command(app)
+    missing = [f"{name} --{p.name.replace('_', '-')}"
+               for name, command in group.commands.items() for p in command.params
+               if p.param_type_name == "option" and not (p.help or "").strip()]
+    assert missing == []
