@@ -29,8 +29,9 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
     found = dict(device_catalog())
     if device_file:
         found.update(load_devices(device_file))
-    rows = device_rows(found.values())
+    rows = device_rows(found.values(), scaled=False)  # CSV: unscaled units, as JSON
     emit(check_format(fmt), document=[asdict(d) for d in found.values()], rows=rows,
+         table_rows=device_rows(found.values()),
          title="coreplan device catalog (dense peaks; sources: --format json)",
          caption="TF/s: dense peak, 10^12 FLOP/s; GB/s: memory bandwidth; GB: memory capacity; "
                  "W: board power; clock: share of the boost clock held under full matrix load; "
@@ -153,7 +154,8 @@ def calibrate(measurements: str = option("measurements", ..., help="validate CSV
     problems = cal.problems(max_error)
     if out and not problems:
         write_device_file(out, calibrated_file(cal), force=force)
-    emit(fmt, document=cal.to_dict(), rows=_calibration_rows(cal),
+    emit(fmt, document=cal.to_dict(), rows=_calibration_rows(cal, scaled=False),
+         table_rows=_calibration_rows(cal),
          title=f"calibration of {cal.device.name if cal.device else ', '.join(cal.devices)}",
          caption=f"held out by {cal.holdout.by} (leave one group out)"
                  + (f"; wrote {out}" if out and not problems else ""))
@@ -164,14 +166,16 @@ def calibrate(measurements: str = option("measurements", ..., help="validate CSV
         raise typer.Exit(1)
 
 
-def _calibration_rows(cal) -> list[dict]:
+def _calibration_rows(cal, scaled: bool = True) -> list[dict]:
+    """The calibration's quantities; `scaled=False` (CSV): the overhead in seconds."""
     h = cal.holdout
     rows = [{"quantity": f"efficiency {k}", "value": v} for k, v in cal.fit.efficiency.items()]
     if cal.power_coefficient is not None:
         rows.append({"quantity": "power coefficient k (W per TFLOP/s GHz^2)",
                      "value": cal.power_coefficient})
-    rows += [{"quantity": "launch overhead (us)" + (" (held)" if cal.device is None else ""),
-              "value": cal.fit.overhead_s * 1e6},
+    rows += [{"quantity": f"launch overhead ({'us' if scaled else 's'})"
+                          + (" (held)" if cal.device is None else ""),
+              "value": cal.fit.overhead_s * (1e6 if scaled else 1)},
              {"quantity": "held-out rows", "value": h.rows},
              {"quantity": "held-out MAPE", "value": f"{h.mape:.1%}"},
              {"quantity": "held-out max |error|", "value": f"{h.max_abs_error:.1%}"},

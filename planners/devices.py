@@ -482,9 +482,10 @@ def device_toml(d: DeviceSpec, *, comments: tuple[str, ...] = (),
     return "\n".join(lines) + "\n"
 
 
-def device_rows(devices) -> list[dict]:
+def device_rows(devices, scaled: bool = True) -> list[dict]:
     """The `devices` table: each declared column (header, scale), peaks in fp32 and bf16, the
-    clock held under matrix load and where the efficiencies come from."""
+    clock held under matrix load and where the efficiencies come from. `scaled=False` (CSV):
+    the fields' own units and names (FLOP/s, B/s, B, W), as JSON has them."""
     rows = []
     for d in devices:
         row = {}
@@ -493,11 +494,12 @@ def device_rows(devices) -> list[dict]:
             if isinstance(column, str):
                 row[column] = value
             elif column and name == "peak_flops_per_s":
-                header, scale = column
-                row.update({f"{k} {header}": (value[k] * scale if k in value else "n/a")
+                header, scale = column if scaled else ("flop_per_s", 1)
+                sep = " " if scaled else "_"
+                row.update({f"{k}{sep}{header}": (value[k] * scale if k in value else "n/a")
                             for k in ("fp32", "bf16")})
             elif column:
-                header, scale = column
+                header, scale = column if scaled else (name, 1)
                 row[header] = value * scale if value else ""
         rows.append({**row, "clock": round(d.clock_scale(), 2),
                      "efficiency": d.efficiency_origin})

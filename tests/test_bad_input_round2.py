@@ -240,3 +240,21 @@ def test_every_option_of_every_command_has_help():
                for name, command in group.commands.items() for p in command.params
                if p.param_type_name == "option" and not (p.help or "").strip()]
     assert missing == []
+
+
+def test_csv_keeps_unscaled_units(cli):
+    """devices and calibrate as CSV: FLOP/s, B/s, B, W and seconds, as JSON (tables scale)."""
+    import csv
+    import io
+
+    code, out, _ = cli("devices", "--format", "csv")
+    h100 = [r for r in csv.DictReader(io.StringIO(out)) if r["device"] == "h100-sxm"][0]
+    # the catalog's H100 SXM: 67e12 FLOP/s fp32, 3.35e12 B/s, 80e9 B, 700 W
+    assert float(h100["fp32_flop_per_s"]) == 67e12
+    assert float(h100["memory_bandwidth_bytes_per_s"]) == 3.35e12
+    assert float(h100["memory_capacity_bytes"]) == 80e9 and float(h100["board_power_w"]) == 700
+    code, out, _ = cli("calibrate", "--measurements",
+                       "data/measurements/cpu-epyc-2core-2026-11-24.csv", "--device",
+                       "cpu-epyc-2core", "--format", "csv")
+    rows = {r["quantity"]: r["value"] for r in csv.DictReader(io.StringIO(out))}
+    assert "launch overhead (s)" in rows and float(rows["launch overhead (s)"]) < 1e-3
