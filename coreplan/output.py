@@ -39,16 +39,34 @@ def table(rows: list[dict], title: str | None = None, caption: str | None = None
     # one space between columns and a rule under the header: 80-column terminals hold the tables
     t = Table(box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False, show_edge=False)
     columns = list(rows[0]) if rows else []
-    for col in columns:
-        t.add_column(col, justify="right" if _numeric([r.get(col) for r in rows]) else "left")
+    for col in columns:  # a cell is never wrapped or cut: a name or "latency 25%" stays whole
+        t.add_column(col, justify="right" if _numeric([r.get(col) for r in rows]) else "left",
+                     no_wrap=True)
     for row in rows:
         t.add_row(*(_cell(row.get(c)) for c in columns))
-    console = Console(width=WIDTH)
+    text = Console(width=_terminal())
     if title:  # above the table, wrapped at the terminal's width rather than the table's
-        console.print(title, highlight=False)
-    console.print(t)
+        text.print(title, highlight=False)
+    Console(width=max(_terminal(), _needed(t))).print(t)
     if caption:  # under the table, wrapped at the terminal's width rather than the table's
-        console.print(caption, highlight=False)
+        text.print(caption, highlight=False)
+
+
+def _terminal() -> int:
+    """The terminal's width, at least WIDTH (WIDTH when output is not a terminal)."""
+    import shutil
+
+    return max(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
+
+
+def _needed(t) -> int:
+    """The width a table needs with no cell wrapped or cut: a table wider than the terminal is
+    printed whole (the terminal wraps the line) rather than a cell losing its end."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    probe = Console(width=10_000)
+    return Measurement.get(probe, probe.options, t).maximum
 
 
 PAGE_NAMES = {"ms": "latency ms", "ms 5-95%": "latency ms 5-95%", "GB": "memory GB",

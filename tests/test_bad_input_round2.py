@@ -258,3 +258,17 @@ def test_csv_keeps_unscaled_units(cli):
                        "cpu-epyc-2core", "--format", "csv")
     rows = {r["quantity"]: r["value"] for r in csv.DictReader(io.StringIO(out))}
     assert "launch overhead (s)" in rows and float(rows["launch overhead (s)"]) < 1e-3
+
+
+def test_a_table_never_cuts_or_wraps_a_cell(cli):
+    """--solve batch's table is wider than 80 columns: every row is printed whole (a model name,
+    `latency 25%` and `12,838` intact) and the title and caption keep to the terminal."""
+    code, out, err = cli("plan", "veca-small", "--device", "l4", "--resolution", "512",
+                         "--solve", "batch", "--latency-ms", "100")
+    assert code == 0, err
+    lines = out.splitlines()
+    rows = [line for line in lines if line.startswith(("veca-small  ", "dinov3-small  "))]
+    assert len(rows) >= 10 and any(line.startswith("dinov3-small") for line in rows)
+    assert all(line.count("latency ") == 1 and "%" in line.split("latency ")[1] for line in rows)
+    assert "…" not in out
+    assert all(len(line) <= 80 for line in lines if not line.startswith(("veca", "dinov3", "model", "─")))
