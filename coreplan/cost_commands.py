@@ -211,6 +211,12 @@ def crossover(core_model: str, versus: str = option("versus", ..., help="Dense m
     emit(check_format(fmt), document=doc, rows=rows, title=f"crossover {x.core_model} vs {x.dense_model}")
 
 
+SYMBOLS = {"B": "batch", "N": "patch tokens", "C": "core tokens",
+           "E": "extra tokens (class and registers)", "D": "embedding width", "H": "heads",
+           "F": "MLP hidden width", "L": "layers", "P": "patch side (px)"}
+SYMBOL_ORDER = tuple(SYMBOLS)
+
+
 @app.command()
 def formula(scope: str = Scope(), kind: str = option("kind", ..., help="dense or core."),
             convention: str = option("convention", "flop", help="flop, mac or full (costmodel/conventions.py)."),
@@ -227,3 +233,6 @@ def formula(scope: str = Scope(), kind: str = option("kind", ..., help="dense or
         raise CoreplanError(f"--model {spec.name} is a {spec.kind} model, not {kind}")
     expr = formula_of(spec, scope, convention)
     print(to_latex(expr) if latex else expr)
+    used = sorted(str(s) for s in expr.free_symbols)
+    legend = ", ".join(f"{s} = {SYMBOLS[s]}" for s in SYMBOL_ORDER if s in used)
+    print(f"{'%' if latex else '#'} where {legend}")  # a comment line in either language

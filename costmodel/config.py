@@ -98,13 +98,18 @@ SCORES_LIMIT = 2 ** 62
 
 def check_countable(config: Config) -> Config:
     """`config` if the latency model can evaluate it, else one clear error (SCORES_LIMIT)."""
-    scores = config.batch * config.spec.num_heads * config.seq_len ** 2
-    if scores >= SCORES_LIMIT:
+    s = config.spec
+    scores = config.batch * s.num_heads * config.seq_len ** 2
+    mlp = 2 * config.batch * config.seq_len * s.embed_dim * s.mlp_hidden_dim  # one MLP GEMM
+    if scores >= SCORES_LIMIT or mlp >= SCORES_LIMIT:
+        what = (f"{scores:.3g} attention scores a layer" if scores >= SCORES_LIMIT else
+                f"{mlp:.3g} FLOPs in one MLP matrix product")
         raise ArgumentError("batch", f"{config.batch:,} at {config.height}x{config.width} px "
-                            f"makes {scores:.3g} attention scores a layer, beyond what any "
-                            f"device holds or the latency model evaluates (under "
-                            f"{SCORES_LIMIT:.3g}); `coreplan flops` still counts it")
+                            f"makes {what}, beyond what any device holds or the latency model "
+                            f"evaluates (under {SCORES_LIMIT:.3g}); `coreplan flops` still "
+                            f"counts it")
     return config
+
 # Beyond this a batch is answered with a warning that it is taken literally (the CLI warns of
 # sides above 16,384 px as it reads --resolution).
 PLAUSIBLE_BATCH = 65_536

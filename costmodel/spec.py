@@ -176,6 +176,12 @@ def spec_from_table(name: str, table: dict) -> ModelSpec:
     return spec
 
 
+# Above these a model file's number is a typo or a unit slip, not a model: each is ~10x the
+# largest published vision transformer's (ViT-22B: D 6,144, F 24,576, 48 heads, 48 layers).
+LARGEST = {"patch_size": 1024, "embed_dim": 65_536, "num_heads": 1024, "depth": 1024,
+           "mlp_hidden_dim": 262_144, "in_chans": 1024}
+
+
 def _validate(s: ModelSpec) -> None:
     def bad(field: str, why: str) -> CoreplanError:
         return CoreplanError(f"model {s.name!r}: field {field!r} {why}")
@@ -186,6 +192,9 @@ def _validate(s: ModelSpec) -> None:
     for f in ("patch_size", "embed_dim", "num_heads", "depth", "mlp_hidden_dim", "in_chans"):
         if getattr(s, f) <= 0:
             raise bad(f, "must be positive")
+        if getattr(s, f) > LARGEST[f]:
+            raise bad(f, f"is {getattr(s, f):,}, above {LARGEST[f]:,}: larger than any vision "
+                         f"transformer (ViT-22B has D = 6,144, 48 heads, 48 layers)")
     if s.distill_output_dim < 0:
         raise bad("distill_output_dim", "must be 0 (no output head) or positive")
     if s.embed_dim % s.num_heads:
@@ -209,8 +218,11 @@ def _validate_core(s: ModelSpec, bad) -> None:
         raise bad("pos_embed", "must be 'rope' for core models (cores carry learned coordinates)")
     if s.budget_weights and len(s.budget_weights) != len(s.budgets):
         raise bad("budget_weights", f"needs one weight per budget ({len(s.budgets)})")
-    if any(not isinstance(w, (int, float)) or w < 0 for w in s.budget_weights):
-        raise bad("budget_weights", "must be non-negative numbers")
+    if any(not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0
+           for w in s.budget_weights):
+        raise bad("budget_weights", "must be finite, non-negative numbers")
+    if s.budget_weights and not sum(s.budget_weights) > 0:
+        raise bad("budget_weights", "must give some budget a positive weight")
 
 
 def load_models(path: str | Path) -> dict[str, ModelSpec]:

@@ -272,3 +272,21 @@ def test_a_table_never_cuts_or_wraps_a_cell(cli):
     assert all(line.count("latency ") == 1 and "%" in line.split("latency ")[1] for line in rows)
     assert "…" not in out
     assert all(len(line) <= 80 for line in lines if not line.startswith(("veca", "dinov3", "model", "─")))
+
+
+MODEL = ("[models.my-vit]\nfamily = 'mine'\nkind = 'core'\npatch_size = 16\nembed_dim = {d}\n"
+         "num_heads = 6\ndepth = 12\nmlp = 'gelu'\nmlp_ratio = 4\npos_embed = 'rope'\n"
+         "fused_qkv = true\nqkv_bias = true\nkey_bias = true\nlayer_scale = false\n"
+         "cls_tokens = 0\nmax_cores = 64\ncore_chunk = 8\nbudget_weights = [{w}, 1, 1, 1, 1, 1, 1, 1]\n")
+
+
+@pytest.mark.parametrize("d,w,said", [
+    ("384", "nan", "'budget_weights' must be finite, non-negative numbers"),
+    ("384", "inf", "'budget_weights' must be finite, non-negative numbers"),
+    ("38400000000", "1", "'embed_dim' is 38,400,000,000, above 65,536"),
+])
+def test_a_model_file_with_nan_or_enormous_numbers_is_refused(cli, tmp_path, d, w, said):
+    path = tmp_path / "m.toml"
+    path.write_text(MODEL.format(d=d, w=w))
+    code, _, err = cli("flops", "my-vit", "--model-file", str(path), "--resolution", "224")
+    assert one_line(code, err) and said in err, err

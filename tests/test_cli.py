@@ -90,7 +90,10 @@ def test_memory_json_and_csv(cli):
 def test_other_commands_run(cli):
     assert cli("models")[0] == 0
     code, out, _ = cli("formula", "--scope", "attention-core", "--kind", "core")
-    assert code == 0 and out.strip() == "4*B*C*D*(C + 2*N)"
+    formula, legend = out.strip().splitlines()
+    assert code == 0 and formula == "4*B*C*D*(C + 2*N)"
+    # every symbol the formula uses is defined, and no other
+    assert legend == "# where B = batch, N = patch tokens, C = core tokens, D = embedding width"
     code, out, _ = cli("crossover", "veca-base", "--versus", "dinov3-base", "--format", "json",
                        "--scope", "attention-core")
     assert code == 0 and json.loads(out)["patch_tokens"] == 146
