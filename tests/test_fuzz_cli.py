@@ -225,3 +225,60 @@ def test_measuring_commands_check_arguments_before_measuring(tmp_path, monkeypat
     monkeypatch.setattr(measure_commands, "_profile_with_progress", stand_in)
     argv = data.draw(measure_command_lines(tmp_path))
     answers_or_says_one_line(argv, (0, 2, 130))
+
+
+# --------------------------------------------------------------------------- files through commands
+# the same fragments, written to a file that a command reads: serve's trace and quality table, a
+# device file under plan and simulate, measurements under calibrate (validate CSV, a documents'
+# table, a timm file); the readers of the published tables are fuzzed alike.
+DOC_FRAGMENTS = ["model,img_size,batch,precision,runtime,gpu,value,unit,notes\n",
+                 "google/vit-base-patch16-224,224,1,fp32,pytorch_eager,V100,10.5,ms_per_batch,x\n",
+                 "vit_base_patch16_224,224,unstated,fp32,pytorch_eager,V100,300,img_per_s,x\n",
+                 "vit_base_patch16_224,224,4,fp32,torch_compile_default,V100,-3,img_per_s,x\n",
+                 "vit_base_patch16_224,224,4,fp32,pytorch_eager,A999,3,furlongs,x\n",
+                 "model,train_samples_per_sec,train_step_time,train_batch_size,train_img_size\n",
+                 "vit_base_patch16_224,390.86,490.391,192,224\n", "vit_base_patch16_224,x,0,0,7\n"]
+DEVICE_FRAGMENTS = ["[devices.x]\n", "kind = 'gpu'\n", "source = 'x'\n",
+                    "peak_flops_per_s = { fp32 = 1e12, bf16 = 1e14 }\n",
+                    "peak_flops_per_s = { fp32 = 67 }\n", "memory_bandwidth_bytes_per_s = 1e12\n",
+                    "memory_bandwidth_bytes_per_s = 3.35\n", "memory_capacity_bytes = 8e10\n",
+                    "sm_count = 0\n", "board_power_w = 1e-3\n", "boost_clock_hz = nan\n",
+                    "host_launch_s = { eager = 1e-5 }\n", "host_launch_s = { jit = 1 }\n",
+                    "efficiency = { gemm = 9 }\n"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_files_through_commands_answer_or_say_one_line(tmp_path, data):
+    surface = data.draw(st.sampled_from(["trace", "quality", "device", "docs", "timm-train",
+                                         "timm"]))
+    pool = {"device": DEVICE_FRAGMENTS, "docs": DOC_FRAGMENTS,
+            "timm-train": DOC_FRAGMENTS}.get(surface, FRAGMENTS + DOC_FRAGMENTS)
+    text = "".join(data.draw(st.lists(st.sampled_from(pool), max_size=8)))
+    name = {"timm": "benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv",
+            "timm-train": "benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv",
+            "device": "d.toml"}.get(surface, "f.csv")
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8", "surrogateescape") + data.draw(st.binary(max_size=8)))
+    serve = ["serve", "veca-small", "--device", "l4", "--resolution", "224", "--slo-ms", "2000",
+             "--duration-s", "5"]
+    if surface == "trace":
+        argv = serve + ["--arrivals", str(path)]
+    elif surface == "quality":
+        argv = serve + ["--rate", "5", "--quality", str(path)]
+    elif surface == "device":
+        argv = [data.draw(st.sampled_from(["plan", "simulate"])), "veca-small", "--device", "x",
+                "--device-file", str(path), "--resolution", "224"]
+    elif surface == "timm-train":
+        from costmodel.errors import CoreplanError
+        from costmodel.timm_results import read_timm_train
+
+        try:
+            read_timm_train(path)
+        except CoreplanError as err:
+            assert str(err) and "\n" not in str(err).strip()
+        return
+    else:
+        argv = ["calibrate", "--measurements", str(path)]
+    answers_or_says_one_line(argv, (0, 1, 2, 3))
