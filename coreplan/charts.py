@@ -37,7 +37,8 @@ def scaling_frame(specs: list[ModelSpec], resolutions, batch: int = 1, dtype: st
                 c = configure(spec, side, cores=cores, batch=batch, dtype=dtype)
                 label = f"{spec.name} C={cores}" if cores else spec.name
                 rows.append({"model": spec.name, "series": label, "kind": spec.kind,
-                             "cores": cores or 0, "resolution": side,
+                             "cores": cores or 0, "resolution": side, "batch": batch,
+                             "dtype": dtype,
                              "tokens": c.seq_len, "gflops": count(c).total / 1e9,
                              "memory_gb": inference_memory(c).total_bytes / 1e9})
     return pd.DataFrame(rows)
@@ -46,14 +47,19 @@ def scaling_frame(specs: list[ModelSpec], resolutions, batch: int = 1, dtype: st
 def scaling_chart(df: pd.DataFrame, quantity: str = "gflops", log: bool = True) -> alt.Chart:
     title = {"gflops": "forward GFLOPs (2 per multiply-add)",
              "memory_gb": "inference memory, weights + activation peak (GB)"}[quantity]
-    scale = alt.Scale(type="log") if log else alt.Scale()
-    return alt.Chart(df, title=f"Cost vs resolution: {title.split(' (')[0]}").mark_line(point=True).encode(
+    scale = alt.Scale(type="log") if log else alt.Scale(zero=True)
+    setup = f"batch {df['batch'].iloc[0]}, {df['dtype'].iloc[0]}" if len(df) else ""
+    return alt.Chart(df, title=f"Cost vs resolution: {title.split(' (')[0]} ({setup}; "
+                               f"{'log y axis' if log else 'y from zero'})").mark_line(point=True).encode(
         x=alt.X("resolution:Q", title="input resolution (px per side)"),
         y=alt.Y(f"{quantity}:Q", title=title, scale=scale),
         color=alt.Color("series:N", title="model / active cores",
-                        sort=alt.SortField("cores"), legend=alt.Legend(columns=1, symbolLimit=40)),
+                        sort=alt.SortField("cores"), scale=alt.Scale(scheme="category20"),
+                        legend=alt.Legend(columns=1, symbolLimit=40, symbolType="stroke",
+                                          symbolStrokeWidth=3)),
         strokeDash=alt.StrokeDash("kind:N", title="attention",
-                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2)),
+                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2,
+                                                    symbolStrokeColor="#333")),
         tooltip=["series", "resolution", "tokens", alt.Tooltip("gflops:Q", format=",.1f"),
                  alt.Tooltip("memory_gb:Q", format=".3f")],
     ).properties(width=WIDTH, height=HEIGHT)
@@ -177,17 +183,22 @@ def frontier_frame(spec: ModelSpec, devices: list[DeviceSpec], *, resolution: in
             p = plan(spec, device, resolution=resolution, batch=batch, dtype=dtype,
                      budgets=Budgets(latency_ms=float(limit)))
             rows.append({"device": device.name, "latency_budget_ms": float(limit),
-                         "largest_cores": p.chosen.cores if p.chosen else 0})
+                         "largest_cores": p.chosen.cores if p.chosen else 0,
+                         "resolution": resolution, "batch": batch, "dtype": p.dtype})
     return pd.DataFrame(rows)
 
 
 def frontier_chart(df: pd.DataFrame, model: str = "") -> alt.Chart:
+    setup = (f" ({df['resolution'].iloc[0]} px, batch {df['batch'].iloc[0]}, "
+             f"{df['dtype'].iloc[0]})" if len(df) and "resolution" in df else "")
     return alt.Chart(df, title=f"Largest feasible core budget vs latency budget {model}".strip()
-                     ).mark_line(interpolate="step-after", point=True).encode(
+                     + setup).mark_line(interpolate="step-after", point=True).encode(
         x=alt.X("latency_budget_ms:Q", scale=alt.Scale(type="log", nice=False),
                 title="latency budget (ms per batch)"),
         y=alt.Y("largest_cores:Q", title="largest feasible C (0 = none)", scale=alt.Scale(domain=[0, 64])),
         color=alt.Color("device:N", title="device"),
+        # a device whose steps coincide with another's stays visible: its own dash
+        strokeDash=alt.StrokeDash("device:N", title="device"),
         tooltip=["device", alt.Tooltip("latency_budget_ms:Q", format=",.3g"), "largest_cores"],
     ).properties(width=WIDTH, height=HEIGHT)
 
@@ -198,19 +209,22 @@ def elastic_frame(spec: ModelSpec, device: DeviceSpec, *, resolution: int, batch
     """Predicted latency and FLOPs for every nested budget C of one model on one device."""
     p = plan(spec, device, resolution=resolution, batch=batch, dtype=dtype)
     return pd.DataFrame([{"cores": c.cores, "latency_ms": c.latency_ms, "gflops": c.flops / 1e9,
-                          "device": device.name, "model": spec.name} for c in p.candidates])
+                          "device": device.name, "model": spec.name, "resolution": resolution,
+                          "batch": batch, "dtype": dtype} for c in p.candidates])
 
 
 def elastic_chart(df: pd.DataFrame) -> alt.Chart:
     base = alt.Chart(df).encode(x=alt.X("cores:Q", title="active core tokens C"))
     latency = base.mark_line(point=alt.OverlayMarkDef(color="#1f77b4"), color="#1f77b4").encode(
-        y=alt.Y("latency_ms:Q", title="predicted latency (ms per batch)", scale=alt.Scale(zero=False),
+        y=alt.Y("latency_ms:Q", title="predicted latency (ms per batch)", scale=alt.Scale(zero=True),
                 axis=alt.Axis(titleColor="#1f77b4")), tooltip=["cores", "latency_ms", "gflops"])
     flops = base.mark_line(point=alt.OverlayMarkDef(color="#d62728"), color="#d62728",
                            strokeDash=[5, 3]).encode(
-        y=alt.Y("gflops:Q", title="forward GFLOPs (dashed)", scale=alt.Scale(zero=False),
+        y=alt.Y("gflops:Q", title="forward GFLOPs (dashed)", scale=alt.Scale(zero=True),
                 axis=alt.Axis(titleColor="#d62728")))
-    title = f"Elastic inference: {df['model'].iloc[0]} on {df['device'].iloc[0]}"
+    r = df.iloc[0]
+    title = (f"Elastic inference: {r['model']} on {r['device']}, {r['resolution']} px, batch "
+             f"{r['batch']}, {r['dtype']} (both axes from zero)")
     return alt.layer(latency, flops).resolve_scale(y="independent").properties(
         width=WIDTH, height=HEIGHT, title=title)
 
