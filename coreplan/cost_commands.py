@@ -101,6 +101,8 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
            dtype: str = option("dtype", "auto", help="fp32, bf16, fp16, or auto: the device's "
                                "best supported, as plan takes it."),
            mode: str = option("mode", "inference", help="inference or training."),
+           scope: str = option("scope", "model", help="model, or layer: one transformer "
+                               "layer's weights and activations."),
            impl: Optional[str] = Impl(), output_dim: Optional[int] = OutputDim(),
            teacher: Optional[str] = option("teacher", None, help="Training: a dense distillation teacher."),
            model_file: Optional[str] = ModelFile(),
@@ -130,11 +132,21 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
         if mode != "training":
             raise CoreplanError("--teacher applies to --mode training")
         taught = teacher_config(c, get_model(teacher, model_file))
-    m = memory_of(c, mode, taught)
+    check_choice("scope", scope, ("model", "layer"))
+    if scope == "layer":
+        from costmodel.memory import layer_memory
+
+        if teacher:
+            raise CoreplanError("--teacher applies to --scope model (a teacher is not a layer)")
+        m = layer_memory(c, mode)
+    else:
+        m = memory_of(c, mode, taught)
     check_choice("framework", framework, FRAMEWORKS)
-    fp = footprint(c, dev.footprint, framework) if mode == "inference" and dev.footprint else None
+    fp = (footprint(c, dev.footprint, framework)
+          if mode == "inference" and scope == "model" and dev.footprint else None)
     doc = {"model": c.spec.name, "resolution": [c.height, c.width], "patch_tokens": c.patch_tokens,
            "core_tokens": c.core_tokens, "batch": c.batch, "dtype": dtype, "mode": mode,
+           "scope": scope,
            "impl": c.impl, "weights_bytes": m.weights_bytes,
            "activation_peak_bytes": m.activation_peak_bytes, "total_bytes": m.total_bytes,
            "peak_stage": m.peak_stage, "terms": m.terms, "teacher": teacher,
@@ -151,8 +163,8 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
         rows.append({"term": "footprint (process)", "bytes": fp.total_bytes,
                      "MB": fp.total_bytes / 1e6})
     emit(check_format(fmt), document=doc, rows=rows,
-         title=f"{c.spec.name} {c.height}x{c.width} B={c.batch} {dtype} {mode} "
-               f"(peak at {m.peak_stage})",
+         title=f"{c.spec.name} {c.height}x{c.width} B={c.batch} {dtype} {mode}"
+               f"{', one layer' if scope == 'layer' else ''} (peak at {m.peak_stage})",
          caption=(f"MB: 10^6 bytes, as plan's GB are 10^9; dtype {dtype}"
                   + (" (the device's best supported, as plan takes it)" if dtype_auto else "")
                   + (f"\nfootprint on {dev.name} with {framework}: {dev.footprint.source}"

@@ -135,6 +135,30 @@ def training_memory(c: Config, optimizer_states: int = 2, teacher: Config | None
     return MemoryResult(weights, activation, total, terms, stage)
 
 
+LAYER_STAGES = ("attention/projections", "attention/sdpa", "mlp")
+
+
+def layer_memory(c: Config, mode: str = "inference") -> MemoryResult:
+    """One transformer layer: its weights (the model's layer parameters over its depth) and its
+    activations: at a forward's peak inside the layer (the largest of its stages), or in training
+    what the layer keeps for backward (saved_per_layer) plus the MLP's temporaries."""
+    from costmodel.params import parameter_counts
+
+    layer_params = sum(v for k, v in parameter_counts(c.spec).items() if k.startswith("layer/"))
+    weights = layer_params // c.spec.depth * c.elem_bytes
+    if mode == "training":
+        saved = saved_per_layer(c)
+        transient = inference_stages(c)["mlp"]
+        terms = {"weights": weights, **{f"saved/{k}": v for k, v in saved.items()},
+                 "transient": transient}
+        activation = sum(saved.values()) + transient
+        return MemoryResult(weights, activation, weights + activation, terms, "backward")
+    stages = {k: v for k, v in inference_stages(c).items() if k in LAYER_STAGES}
+    stage = max(stages, key=stages.get)
+    terms = {"weights": weights, **{f"activation/{k}": v for k, v in stages.items()}}
+    return MemoryResult(weights, stages[stage], weights + stages[stage], terms, stage)
+
+
 def memory(c: Config, mode: str = "inference", teacher: Config | None = None) -> MemoryResult:
     if mode == "training":
         return training_memory(c, teacher=teacher)

@@ -290,3 +290,25 @@ def test_a_model_file_with_nan_or_enormous_numbers_is_refused(cli, tmp_path, d, 
     path.write_text(MODEL.format(d=d, w=w))
     code, _, err = cli("flops", "my-vit", "--model-file", str(path), "--resolution", "224")
     assert one_line(code, err) and said in err, err
+
+
+def test_memory_of_one_layer(cli):
+    """memory --scope layer: ViT-B/16's layer holds qkv 768 x 2304 + 2304, proj 768^2 + 768,
+    fc1 768 x 3072 + 3072, fc2 3072 x 768 + 768 and two norms (4 x 768): 7,087,872 parameters,
+    14,175,744 B in bf16; its activation peak is the largest of the model's in-layer stages."""
+    import json
+
+    args = ("vit_base_patch16_224", "--device", "h100-sxm", "--format", "json")
+    code, out, err = cli("memory", *args, "--scope", "layer")
+    assert code == 0, err
+    layer = json.loads(out)
+    assert layer["scope"] == "layer" and layer["weights_bytes"] == 2 * 7_087_872
+    code, out, _ = cli("memory", *args)
+    whole = json.loads(out)["terms"]
+    stages = [whole[f"activation/{k}"] for k in ("attention/projections", "attention/sdpa",
+                                                  "mlp")]
+    assert layer["activation_peak_bytes"] == max(stages)
+    code, out, _ = cli("memory", *args, "--scope", "layer", "--mode", "training")
+    assert code == 0 and json.loads(out)["peak_stage"] == "backward"
+    code, _, err = cli("memory", *args, "--scope", "block")
+    assert one_line(code, err) and "unknown scope 'block'" in err

@@ -17,7 +17,7 @@ OPTIONS = {
     "flops": ["--resolution", "--cores", "--batch", "--scope", "--convention", "--impl",
               "--output-dim", "--mode", "--teacher", "--format"],
     "memory": ["--resolution", "--cores", "--batch", "--dtype", "--mode", "--teacher",
-               "--device", "--framework", "--format"],
+               "--device", "--framework", "--scope", "--format"],
     "plan": ["--device", "--resolution", "--batch", "--dtype", "--latency-ms", "--memory-gb",
              "--throughput", "--cores-allowed", "--solve", "--cores", "--demand", "--runtime",
              "--format"],
