@@ -203,3 +203,28 @@ def warn_implausible(config) -> None:
     said = implausible(config)
     if said:
         print(f"coreplan: warning: {said}", file=sys.stderr)
+
+
+def HostLaunchUs():  # noqa: N802
+    return option("host_launch_us", None,
+                  help="GPU: what this host spends issuing one launch (us), for every runtime, "
+                       "in place of the device's host_launch_s (the catalog's is one 2023 "
+                       "host's).")
+
+
+def with_host_launch(device, host_launch_us: Optional[float]):
+    """The device with the host's cost per launch set for every runtime (--host-launch-us);
+    refused off a GPU, or for a value that is not a finite, non-negative number of us."""
+    import math
+    from dataclasses import replace
+
+    if host_launch_us is None:
+        return device
+    if device.kind != "gpu":
+        raise CoreplanError(f"--host-launch-us applies to a GPU; {device.name} is a "
+                            f"{device.kind} (its per-op overhead is in its profile)")
+    if not (math.isfinite(host_launch_us) and 0 <= host_launch_us <= 1e6):
+        raise CoreplanError(f"--host-launch-us must be microseconds in [0, 1e6], got "
+                            f"{host_launch_us:g}")
+    seconds = host_launch_us * 1e-6
+    return replace(device, host_launch_s={r: seconds for r in ("eager", "compiled", "unfused")})

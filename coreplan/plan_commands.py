@@ -9,9 +9,9 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Format, Impl, ints,
-                          model_resolution, ModelFile, names, number, option, Resolution, Runtime,
-                          square, warn_implausible)
+from coreplan.app import (app, Batch, check_format, Cores, DeviceFile, Format, HostLaunchUs,
+                          Impl, ints, model_resolution, ModelFile, names, number, option,
+                          Resolution, Runtime, square, warn_implausible, with_host_launch)
 from coreplan.app import NATIVE_HELP
 from coreplan.output import emit
 from costmodel.errors import CoreplanError
@@ -47,6 +47,7 @@ def simulate(model: str, device: str = option("device", ..., help="Device name (
                                                        "device's best supported (a profiled "
                                                        "device: the dtype it was measured in)."),
              impl: Optional[str] = Impl(), runtime: str = Runtime(),
+             host_launch_us: Optional[float] = HostLaunchUs(),
              mode: str = option("mode", "inference", help="inference (a forward) or training "
                                 "(forward, backward and the optimizer step)."),
              optimizer: str = option("optimizer", "sgd", help="training: sgd (momentum, "
@@ -64,7 +65,7 @@ def simulate(model: str, device: str = option("device", ..., help="Device name (
     from planners.planner import best_dtype
 
     fmt = check_format(fmt)
-    dev = get_device(device, device_file)
+    dev = with_host_launch(get_device(device, device_file), host_launch_us)
     dtype = best_dtype(dev) if dtype == "auto" else dtype
     spec = get_model(model, model_file)
     c = configure(spec, model_resolution(resolution, spec), cores=cores, batch=batch,
@@ -205,6 +206,7 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
          max_resolution: Optional[int] = option("max_resolution", None, help=f"Search limit of --solve resolution (px; default {MAX_RESOLUTION})."),
          max_batch: Optional[int] = option("max_batch", None, help=f"Search limit of --solve batch (default {MAX_BATCH})."),
          impl: Optional[str] = Impl(), runtime: str = Runtime(),
+         host_launch_us: Optional[float] = HostLaunchUs(),
          mode: str = option("mode", "inference", help="inference (a forward per batch) or "
                             "training (a training step per batch: its time and memory)."),
          optimizer: str = option("optimizer", "sgd", help="training: sgd or adamw."),
@@ -230,7 +232,8 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
     spec = get_model(model, model_file)
     budgets = Budgets(number(latency_ms, "latency_ms"), number(memory_gb, "memory_gb"),
                       number(throughput, "throughput"))
-    devs = [get_device(d, device_file) for d in names(device, "device")]
+    devs = [with_host_launch(get_device(d, device_file), host_launch_us)
+            for d in names(device, "device")]
     base = get_model(versus, model_file) if versus else None
     plans = [make_plan(spec, d, resolution=square(resolution, "plan") if resolution else None,
                        batch=batch, dtype=dtype, budgets=budgets, solve=solve, cores=cores,
@@ -299,7 +302,8 @@ def _plan_table(p, device) -> None:
     if p.chosen is not None and p.chosen.host_bound:
         caption += (f"\nnote: host-bound: at batch {p.chosen.batch} the CPU issuing launches "
                     f"takes longer than the GPU's work (host_launch_s, the catalog's default "
-                    f"unless a device file sets it; `coreplan simulate` shows both; ms 5-95% runs "
+                    f"unless a device file or --host-launch-us sets it; `coreplan simulate` shows "
+                    f"both; ms 5-95% runs "
                     f"from the GPU's work alone to the host's): a larger batch, torch.compile or "
                     f"CUDA graphs would cut it")
     fixed = []  # a column every row shares goes to the title (80-column tables)

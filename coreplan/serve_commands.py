@@ -9,8 +9,8 @@ from typing import Optional
 
 import typer
 
-from coreplan.app import (app, check_format, DeviceFile, flag, Format, Impl, ints, ModelFile,
-                          number, option, Runtime, square)
+from coreplan.app import (app, check_format, DeviceFile, flag, Format, HostLaunchUs, Impl, ints,
+                          ModelFile, number, option, Runtime, square, with_host_launch)
 from coreplan.output import check_new, check_out, emit
 from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
@@ -47,6 +47,7 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
           solve: Optional[str] = option("solve", None, help="devices: the fewest devices holding p99 "
                                                    "within the objective, per policy."),
           impl: Optional[str] = Impl(), runtime: str = Runtime(),
+          host_launch_us: Optional[float] = HostLaunchUs(),
           out: Optional[str] = option("out", None, help="Chart of p99 and mean C against "
                                                                 "offered load (.html/.png/.svg)."),
           force: bool = option("force", False, help="Replace --out if it exists."),
@@ -75,7 +76,7 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
     rate_value = _positive(rate, "rate") if rate is not None else None
     duration = _positive(duration_s, "duration_s") if duration_s is not None else None
     _warn_absurd(devices, timeout_s, slo_s, rate_value)
-    dev = get_device(device, device_file)
+    dev = with_host_launch(get_device(device, device_file), host_launch_us)
     dtype = best_dtype(dev) if dtype == "auto" else dtype
     spec = get_model(model, model_file)
     side = square(resolution, "serve")

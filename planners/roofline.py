@@ -499,4 +499,5 @@ def host_note(sim: Simulation, device: DeviceSpec) -> str | None:
               "forward) would remove most of it" if runtime != "compiled" else
               "a larger batch or CUDA graphs (one launch a forward) would remove most of it")
     return (f"{head}; {remedy}. The cost per launch is the host CPU's, not the GPU's: "
-            f"host_launch_s, the catalog's default unless {device.name}'s device file sets it")
+            f"host_launch_s, the catalog's default unless {device.name}'s device file sets it "
+            f"(--host-launch-us sets this host's)")

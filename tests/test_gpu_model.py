@@ -320,3 +320,27 @@ def test_a_host_bound_interval_runs_from_the_gpus_work_to_the_hosts(cli):
         assert high == pytest.approx(sim.latency_s * 1e3 * hi, rel=1e-9)
         assert low == pytest.approx((sim.device_s if bound else sim.latency_s) * 1e3 * lo,
                                     rel=1e-9)
+
+
+def test_the_hosts_cost_per_launch_can_be_given_on_the_command_line(cli):
+    """--host-launch-us sets this host's cost for every runtime: the prediction is the larger of
+    the GPU's work and launches x that cost (the launches counted by simulate)."""
+    import json
+
+    base = ("vit_base_patch16_224", "--device", "h100-sxm", "--batch", "1", "--dtype", "bf16",
+            "--format", "json")
+    code, out, err = cli("simulate", *base, "--host-launch-us", "15")
+    assert code == 0, err
+    sim = json.loads(out)
+    assert sim["host_s"] == pytest.approx(sim["launches"] * 15e-6, rel=1e-12)
+    assert sim["latency_s"] == max(sim["device_s"], sim["host_s"])
+    code, out, _ = cli("plan", *base, "--host-launch-us", "15")
+    assert json.loads(out)["chosen"]["latency_ms"] == pytest.approx(sim["latency_s"] * 1e3)
+    code, out, _ = cli("simulate", *base, "--host-launch-us", "0")
+    assert json.loads(out)["host_s"] == 0 and not json.loads(out)["latency_s"] > sim["device_s"]
+    for bad in ("-1", "nan"):
+        code, _, err = cli("simulate", *base, "--host-launch-us", bad)
+        assert code == 2 and "--host-launch-us must be microseconds" in err
+    code, _, err = cli("plan", "veca-small", "--device", "cpu-epyc-2core", "--resolution", "224",
+                       "--host-launch-us", "15")
+    assert code == 2 and "applies to a GPU" in err
