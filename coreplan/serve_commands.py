@@ -95,7 +95,7 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
              f"objective {slo_s * 1e3:g} ms")
     if solve:
         found = [(p, *devices_needed(p, times, **kwargs)) for p in policies]
-        _emit_fleet(fmt, found, title, slo_s)
+        _emit_fleet(fmt, found, title, slo_s, offered)
         code = 3 if any(k is None for _, k, _, _ in found) else 0
     else:
         from planners.serving import serve as run
@@ -223,17 +223,22 @@ def _flat(result: dict) -> dict:
     return out
 
 
-def _emit_fleet(fmt, found, title, slo_s) -> None:
+def _emit_fleet(fmt, found, title, slo_s, offered) -> None:
     from planners.serving import fastest_s
 
     rows, document = [], []
     for policy, k, at, fewer in found:
+        # a fleet below the offered rate is unstable: its finite run's p99 is a transient's
+        unstable = k is None and policy.capacity_img_per_s(MAX_DEVICES) <= offered
         rows.append({"policy": policy.name, "devices": k if k else f"none <= {MAX_DEVICES}",
-                     "p99 ms": at.latency_ms["p99"], "in SLO": f"{at.slo_attainment:.1%}",
+                     "p99 ms": "unstable" if unstable else at.latency_ms["p99"],
+                     "in SLO": "" if unstable else f"{at.slo_attainment:.1%}",
                      "p99 ms, one fewer": fewer.latency_ms["p99"] if fewer else ""})
         document.append({"policy": policy.name, "devices": k, "slo_ms": slo_s * 1e3,
+                         "offered_img_per_s": offered, "unstable": unstable,
                          "result": at.to_dict(), "one_fewer": fewer.to_dict() if fewer else None})
     flat = [{"policy": d["policy"], "devices": d["devices"], "slo_ms": d["slo_ms"],
+             "offered_img_per_s": d["offered_img_per_s"], "unstable": d["unstable"],
              **{f"at_{k}": v for k, v in _flat(d["result"]).items() if k != "policy"},
              "one_fewer_p99_ms": d["one_fewer"]["latency_ms"]["p99"] if d["one_fewer"] else None}
             for d in document]
@@ -243,7 +248,10 @@ def _emit_fleet(fmt, found, title, slo_s) -> None:
     for policy, k, _, _ in found:
         if k is None:
             fastest = fastest_s(policy)
-            why = (f"one image alone takes {fastest * 1e3:.4g} ms" if fastest > slo_s
+            most = policy.capacity_img_per_s(MAX_DEVICES)
+            why = (f"one image alone takes {fastest * 1e3:.4g} ms" if fastest > slo_s else
+                   f"{MAX_DEVICES} devices serve at most {_rate(most)} img/s, below the "
+                   f"{_rate(offered)} offered: the queue grows without end" if most <= offered
                    else f"p99 stays above it with {MAX_DEVICES} devices")
             print(f"coreplan: no fleet holds p99 within {slo_s * 1e3:g} ms for {policy.name}: "
                   f"{why}", file=sys.stderr)

@@ -350,7 +350,9 @@ def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_ba
     """The fewest devices for which the policy's p99 latency is within `slo_s` on these arrivals,
     with the results at that count and at one fewer: (devices, result, result_one_fewer), or
     (None, result at `limit`, None) when even `limit` devices miss. A lower bound from capacity
-    starts the search; then doubling, then bisection (p99 falls as devices are added)."""
+    starts the search; then doubling, then bisection (p99 falls as devices are added). A fleet
+    whose capacity is below the offered rate never holds the objective, whatever a finite run's
+    p99 says: its queue grows without end, and a short run sees only the start of it."""
     results: dict[int, ServeResult] = {}
 
     def at(k: int) -> ServeResult:  # each device count is simulated once
@@ -359,10 +361,13 @@ def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_ba
                                batch_timeout_s=batch_timeout_s)
         return results[k]
 
-    def ok(k: int) -> bool:
-        return at(k).latency_ms["p99"] <= slo_s * 1e3
-
     span = float(arrivals[-1] - arrivals[0]) or 1.0
+    offered = len(arrivals) / span
+
+    def ok(k: int) -> bool:
+        stable = policy.capacity_img_per_s(k) > offered
+        return stable and at(k).latency_ms["p99"] <= slo_s * 1e3
+
     low, high = 0, min(limit, max(1, math.ceil(len(arrivals) / span
                                                  / policy.capacity_img_per_s())))
     if fastest_s(policy) > slo_s:  # one image alone misses: no fleet helps

@@ -312,3 +312,37 @@ def test_memory_of_one_layer(cli):
     assert code == 0 and json.loads(out)["peak_stage"] == "backward"
     code, _, err = cli("memory", *args, "--scope", "block")
     assert one_line(code, err) and "unknown scope 'block'" in err
+
+
+def test_a_fleet_below_the_offered_rate_never_holds_the_objective(cli):
+    """The issue's case: 100,000 requests at a million img/s are 0.1 s of arrivals against a 2 s
+    objective; 4,096 two-core CPUs serve about 52,000 img/s, so every fleet's queue grows without
+    end however short a run's p99 looks. No fleet is named; each policy says why (exit 3)."""
+    import json
+
+    code, out, err = cli("serve", "veca-small", "--device", "cpu-epyc-2core", "--resolution",
+                         "224", "--dtype", "fp32", "--rate", "1e6", "--slo-ms", "2000",
+                         "--solve", "devices", "--format", "json")
+    assert code == 3, err
+    for row in json.loads(out):
+        assert row["devices"] is None and row["unstable"] is True
+    assert err.count("below the 1,000,000 offered: the queue grows without end") == 3
+
+
+def test_a_fleet_found_serves_more_than_is_offered(cli):
+    """A fleet named by --solve devices has capacity above the offered rate (it is stable)."""
+    import json
+
+    from costmodel.spec import get_model
+    from planners.devices import get_device
+    from planners.serving import make_policies
+
+    code, out, err = cli("serve", "veca-small", "--device", "l4", "--resolution", "224",
+                         "--rate", "500", "--slo-ms", "200", "--policy", "static",
+                         "--max-batch", "4", "--solve", "devices", "--format", "json")
+    assert code == 0, err
+    row = json.loads(out)[0]
+    assert row["devices"] >= 1 and row["unstable"] is False
+    policy = make_policies(get_model("veca-small"), get_device("l4"), resolution=224,
+                           dtype="bf16", policy="static", max_batch=4)[0]
+    assert policy.capacity_img_per_s(row["devices"]) > row["offered_img_per_s"]
