@@ -17,6 +17,7 @@ from costmodel.spec import get_model
 from planners.limits import MAX_DEVICES
 
 REQUESTS_BY_DEFAULT = 100_000
+SPAN_OBJECTIVES = 10  # a run should span at least this many objectives
 SWEEP_LOADS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2)
 SWEEP_REQUESTS = 20_000
 
@@ -87,6 +88,12 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
                              versus=get_model(versus, model_file) if versus else None)
     check_objective(policies, slo_s, spec.name, dev.name)
     times, offered = _arrivals(arrivals, rate_value, duration, seed)
+    span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
+    if span < SPAN_OBJECTIVES * slo_s:  # a run shorter than a few objectives sees a transient
+        print(f"coreplan: warning: the arrivals span {span:.3g} s, {span / slo_s:.2g}x the "
+              f"{slo_s * 1e3:g} ms objective: a queue that grows shows only its start; "
+              f"--duration-s {SPAN_OBJECTIVES * slo_s:g} or more runs long enough to see it",
+              file=sys.stderr)
     table = _quality(quality, spec)
     kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s)
     how = dtype if runtime == "eager" else f"{dtype} {runtime}"

@@ -346,3 +346,14 @@ def test_a_fleet_found_serves_more_than_is_offered(cli):
     policy = make_policies(get_model("veca-small"), get_device("l4"), resolution=224,
                            dtype="bf16", policy="static", max_batch=4)[0]
     assert policy.capacity_img_per_s(row["devices"]) > row["offered_img_per_s"]
+
+
+def test_a_run_shorter_than_its_objective_says_so(cli):
+    """100,000 requests at a million img/s span 0.1 s against a 2 s objective: warned, with the
+    duration that would see a growing queue; a run spanning many objectives is not."""
+    code, _, err = cli("serve", "veca-small", "--device", "cpu-epyc-2core", "--resolution", "224",
+                       "--dtype", "fp32", "--rate", "1e6", "--slo-ms", "2000")
+    assert "coreplan: warning: the arrivals span 0.1 s" in err and "--duration-s 20" in err
+    code, _, err = cli("serve", "veca-small", "--device", "l4", "--resolution", "224", "--rate",
+                       "500", "--slo-ms", "100")
+    assert code == 0 and "arrivals span" not in err
