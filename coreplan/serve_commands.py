@@ -49,6 +49,9 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
                                                    "within the objective, per policy."),
           impl: Optional[str] = Impl(), runtime: str = Runtime(),
           host_launch_us: Optional[float] = HostLaunchUs(),
+          service_cv: str = option("service_cv", "0", help="Coefficient of variation of a "
+                                     "batch's service time around the model's (0: deterministic; "
+                                     "gamma-distributed, seeded by --seed)."),
           out: Optional[str] = option("out", None, help="Chart of p99 and mean C against "
                                                                 "offered load (.html/.png/.svg)."),
           force: bool = option("force", False, help="Replace --out if it exists."),
@@ -95,7 +98,8 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
               f"--duration-s {SPAN_OBJECTIVES * slo_s:g} or more runs long enough to see it",
               file=sys.stderr)
     table = _quality(quality, spec)
-    kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s)
+    kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s,
+                  service_cv=_at_least_zero(service_cv, "service_cv"), seed=seed)
     how = dtype if runtime == "eager" else f"{dtype} {runtime}"
     title = (f"{spec.name} {side}px {how} on {dev.name}: {_rate(offered)} img/s offered "
              f"({arrivals if arrivals in ('poisson', 'bursty') else Path(arrivals).name}), "
@@ -112,7 +116,7 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
                       [p.capacity_img_per_s(devices) for p in policies], table is not None)
         code = 0
     if out:
-        _chart(out, policies, arrivals, seed, devices, table, **kwargs)
+        _chart(out, policies, arrivals, devices, table, **kwargs)
     if code:
         raise typer.Exit(code)
 
@@ -264,7 +268,7 @@ def _emit_fleet(fmt, found, title, slo_s, offered) -> None:
                   f"{why}", file=sys.stderr)
 
 
-def _chart(out, policies, arrivals, seed, devices, quality, *, slo_s, **kwargs) -> None:
+def _chart(out, policies, arrivals, devices, quality, *, slo_s, seed, **kwargs) -> None:
     """p99 and mean C against offered load, up to 1.2x the static (or first) policy's capacity."""
     from coreplan import charts
     from planners import workload
@@ -281,7 +285,7 @@ def _chart(out, policies, arrivals, seed, devices, quality, *, slo_s, **kwargs) 
             return workload.read_trace(arrivals, rate)
 
     sweep = load_sweep(policies, arrivals_at, [f * capacity for f in SWEEP_LOADS],
-                       devices=devices, quality=quality, slo_s=slo_s, **kwargs)
+                       devices=devices, quality=quality, slo_s=slo_s, seed=seed, **kwargs)
     frame = charts.serve_frame(sweep, capacity)
     path = charts.save(charts.serve_chart(frame, slo_s * 1e3, reference.name), out)
     print(f"coreplan: wrote {path}", file=sys.stderr)  # stdout keeps the table, JSON or CSV

@@ -280,8 +280,14 @@ def _elastic_pick(arrivals: list[float], table: ServiceTable, devices: int, slo_
 
 def serve(policy: Policy, arrivals: np.ndarray, *, slo_s: float, devices: int = 1,
           max_batch: int | None = None, batch_timeout_s: float = 0.0,
-          quality: dict | None = None) -> ServeResult:
-    """Simulate one policy on one arrival sequence (sorted seconds). See the module docstring."""
+          quality: dict | None = None, service_cv: float = 0.0, seed: int = 0) -> ServeResult:
+    """Simulate one policy on one arrival sequence (sorted seconds). See the module docstring.
+
+    `service_cv`: the coefficient of variation of a batch's service time around the latency
+    model's (0: deterministic, as the model predicts it). Each batch's time is the model's times
+    a gamma-distributed factor of mean 1 and that CV (seeded by `seed`), so that with Poisson
+    arrivals and batch 1 the mean wait is the Pollaczek-Khinchine M/G/1 value
+    rho E[S] (1 + cv^2) / (2 (1 - rho))."""
     table = policy.table
     max_batch = max_batch or table.max_batch
     _check_serve(arrivals, slo_s, devices, max_batch, batch_timeout_s, table)
@@ -295,6 +301,18 @@ def serve(policy: Policy, arrivals: np.ndarray, *, slo_s: float, devices: int = 
 
         def pick(t, head, size):
             return column, fixed[size - 1]
+
+    if service_cv:
+        if not (math.isfinite(service_cv) and service_cv > 0):
+            raise ArgumentError("service_cv", f"must be a finite number >= 0, got {service_cv!r}")
+        shape = 1.0 / service_cv ** 2  # gamma of mean 1: shape k, scale 1/k, CV 1/sqrt(k)
+        factors = np.random.default_rng(seed).gamma(shape, 1.0 / shape, len(times)).tolist()
+        drawn = iter(factors)
+        exact = pick
+
+        def pick(t, head, size):  # noqa: F811  (the deterministic pick, varied)
+            column, seconds = exact(t, head, size)
+            return column, seconds * next(drawn)
 
     starts, sizes, columns, services = _batches(times, devices, max_batch, batch_timeout_s, pick)
     return _result(policy, arrivals, devices, slo_s, quality, np.array(starts), np.array(sizes),
@@ -346,7 +364,8 @@ def fastest_s(policy: Policy) -> float:
 
 
 def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_batch: int | None = None,
-                   batch_timeout_s: float = 0.0, limit: int = MAX_DEVICES):
+                   batch_timeout_s: float = 0.0, limit: int = MAX_DEVICES,
+                   service_cv: float = 0.0, seed: int = 0):
     """The fewest devices for which the policy's p99 latency is within `slo_s` on these arrivals,
     with the results at that count and at one fewer: (devices, result, result_one_fewer), or
     (None, result at `limit`, None) when even `limit` devices miss. A lower bound from capacity
@@ -358,7 +377,8 @@ def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_ba
     def at(k: int) -> ServeResult:  # each device count is simulated once
         if k not in results:
             results[k] = serve(policy, arrivals, slo_s=slo_s, devices=k, max_batch=max_batch,
-                               batch_timeout_s=batch_timeout_s)
+                               batch_timeout_s=batch_timeout_s, service_cv=service_cv,
+                               seed=seed)
         return results[k]
 
     span = float(arrivals[-1] - arrivals[0]) or 1.0
@@ -388,13 +408,15 @@ def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_ba
 
 def load_sweep(policies: list[Policy], arrivals_at, rates, *, slo_s: float, devices: int = 1,
                max_batch: int | None = None, batch_timeout_s: float = 0.0,
-               quality: dict | None = None) -> list[tuple[float, ServeResult]]:
+               quality: dict | None = None, service_cv: float = 0.0,
+               seed: int = 0) -> list[tuple[float, ServeResult]]:
     """Every policy at every offered rate (img/s): (rate, result) pairs; `arrivals_at(rate)` gives
     the arrival times for a rate (one seed for all, so the loads differ only in rate)."""
     out = []
     for rate in rates:
         arrivals = arrivals_at(rate)
         out += [(float(rate), serve(p, arrivals, slo_s=slo_s, devices=devices, max_batch=max_batch,
-                                    batch_timeout_s=batch_timeout_s, quality=quality))
+                                    batch_timeout_s=batch_timeout_s, quality=quality,
+                                    service_cv=service_cv, seed=seed))
                 for p in policies]
     return out

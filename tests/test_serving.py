@@ -45,6 +45,32 @@ def test_mean_wait_is_the_pollaczek_khinchine_value(rho):
     assert r.latency_ms["mean"] == pytest.approx(expected_wait_ms + 10.0, rel=0.02)
 
 
+@pytest.mark.parametrize("cv", [0.5, 1.0])
+def test_service_time_variation_gives_the_m_g_1_wait(cv):
+    """Service times varied with coefficient of variation cv around 10 ms (gamma, mean 1):
+    Pollaczek-Khinchine's M/G/1 mean wait rho E[S] (1 + cv^2) / (2 (1 - rho)): at rho 0.7,
+    29.17 ms for cv 0.5 and 46.67 ms for cv 1 (M/M/1), against 11.67 ms deterministic."""
+    s, rho = 0.010, 0.7
+    t = table(lambda b, c: s)
+    rate = rho / s
+    arrivals = poisson(rate, 600_000 / rate, seed=5)
+    r = serve(static(t), arrivals, slo_s=1.0, max_batch=1, service_cv=cv, seed=3)
+    expected_wait_ms = rho * s * (1 + cv ** 2) / (2 * (1 - rho)) * 1e3
+    assert r.wait_ms_mean == pytest.approx(expected_wait_ms, rel=0.04)
+    assert r.service_ms_mean == pytest.approx(10.0, rel=0.01)  # the factors have mean 1
+    same = serve(static(t), arrivals, slo_s=1.0, max_batch=1, service_cv=cv, seed=3)
+    assert same.wait_ms_mean == r.wait_ms_mean  # seeded: the same run twice
+
+
+def test_a_bad_service_cv_is_one_clear_error():
+    from costmodel.errors import CoreplanError
+
+    t = table(lambda b, c: 0.01)
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(CoreplanError, match="service_cv"):
+            serve(static(t), np.array([0.0, 0.1]), slo_s=1.0, max_batch=1, service_cv=bad)
+
+
 def test_dynamic_batching_by_hand():
     # arrivals 0, 1, 2, 10 ms; batches of up to 3 wait at most 5 ms; 1 ms per batch.
     # device free at 0: head 0 alone, the batch fills at 2 ms (before 0 + 5) -> [0,1,2] at 2,
@@ -314,3 +340,17 @@ def test_cli_bad_files_and_dense_models(capsys, tmp_path):
         code, _, err = run(capsys, *args)
         assert code == 2, (args, err)
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_serve_takes_a_service_cv_on_the_command_line(cli):
+    """Batch 1, one device, Poisson arrivals: P-K says the mean wait scales by (1 + cv^2), so
+    cv 1 doubles the deterministic wait (same arrivals, same seed)."""
+    args = ("serve", "veca-small", "--device", "l4", "--resolution", "224", "--rate", "30",
+            "--slo-ms", "100", "--policy", "static", "--max-batch", "1", "--duration-s", "4000",
+            "--format", "json")
+    code, out, err = cli(*args)
+    assert code == 0, err
+    plain = json.loads(out)[0]["wait_ms_mean"]
+    code, out, err = cli(*args, "--service-cv", "1")
+    assert code == 0, err
+    assert json.loads(out)[0]["wait_ms_mean"] == pytest.approx(2 * plain, rel=0.1)
