@@ -299,6 +299,14 @@ def _plan_table(p, device) -> None:
         caption += f"\nnote: {elsewhere}"
     if device.assumptions():
         caption += f"\nnote: {device.assumptions()}"
+    if p.solve == "batch" and p.budgets.latency_ms is not None and p.chosen is not None:
+        b = p.chosen.batch
+        fill = (f"; at the demand's {p.demand_img_per_s:g} img/s filling it takes "
+                f"{(b - 1) / p.demand_img_per_s * 1e3:.4g} ms more"
+                if p.demand_img_per_s else "")
+        caption += (f"\nnote: the latency budget covers a batch's service only: a batch of {b} "
+                    f"also waits for its requests to arrive{fill} (`coreplan serve` models "
+                    f"the wait and the queue)")
     if p.chosen is not None and p.chosen.host_bound:
         caption += (f"\nnote: host-bound: at batch {p.chosen.batch} the CPU issuing launches "
                     f"takes longer than the GPU's work (host_launch_s, the catalog's default "

@@ -357,3 +357,18 @@ def test_a_run_shorter_than_its_objective_says_so(cli):
     code, _, err = cli("serve", "veca-small", "--device", "l4", "--resolution", "224", "--rate",
                        "500", "--slo-ms", "100")
     assert code == 0 and "arrivals span" not in err
+
+
+def test_solve_batch_says_its_budget_covers_service_only(cli):
+    """A batch of B at D img/s waits (B - 1) / D for its requests: plan says so and gives it."""
+    import json
+
+    args = ("plan", "veca-small", "--device", "l4", "--resolution", "512", "--solve", "batch",
+            "--latency-ms", "50", "--demand", "300")
+    code, out, err = cli(*args)
+    assert code == 0, err
+    assert "the latency budget covers a batch's service only" in " ".join(out.split())
+    code, out, err = cli(*args, "--format", "json")
+    doc = json.loads(out)
+    batch = doc["chosen"]["batch"]
+    assert doc["fill_ms_at_demand"] == pytest.approx((batch - 1) / 300 * 1e3)
