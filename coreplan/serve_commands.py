@@ -104,16 +104,19 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
     title = (f"{spec.name} {side}px {how} on {dev.name}: {_rate(offered)} img/s offered "
              f"({arrivals if arrivals in ('poisson', 'bursty') else Path(arrivals).name}), "
              f"objective {slo_s * 1e3:g} ms")
+    setup = {"device": dev.name, "resolution": side, "dtype": dtype, "runtime": runtime,
+             "arrivals": arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name,
+             "service_cv": kwargs["service_cv"]}  # what every JSON/CSV row was run under
     if solve:
         found = [(p, *devices_needed(p, times, **kwargs)) for p in policies]
-        _emit_fleet(fmt, found, title, slo_s, offered)
+        _emit_fleet(fmt, found, title, slo_s, offered, setup)
         code = 3 if any(k is None for _, k, _, _ in found) else 0
     else:
         from planners.serving import serve as run
 
         results = [run(p, times, devices=devices, quality=table, **kwargs) for p in policies]
         _emit_results(fmt, results, title + f", {devices} device(s)", slo_s, offered,
-                      [p.capacity_img_per_s(devices) for p in policies], table is not None)
+                      [p.capacity_img_per_s(devices) for p in policies], table is not None, setup)
         code = 0
     if out:
         _chart(out, policies, arrivals, devices, table, **kwargs)
@@ -196,7 +199,8 @@ def _quality(path: Optional[str], spec):
     return table
 
 
-def _emit_results(fmt, results, title, slo_s, offered, capacities, quality_given) -> None:
+def _emit_results(fmt, results, title, slo_s, offered, capacities, quality_given,
+                  setup: dict) -> None:
     rows = [{"policy": r.policy, "p50 ms": r.latency_ms["p50"], "p95 ms": r.latency_ms["p95"],
              "p99 ms": r.latency_ms["p99"], "in SLO": f"{r.slo_attainment:.1%}",
              "img/s": r.throughput_img_per_s,
@@ -221,7 +225,7 @@ def _emit_results(fmt, results, title, slo_s, offered, capacities, quality_given
     notes += [f"{r.policy}: overloaded: {_rate(offered)} img/s offered > {_rate(cap)} img/s, the most "
               f"it serves; its queue grows all run, so its latencies grow with --duration-s"
               for r, cap in zip(results, capacities) if offered > cap]
-    document = [{**r.to_dict(), "slo_ms": slo_s * 1e3, "offered_img_per_s": offered,
+    document = [{**setup, **r.to_dict(), "slo_ms": slo_s * 1e3, "offered_img_per_s": offered,
                  "capacity_img_per_s": cap} for r, cap in zip(results, capacities)]
     emit(fmt, document=document, rows=[_flat(d) for d in document], table_rows=rows, title=title,
          caption="\n".join(notes))
@@ -234,7 +238,7 @@ def _flat(result: dict) -> dict:
     return out
 
 
-def _emit_fleet(fmt, found, title, slo_s, offered) -> None:
+def _emit_fleet(fmt, found, title, slo_s, offered, setup: dict) -> None:
     from planners.serving import fastest_s
 
     rows, document = [], []
@@ -245,10 +249,11 @@ def _emit_fleet(fmt, found, title, slo_s, offered) -> None:
                      "p99 ms": "unstable" if unstable else at.latency_ms["p99"],
                      "in SLO": "" if unstable else f"{at.slo_attainment:.1%}",
                      "p99 ms, one fewer": fewer.latency_ms["p99"] if fewer else ""})
-        document.append({"policy": policy.name, "devices": k, "slo_ms": slo_s * 1e3,
+        document.append({**setup, "policy": policy.name, "devices": k, "slo_ms": slo_s * 1e3,
                          "offered_img_per_s": offered, "unstable": unstable,
                          "result": at.to_dict(), "one_fewer": fewer.to_dict() if fewer else None})
-    flat = [{"policy": d["policy"], "devices": d["devices"], "slo_ms": d["slo_ms"],
+    flat = [{**{k: d[k] for k in setup}, "policy": d["policy"], "devices": d["devices"],
+             "slo_ms": d["slo_ms"],
              "offered_img_per_s": d["offered_img_per_s"], "unstable": d["unstable"],
              **{f"at_{k}": v for k, v in _flat(d["result"]).items() if k != "policy"},
              "one_fewer_p99_ms": d["one_fewer"]["latency_ms"]["p99"] if d["one_fewer"] else None}

@@ -354,3 +354,22 @@ def test_serve_takes_a_service_cv_on_the_command_line(cli):
     code, out, err = cli(*args, "--service-cv", "1")
     assert code == 0, err
     assert json.loads(out)[0]["wait_ms_mean"] == pytest.approx(2 * plain, rel=0.1)
+
+
+def test_serve_json_and_csv_say_what_was_run(cli):
+    import csv
+    import io
+
+    args = ("serve", "veca-small", "--device", "l4", "--resolution", "224", "--rate", "30",
+            "--slo-ms", "100", "--dtype", "fp16", "--arrivals", "bursty", "--duration-s", "60")
+    want = {"device": "l4", "resolution": 224, "dtype": "fp16", "runtime": "eager",
+            "arrivals": "bursty", "service_cv": 0.0}
+    for extra in ((), ("--solve", "devices")):
+        code, out, err = cli(*args, *extra, "--format", "json")
+        assert code == 0, err
+        for row in json.loads(out):
+            assert {k: row[k] for k in want} == want
+        code, out, _ = cli(*args, *extra, "--format", "csv")
+        row = next(csv.DictReader(io.StringIO(out)))
+        assert (row["device"], row["resolution"], row["dtype"], row["arrivals"]) == \
+            ("l4", "224", "fp16", "bursty")
