@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from planners.calibrate import host_launch_costs, load_rows, row_devices
-from planners.roofline import config_rooflines, host_s, latency_s
+from planners.roofline import config_rooflines, host_s, latency_and_work_s
 
 DOCS = Path(__file__).resolve().parents[1] / "data/public/papers-and-docs"
 
@@ -39,8 +39,8 @@ def main() -> None:
     fitted = {(m.runtime, m.model) for m in rows if m.batch == min(r.batch for r in rows)}
     for m, device in zip(rows, row_devices(rows, None)):
         ops = config_rooflines(m.config(), device, m.runtime)
-        work = float(sum(op.time_s(device) for op in ops))
-        predicted = float(latency_s(ops, device))
+        latency, own = latency_and_work_s(ops, device)
+        predicted, work = float(latency), float(own)
         error = predicted / m.time_s - 1
         sets = m.batch == 1 and (m.runtime, m.model) in fitted and float(host_s(ops)) > work
         if not sets:

@@ -226,5 +226,7 @@ def with_host_launch(device, host_launch_us: Optional[float]):
     if not (math.isfinite(host_launch_us) and 0 <= host_launch_us <= 1e6):
         raise CoreplanError(f"--host-launch-us must be microseconds in [0, 1e6], got "
                             f"{host_launch_us:g}")
+    from planners.devices import HOST_RUNTIMES
+
     seconds = host_launch_us * 1e-6
-    return replace(device, host_launch_s={r: seconds for r in ("eager", "compiled", "unfused")})
+    return replace(device, host_launch_s=dict.fromkeys(HOST_RUNTIMES, seconds))

@@ -282,6 +282,7 @@ def _plan_csv(plans) -> None:
 
 def _plan_table(p, device) -> None:
     from coreplan.output import chosen_line, plan_rows
+    from planners.roofline import HOST_COST_SOURCE
 
     rows = plan_rows(p)
     limits = ", ".join(f"{k}={v:g}" for k, v in vars(p.budgets).items() if v is not None) or "none"
@@ -309,11 +310,9 @@ def _plan_table(p, device) -> None:
                     f"the wait and the queue)")
     if p.chosen is not None and p.chosen.host_bound:
         caption += (f"\nnote: host-bound: at batch {p.chosen.batch} the CPU issuing launches "
-                    f"takes longer than the GPU's work (host_launch_s, the catalog's default "
-                    f"unless a device file or --host-launch-us sets it; `coreplan simulate` shows "
-                    f"both; ms 5-95% runs "
-                    f"from the GPU's work alone to the host's): a larger batch, torch.compile or "
-                    f"CUDA graphs would cut it")
+                    f"takes longer than the GPU's work ({HOST_COST_SOURCE}; `coreplan simulate` "
+                    f"shows both; ms 5-95% runs from the GPU's work alone to the host's): a "
+                    f"larger batch, torch.compile or CUDA graphs would cut it")
     fixed = []  # a column every row shares goes to the title (80-column tables)
     for key, unit in (("px", " px"), ("batch", "")):
         values = {row[key] for row in rows}

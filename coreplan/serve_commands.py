@@ -101,11 +101,11 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
     kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s,
                   service_cv=_at_least_zero(service_cv, "service_cv"), seed=seed)
     how = dtype if runtime == "eager" else f"{dtype} {runtime}"
+    source = arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name
     title = (f"{spec.name} {side}px {how} on {dev.name}: {_rate(offered)} img/s offered "
-             f"({arrivals if arrivals in ('poisson', 'bursty') else Path(arrivals).name}), "
-             f"objective {slo_s * 1e3:g} ms")
+             f"({source}), objective {slo_s * 1e3:g} ms")
     setup = {"device": dev.name, "resolution": side, "dtype": dtype, "runtime": runtime,
-             "arrivals": arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name,
+             "arrivals": source,
              "service_cv": kwargs["service_cv"]}  # what every JSON/CSV row was run under
     if solve:
         found = [(p, *devices_needed(p, times, **kwargs)) for p in policies]

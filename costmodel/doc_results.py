@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costmodel.errors import CoreplanError
-from costmodel.measurements import Measurement, csv_rows
+from costmodel.measurements import Measurement, csv_rows, positive_field
 from costmodel.timm_names import timm_spec
 
 COLUMNS = ("model", "img_size", "batch", "precision", "runtime", "gpu", "value", "unit", "notes")
@@ -79,18 +79,6 @@ def _model_name(text: str) -> tuple[str, bool]:
     return name, False
 
 
-def _number(path, line, key, text) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise CoreplanError(f"{path}:{line}: field {key}: expected a number, got {text!r}") \
-            from None
-    if not value > 0 or value == float("inf"):
-        raise CoreplanError(f"{path}:{line}: field {key}: expected a positive number, got "
-                            f"{text!r}")
-    return value
-
-
 def _record(path: Path, line: int, row: dict) -> Measurement | str:
     name, from_hf = _model_name(row["model"])
     spec = timm_spec(name)
@@ -102,9 +90,9 @@ def _record(path: Path, line: int, row: dict) -> Measurement | str:
         return f"{row['model']}: batch or precision not stated"
     if row["runtime"] not in RUNTIMES:
         return f"runtime {row['runtime']!r} unknown"
-    side = int(_number(path, line, "img_size", row["img_size"]))
+    side = int(positive_field(path, line, row, "img_size"))
     batch = int(row["batch"])
-    value = _number(path, line, "value", row["value"])
+    value = positive_field(path, line, row, "value")
     if row["unit"] == "ms_per_batch":
         ms = value
     elif row["unit"] == "img_per_s":

@@ -252,6 +252,19 @@ def csv_rows(path: str | Path, check_header) -> list[tuple[int, dict]]:
     return rows
 
 
+def positive_field(path, line: int, row: dict, key: str) -> float:
+    """A CSV row's field as a finite positive number, else one error naming file, line and
+    field (the published tables: timm's benchmarks, other projects' documents)."""
+    text = row.get(key, "")
+    try:
+        value = float(text)
+    except ValueError:
+        raise CoreplanError(f"{path}:{line}: field {key}: expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise CoreplanError(f"{path}:{line}: field {key}: expected a positive number, got {text!r}")
+    return value
+
+
 def _record(path, line: int, row: dict) -> Measurement:
     values = {name: _parse(path, line, name, text) for name, text in row.items()}
     version = values.pop("schema_version", None) or 1

@@ -11,13 +11,12 @@ silently.
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from costmodel.errors import CoreplanError
-from costmodel.measurements import Measurement, csv_rows
+from costmodel.measurements import Measurement, csv_rows, positive_field
 from costmodel.timm_names import timm_spec
 
 PRECISIONS = {"amp": "fp16", "amp_bf16": "bf16", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
@@ -95,28 +94,17 @@ def read_timm(path: str | Path) -> TimmResults:
         if record is not None:
             records.append(record)
             if row.get("infer_gmacs"):
-                gmacs[row["model"]] = _number(info.path, line, row, "infer_gmacs")
+                gmacs[row["model"]] = positive_field(info.path, line, row, "infer_gmacs")
     return TimmResults(info, tuple(records), tuple(dict.fromkeys(unmapped)), gmacs)
 
 
-def _number(path, line, row, key) -> float:
-    text = row.get(key, "")
-    try:
-        value = float(text)
-    except ValueError:
-        raise CoreplanError(f"{path}:{line}: field {key}: expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise CoreplanError(f"{path}:{line}: field {key}: expected a positive number, got {text!r}")
-    return value
-
-
 def _record(info: TimmFile, line: int, row: dict, spec) -> Measurement | None:
-    side = int(_number(info.path, line, row, "infer_img_size"))
-    batch = int(_number(info.path, line, row, "infer_batch_size"))
+    side = int(positive_field(info.path, line, row, "infer_img_size"))
+    batch = int(positive_field(info.path, line, row, "infer_batch_size"))
     if row.get("infer_step_time"):
-        step_ms = _number(info.path, line, row, "infer_step_time")
+        step_ms = positive_field(info.path, line, row, "infer_step_time")
     else:
-        step_ms = batch / _number(info.path, line, row, "infer_samples_per_sec") * 1e3
+        step_ms = batch / positive_field(info.path, line, row, "infer_samples_per_sec") * 1e3
     if side % spec.patch_size:
         return None  # NB: timm pads or crops; coreplan's graph needs a whole patch grid
     return Measurement(
@@ -127,9 +115,6 @@ def _record(info: TimmFile, line: int, row: dict, spec) -> Measurement | None:
 
 
 
-TRAIN_NAME = re.compile(r"^benchmark-train-(?P<precision>[a-z0-9_]+)-(?P<layout>nchw|nhwc)-"
-                        r"pt(?P<torch>\d+)-(?P<backend>cu\d+|cpu)-(?P<device>.+?)(?P<dynamo>-dynamo)?"
-                        r"\.csv$")
 TRAIN_REQUIRED = ("model", "train_img_size", "train_batch_size", "train_step_time")
 
 
@@ -138,13 +123,11 @@ def read_timm_train(path: str | Path) -> TimmResults:
     per batch, `train_step_time` in ms) as records of the step's time; the file name is read as
     an inference file's is (precision, torch version, device, runtime of the forward)."""
     path = Path(path)
-    m = TRAIN_NAME.match(path.name)
-    if not m:
+    as_infer = path.name.replace("benchmark-train-", "benchmark-infer-", 1)
+    if not path.name.startswith("benchmark-train-") or not is_timm_file(as_infer):
         raise CoreplanError(f"{path}: not a timm training benchmark file name (expected e.g. "
                             f"benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv)")
-    info = parse_name(path.with_name(path.name.replace("benchmark-train-", "benchmark-infer-", 1)))
-    info = TimmFile(path, info.precision, info.device, info.device_kind, info.runtime,
-                    info.torch_version)
+    info = replace(parse_name(as_infer), path=path)  # named as an inference file is
 
     def check(where, header):
         if [c for c in TRAIN_REQUIRED if c not in (header or [])]:
@@ -157,14 +140,14 @@ def read_timm_train(path: str | Path) -> TimmResults:
         if spec is None:
             unmapped.append(row["model"])
             continue
-        side = int(_number(path, line, row, "train_img_size"))
+        side = int(positive_field(path, line, row, "train_img_size"))
         if side % spec.patch_size:
             continue
         records.append(Measurement(
-            spec.name, side, 0, "dense", int(_number(path, line, row, "train_batch_size")),
+            spec.name, side, 0, "dense", int(positive_field(path, line, row, "train_batch_size")),
             info.precision, "ok", family=spec.family, patch_tokens=(side // spec.patch_size) ** 2,
             device=info.device_kind, device_name=info.device, runtime=info.runtime,
             torch_version=info.torch_version,
-            time_ms_median=_number(path, line, row, "train_step_time"),
+            time_ms_median=positive_field(path, line, row, "train_step_time"),
             note=f"timm training benchmark {path.name}", line=line))
     return TimmResults(info, tuple(records), tuple(dict.fromkeys(unmapped)), {})

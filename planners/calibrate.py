@@ -337,13 +337,13 @@ def host_launch_costs(rows: list[Measurement]) -> dict[str, tuple[float, int]]:
     launch. Returns the median per runtime and how many series gave one; eager and unfused issue
     their ops the same way (PyTorch from Python): one without series of its own takes the other's
     (count 0)."""
-    from planners.roofline import AMP, config_rooflines
+    from planners.roofline import AMP, config_rooflines, work_s
 
     series: dict[tuple, list[tuple[int, float, float, float]]] = {}
     for m, device in zip(rows, row_devices(rows, None)):
         runtime = m.runtime or "eager"
         ops = config_rooflines(m.config(), device, runtime)
-        work = float(sum(op.time_s(device) for op in ops))
+        work = float(work_s(ops, device))
         launches = float(sum(op.launches for op in ops))
         key = (m.model, m.resolution, runtime, m.device_name, m.torch_version, m.note)
         series.setdefault(key, []).append((m.batch, m.time_s, work, launches))

@@ -28,8 +28,9 @@ so that time follows work down to one TILE of K per SM, and then the launch floo
 unsplit formula). Where the TILE x TILE grid leaves SMs idle, cuBLAS (and flash attention) also
 has SMALL x SMALL tiles: the tile size with the less quantized work is taken, each split as above.
 On the V100 rows of data/public/papers-and-docs (ViT-B/16 fp32, batch 4: M = 788 tokens, 42 tiles
-of 128 on 80 SMs) the 128 tiles alone put the roofline floor 15% above the measured time. NB: the partial sums' reduction (s x M x N fp32, written and read once) is not
-counted: at the small M and N where splitting happens it is a few MB at most.
+of 128 on 80 SMs) the 128 tiles alone put the roofline floor 15% above the measured time.
+NB: the partial sums' reduction (s x M x N fp32, written and read once) is not counted: at the
+small M and N where splitting happens it is a few MB at most.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from costmodel.memory import inference_memory
 from costmodel.spec import ModelSpec, catalog
 from planners.devices import DeviceSpec
 from planners.limits import MAX_BATCH, MAX_RESOLUTION
-from planners.roofline import latency_s, op_rooflines
+from planners.roofline import latency_and_work_s, op_rooflines
 
 GB = 1e9  # budgets in decimal gigabytes
 SOLVES = ("cores", "resolution", "batch")
@@ -99,9 +99,10 @@ def _training_seconds_and_flops(configs: list[Config], device: DeviceSpec, runti
 
     seconds, flops, work = [], [], []
     for c in configs:
-        ops = training_rooflines(c, device, runtime, optimizer)
-        seconds.append(float(latency_s(ops, device)))
-        work.append(float(sum(op.time_s(device) for op in ops)))
+        latency, own = latency_and_work_s(training_rooflines(c, device, runtime, optimizer),
+                                          device)
+        seconds.append(float(latency))
+        work.append(float(own))
         flops.append(training_flops(c)["total"])
     return np.array(seconds), np.array(flops, dtype=float), np.array(work)
 
@@ -126,12 +127,10 @@ def _seconds_and_flops(configs: list[Config], device: DeviceSpec, runtime: str):
     for c in configs:
         check_countable(c)
     cost = evaluate(spec, impl, _stack_dims(configs))
-    ops = op_rooflines(cost, device, dtype, runtime)
-    seconds = np.atleast_1d(latency_s(ops, device))
-    work = np.atleast_1d(sum(op.time_s(device) for op in ops))  # the device's own
+    seconds, work = latency_and_work_s(op_rooflines(cost, device, dtype, runtime), device)
     n = (len(configs),)
-    return (np.broadcast_to(seconds, n), np.atleast_1d(cost.total("flop")),
-            np.broadcast_to(work, n))
+    return (np.broadcast_to(np.atleast_1d(seconds), n), np.atleast_1d(cost.total("flop")),
+            np.broadcast_to(np.atleast_1d(work), n))
 
 
 def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
@@ -162,13 +161,11 @@ def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
                      tensor_bytes(c, mode, optimizer), host_bound)
 
 
-OPTIMIZER_STATES = {"sgd": 1, "adamw": 2}  # tensors the size of the weights each keeps
-
-
 def tensor_bytes(c: Config, mode: str = "inference", optimizer: str = "sgd") -> int:
     """Weights and live tensors: a forward's peak, or a training step's (weights, gradients,
     optimizer states, activations saved for backward; costmodel.memory.training_memory)."""
     from costmodel.memory import training_memory
+    from planners.training_step import OPTIMIZER_STATES
 
     if mode == "training":
         return training_memory(c, OPTIMIZER_STATES[optimizer]).total_bytes
@@ -182,6 +179,7 @@ def process_bytes(c: Config, device: DeviceSpec, framework: str = "torch",
     Training: the footprint's fixed terms with the training step's tensors in place of the
     forward's (planners.footprint.training_footprint)."""
     from planners.footprint import footprint, training_footprint
+    from planners.training_step import OPTIMIZER_STATES
 
     if device.footprint is None:
         return tensor_bytes(c, mode, optimizer)
@@ -448,12 +446,13 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
 def _problem(spec, device, *, resolution, batch, dtype, budgets, cores_allowed, solve, cores, impl,
              max_resolution, max_batch, runtime, mode="inference", optimizer="sgd") -> Problem:
     from costmodel.errors import check_choice
-    from planners.roofline import check_runtime_dtype
+    from planners.roofline import MODES, check_runtime_dtype
+    from planners.training_step import OPTIMIZERS
 
     check_choice("solve", solve, SOLVES)
     check_runtime_dtype(runtime, dtype)
-    check_choice("mode", mode, ("inference", "training"))
-    check_choice("optimizer", optimizer, tuple(OPTIMIZER_STATES))
+    check_choice("mode", mode, MODES)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     if resolution is None and solve != "resolution":
         resolution = spec.native_side  # a model's stored input size, where it has one
         if resolution is None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from costmodel.config import Config
+from costmodel.config import Config, check_countable
 from costmodel.cost import GraphCost, config_cost
 from costmodel.errors import CoreplanError, check_choice
 from costmodel.registry import MATRIX_CLASSES, OP_CLASSES, REGISTRY
@@ -166,9 +166,17 @@ def op_rooflines(cost: GraphCost, device: DeviceSpec, dtype: str,
     return _with_host(eager, device, runtime)
 
 
+def host_per_launch_s(device: DeviceSpec, runtime: str) -> float:
+    """What the host spends issuing one launch under the runtime (`+amp` or not): the device's
+    host_launch_s on a GPU; 0 off a GPU (a CPU's per-op cost is in its own overhead)."""
+    if device.kind != "gpu":
+        return 0.0
+    return (device.host_launch_s or {}).get(runtime.removesuffix(AMP), 0.0)
+
+
 def _with_host(ops: tuple[OpRoofline, ...], device: DeviceSpec, runtime: str) -> tuple:
     """Each op's host time: its launches x the host's cost per launch under the runtime."""
-    per_launch = (device.host_launch_s or {}).get(runtime, 0.0) if device.kind == "gpu" else 0.0
+    per_launch = host_per_launch_s(device, runtime)
     if not per_launch:
         return ops
     return tuple(replace(op, host_s=op.launches * per_launch) for op in ops)
@@ -357,7 +365,18 @@ def fuse_elementwise(ops: tuple[OpRoofline, ...]) -> tuple[OpRoofline, ...]:
 def latency_s(ops: tuple[OpRoofline, ...], device: DeviceSpec):
     """Predicted latency in seconds: the sum of the ops' times or, where larger, the host's time
     issuing them (vectorised over arrays)."""
-    return np.maximum(sum(op.time_s(device) for op in ops), host_s(ops))
+    return latency_and_work_s(ops, device)[0]
+
+
+def work_s(ops: tuple[OpRoofline, ...], device: DeviceSpec):
+    """The device's own work: the sum of the ops' times, launches included."""
+    return sum(op.time_s(device) for op in ops)
+
+
+def latency_and_work_s(ops: tuple[OpRoofline, ...], device: DeviceSpec):
+    """(latency, the device's work): the latency is the work or, where larger, the host's time."""
+    work = work_s(ops, device)
+    return np.maximum(work, host_s(ops)), work
 
 
 def host_s(ops: tuple[OpRoofline, ...]):
@@ -446,8 +465,6 @@ def _op_time(op: OpRoofline, device: DeviceSpec) -> OpTime:
 
 def config_rooflines(config: Config, device: DeviceSpec,
                      runtime: str = "eager") -> tuple[OpRoofline, ...]:
-    from costmodel.config import check_countable
-
     return op_rooflines(config_cost(check_countable(config)), device, config.dtype, runtime)
 
 
@@ -499,5 +516,9 @@ def host_note(sim: Simulation, device: DeviceSpec) -> str | None:
               "forward) would remove most of it" if runtime != "compiled" else
               "a larger batch or CUDA graphs (one launch a forward) would remove most of it")
     return (f"{head}; {remedy}. The cost per launch is the host CPU's, not the GPU's: "
-            f"host_launch_s, the catalog's default unless {device.name}'s device file sets it "
-            f"(--host-launch-us sets this host's)")
+            f"{HOST_COST_SOURCE}")
+
+
+# Where a GPU's host cost per launch comes from (plan's and simulate's host-bound notes).
+HOST_COST_SOURCE = ("host_launch_s, the catalog's default unless a device file or "
+                    "--host-launch-us sets it")

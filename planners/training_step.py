@@ -37,11 +37,12 @@ from costmodel.errors import check_choice
 from costmodel.params import parameter_count, parameter_tensors
 from costmodel.registry import REGISTRY
 from planners.devices import DeviceSpec
-from planners.roofline import AMP, OpRoofline, config_rooflines
+from planners.roofline import OpRoofline, config_rooflines, host_per_launch_s
 
-OPTIMIZERS = ("sgd", "adamw")
 OPTIMIZER_BYTES = {"sgd": 44, "adamw": 88}  # per parameter per step (module docstring)
 OPTIMIZER_KERNELS = {"sgd": 4, "adamw": 9}  # per parameter tensor
+OPTIMIZER_STATES = {"sgd": 1, "adamw": 2}  # tensors the size of the weights each keeps
+OPTIMIZERS = tuple(OPTIMIZER_BYTES)
 ACCUMULATE_BYTES = 12  # grad += new grad, fp32: read 4 + 4, write 4
 ELEMENTWISE_BACKWARD = 1.5  # dy and x in, dx out, against x in, y out
 FOREACH_TENSORS = 36  # tensors one foreach launch takes (multi_tensor_apply, four lists)
@@ -97,7 +98,5 @@ def training_rooflines(config: Config, device: DeviceSpec, runtime: str = "eager
     planners.roofline.latency_s)."""
     forward = config_rooflines(config, device, runtime)
     backward = tuple(backward_op(op, attention_backward) for op in reversed(forward))
-    base = runtime.removesuffix(AMP)
-    per_launch = ((device.host_launch_s or {}).get(base, 0.0) if device.kind == "gpu" else 0.0)
     return forward + backward + optimizer_ops(config, device, optimizer, torch_version,
-                                              per_launch)
+                                              host_per_launch_s(device, runtime))
