@@ -98,6 +98,25 @@ def chosen_line(p, device) -> str:
     return line
 
 
+def economics_line(e, device) -> str:
+    """A fleet's (or one busy device's) rates in one line: images/s per device, energy per image
+    at board power and the price per million images, each where the device has the number."""
+    said = [f"{e.img_per_s_per_device:,.4g} img/s per device"
+            + (f" ({e.utilisation:.0%} busy)" if e.devices > 1 or e.utilisation < 1 else "")]
+    if e.joules_per_image is not None:
+        said.append(f"{e.joules_per_image:.3g} J/image at the {e.board_power_w:g} W board "
+                    f"power while busy")
+    else:
+        said.append("no energy (the device has no board_power_w)")
+    if e.usd_per_million_images is not None:
+        fleet = f"{e.devices:,} x " if e.devices > 1 else ""
+        said.append(f"{e.usd_per_million_images:,.3g} USD per million images at {fleet}"
+                    f"{e.price_per_hour_usd:g} USD/h (price_source in --format json)")
+    else:
+        said.append("no price (set price_per_hour_usd and price_source in a device file)")
+    return "; ".join(said)
+
+
 def page_rows(rows: list[dict]) -> list[dict]:
     """Rows for a page rather than a terminal: the long column names."""
     return [{PAGE_NAMES.get(k, k): v for k, v in row.items()} for row in rows]

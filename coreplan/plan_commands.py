@@ -281,14 +281,19 @@ def _plan_csv(plans) -> None:
 
 
 def _plan_table(p, device) -> None:
-    from coreplan.output import chosen_line, plan_rows
+    from coreplan.output import chosen_line, economics_line, plan_rows
     from planners.roofline import HOST_COST_SOURCE
 
     rows = plan_rows(p)
     limits = ", ".join(f"{k}={v:g}" for k, v in vars(p.budgets).items() if v is not None) or "none"
     caption = chosen_line(p, device)
     if p.devices_needed:
-        caption += f"; devices for {p.demand_img_per_s:g} img/s: {p.devices_needed}"
+        caption += (f"; devices for {p.demand_img_per_s:g} img/s: {p.devices_needed} (each "
+                    f"kept {p.economics.utilisation:.0%} busy at batch {p.chosen.batch}, no "
+                    f"queue: `coreplan serve --solve devices` adds arrivals, queueing and the "
+                    f"latency objective, and needs at least this many at this batch)")
+    if p.economics is not None:
+        caption += f"\n{economics_line(p.economics, device)}"
     caption += "\nms: predicted latency per batch; tightest: the limit closest to binding (use)"
     if device.footprint is not None:
         caption += ("\nGB: the process footprint (runtime, weights, forward peak with the "

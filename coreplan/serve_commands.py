@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from coreplan.app import (app, check_format, DeviceFile, flag, Format, HostLaunchUs, Impl, ints,
-                          ModelFile, number, option, Runtime, square, with_host_launch)
+                          ModelFile, names, number, option, Runtime, square, with_host_launch)
 from coreplan.output import check_new, check_out, emit
 from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
@@ -23,7 +23,8 @@ SWEEP_REQUESTS = 20_000
 
 
 @app.command()
-def serve(model: str, device: str = option("device", ..., help="Device name (`coreplan devices` lists them)."),
+def serve(model: str, device: str = option("device", ..., help="Device name, or a comma list "
+                                           "(`coreplan devices` lists them)."),
           resolution: str = option("resolution", ..., help="Side in px (square images)."),
           rate: Optional[str] = option("rate", None, help="Offered load, images/s (with a trace file: "
                                                   "replay it scaled to this mean rate)."),
@@ -32,21 +33,34 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
           cores: Optional[int] = option("cores", None, help="C of the static policy "
                                                                      "(default: the largest)."),
           cores_allowed: Optional[str] = option("cores_allowed", None, help="Budgets the elastic policy may use."),
-          max_batch: int = option("max_batch", 8, help="Largest batch a device takes."),
-          batch_timeout_ms: str = option("batch_timeout_ms", "0", help="Longest the oldest request waits for its "
-                                                    "batch to fill."),
+          max_batch: Optional[str] = option("max_batch", None, help="Largest batch a device takes "
+                                            "(default 8); with --solve, a comma list or auto "
+                                            "(1, 2, 4 ... 64 as memory and the objective allow) "
+                                            "to search (--solve batching's default: auto)."),
+          batch_timeout_ms: Optional[str] = option("batch_timeout_ms", None, help="Longest the "
+                                                   "oldest request waits for its batch to fill "
+                                                   "(default 0); with --solve batching, a comma "
+                                                   "list to search (default: 0 to 50% of the "
+                                                   "objective)."),
           arrivals: str = option("arrivals", "poisson", help="poisson, bursty (MMPP-2: bursts at 4x the rate, "
                                             "1 s long, every 10 s on average) or a trace file."),
-          duration_s: Optional[str] = option("duration_s", None, help="Simulated seconds (default: 100,000 "
-                                                        "requests' worth)."),
+          duration_s: Optional[str] = option("duration_s", None, help="Simulated seconds "
+                                             "(default: 100,000 requests' worth, and at least "
+                                             "20 objectives, up to 1,000,000 requests)."),
           devices: Optional[int] = option("devices", None, help="Identical devices sharing the queue "
                                                      "(default 1)."),
-          dtype: str = option("dtype", "auto", help="fp32, bf16, fp16 or auto."),
+          dtype: str = option("dtype", "auto", help="fp32, bf16, fp16 or auto (each device's best)."),
           quality: Optional[str] = option("quality", None, help="CSV cores,quality: expected quality per C."),
           versus: Optional[str] = option("versus", None, help="Dense baseline model."),
           seed: int = option("seed", 0, help="Seed of the arrivals (the same seed, the same stream)."),
           solve: Optional[str] = option("solve", None, help="devices: the fewest devices holding p99 "
-                                                   "within the objective, per policy."),
+                                                   "within the objective, per device type and "
+                                                   "policy, ranked by --objective; batching: the "
+                                                   "largest batch and batch timeout holding it "
+                                                   "on --devices."),
+          objective: Optional[str] = option("objective", None, help="How --solve devices ranks "
+                                            "fleets: devices (fewest; the default), cost (USD "
+                                            "per million images) or energy (J per image)."),
           impl: Optional[str] = Impl(), runtime: str = Runtime(),
           host_launch_us: Optional[float] = HostLaunchUs(),
           service_cv: str = option("service_cv", "0", help="Coefficient of variation of a "
@@ -57,71 +71,162 @@ def serve(model: str, device: str = option("device", ..., help="Device name (`co
           force: bool = option("force", False, help="Replace --out if it exists."),
           device_file: Optional[str] = DeviceFile(), model_file: Optional[str] = ModelFile(),
           fmt: str = Format()) -> None:
-    """Simulate serving a request stream: latency percentiles, objective attainment, C mix.
+    """Simulate serving a request stream: latency percentiles, objective attainment, C mix,
+    energy and price per image.
 
-    Exit status 3 with --solve devices when a policy cannot hold the objective with any number of
-    devices up to 4096 (planners.limits.MAX_DEVICES).
+    Exit status 3 with --solve devices when a device type and policy cannot hold the objective
+    with any number of devices up to 4096 (planners.limits.MAX_DEVICES), and with --solve
+    batching when no batching holds it on the fleet.
     """
     from planners.devices import get_device
-    from planners.planner import best_dtype
-    from planners.serving import check_objective, devices_needed, make_policies
+    from planners.economics import check_objective_inputs
+    from planners.serving import check_objective
 
     fmt = check_format(fmt)
-    if solve is not None:
-        check_choice("solve", solve, ("devices",))
-        if devices is not None:
-            raise CoreplanError("--solve devices finds the number of devices; drop --devices")
+    _check_solve(solve, devices, objective, max_batch, batch_timeout_ms, out, device)
     devices = 1 if devices is None else devices
     if out:
         check_out(out)
         check_new(out, force)
     slo_s = _positive(slo_ms, "slo_ms") / 1e3
-    timeout_s = _at_least_zero(batch_timeout_ms, "batch_timeout_ms") / 1e3
+    timeouts_s = [t / 1e3 for t in _timeouts(batch_timeout_ms, solve)]
     rate_value = _positive(rate, "rate") if rate is not None else None
     duration = _positive(duration_s, "duration_s") if duration_s is not None else None
-    _warn_absurd(devices, timeout_s, slo_s, rate_value)
-    dev = with_host_launch(get_device(device, device_file), host_launch_us)
-    dtype = best_dtype(dev) if dtype == "auto" else dtype
+    _warn_absurd(devices, max(timeouts_s or [0.0]), slo_s, rate_value)
+    devs = [with_host_launch(get_device(d, device_file), host_launch_us)
+            for d in names(device, "device")]
+    objective = objective or "devices"
+    check_objective_inputs(objective, devs)
     spec = get_model(model, model_file)
     side = square(resolution, "serve")
+    batches = _batches(max_batch, solve)
+    explicit = max_batch is not None and max_batch.strip() != "auto"
+    setups = [_policies(spec, d, side, dtype, policy, batches, explicit, cores, cores_allowed,
+                        impl, runtime, versus, model_file) for d in devs]
+    if len(devs) == 1:  # one device: an objective below its fastest service is refused
+        check_objective(setups[0][2], slo_s, spec.name, devs[0].name)
+    times, offered = _arrivals(arrivals, rate_value, duration, seed, slo_s)
+    _warn_short(times, slo_s)
+    table = _quality(quality, spec)
+    kwargs = dict(slo_s=slo_s, service_cv=_at_least_zero(service_cv, "service_cv"), seed=seed)
+    source = arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name
+    where = devs[0].name if len(devs) == 1 else f"{len(devs)} device types"
+    how = setups[0][1] if len({s[1] for s in setups}) == 1 else "auto dtype"
+    how += "" if runtime == "eager" else f" {runtime}"
+    title = (f"{spec.name} {side}px {how} on {where}: {_rate(offered)} img/s offered "
+             f"({source}), objective {slo_s * 1e3:g} ms")
+    common = {"resolution": side, "runtime": runtime, "arrivals": source,
+              "service_cv": kwargs["service_cv"]}  # what every JSON/CSV row was run under
+    if solve == "devices":
+        from planners.fleet import fleet_search
+
+        options = [(d, policies) for d, _, policies in setups]
+        fleets = fleet_search(options, times, objective=objective, batches=batches,
+                              batch_timeout_s=timeouts_s[0] if timeouts_s else 0.0, **kwargs)
+        dtypes = {d.name: dt for d, dt, _ in setups}
+        _emit_fleets(fmt, fleets, title, slo_s, offered, common, dtypes, objective)
+        code = 3 if any(f.devices is None for f in fleets) else 0
+    elif solve == "batching":
+        code = _solve_batching(fmt, setups, times, devices, batches, timeouts_s, title, offered,
+                               common, **kwargs)
+    else:
+        from planners.serving import serve as run
+
+        timeout = timeouts_s[0] if timeouts_s else 0.0
+        found = [(d, dt, p, run(p, times, devices=devices, quality=table, max_batch=batches[0],
+                                batch_timeout_s=timeout, **kwargs))
+                 for d, dt, policies in setups for p in policies]
+        _emit_results(fmt, found, title + f", {devices} device(s)", slo_s, offered, devices,
+                      batches[0], table is not None, common)
+        code = 0
+    if out:
+        _d, _dt, policies = setups[0]
+        _chart(out, policies, arrivals, devices, table, max_batch=batches[0],
+               batch_timeout_s=timeouts_s[0] if timeouts_s else 0.0, **kwargs)
+    if code:
+        raise typer.Exit(code)
+
+
+SOLVES = ("devices", "batching")
+DEFAULT_MAX_BATCH = 8
+MOST_DEFAULT_REQUESTS = 1_000_000  # the default run's length is capped here (about 1 s of work)
+DEFAULT_SPAN_OBJECTIVES = 20  # the default run spans at least this many objectives
+
+
+def _check_solve(solve, devices, objective, max_batch, batch_timeout_ms, out, device) -> None:
+    """The flags that only a search takes, and the search each needs, said before any work."""
+    if solve is not None:
+        check_choice("solve", solve, SOLVES)
+    if solve == "devices" and devices is not None:
+        raise CoreplanError("--solve devices finds the number of devices; drop --devices")
+    if objective is not None and solve != "devices":
+        check_choice("objective", objective, ("devices", "cost", "energy"))
+        raise CoreplanError("--objective ranks the fleets of --solve devices; add --solve devices "
+                            "(each run here has its --devices)")
+    for given, name in ((max_batch, "--max-batch"), (batch_timeout_ms, "--batch-timeout-ms")):
+        listed = given is not None and ("," in given or given.strip() == "auto")
+        if listed and solve is None:
+            raise CoreplanError(f"{name} takes a list or auto only with --solve (a search); "
+                                f"without it, one value")
+    if batch_timeout_ms is not None and "," in batch_timeout_ms and solve == "devices":
+        raise CoreplanError("--solve devices runs at one --batch-timeout-ms; --solve batching "
+                            "searches a list")
+    if out and "," in device:
+        raise CoreplanError("--out charts one device's load sweep; give one --device")
+
+
+def _batches(text: Optional[str], solve: Optional[str]) -> list[int]:
+    """The largest batches to run or search: one, a comma list or auto."""
+    from planners.fleet import AUTO_BATCHES
+    from planners.limits import MAX_BATCH
+
+    if text is None:
+        return list(AUTO_BATCHES) if solve == "batching" else [DEFAULT_MAX_BATCH]
+    if text.strip() == "auto":
+        return list(AUTO_BATCHES)
+    values = sorted(set(ints(text, "max_batch")))
+    bad = [v for v in values if not 1 <= v <= MAX_BATCH]
+    if bad:
+        raise CoreplanError(f"--max-batch must be an integer in 1..{MAX_BATCH}, got {bad[0]}")
+    return values
+
+
+def _timeouts(text: Optional[str], solve: Optional[str]) -> list[float]:
+    """Batch timeouts in ms: none given is [0] (or, for --solve batching, the default shares)."""
+    if text is None:
+        return [] if solve == "batching" else [0.0]
+    values = [_at_least_zero(part, "batch_timeout_ms") for part in text.split(",")]
+    return sorted(set(values))
+
+
+def _policies(spec, dev, side, dtype, policy, batches, explicit, cores, cores_allowed, impl,
+              runtime, versus, model_file):
+    """(device, dtype, policies) with service tables up to the largest batch of `batches` that
+    fits the device's memory (every batch, when the list was given; auto: those that fit)."""
+    from planners.planner import best_dtype
+    from planners.serving import batch_bytes, make_policies
+
+    dtype = best_dtype(dev) if dtype == "auto" else dtype
+    fitting = [b for b in batches
+               if batch_bytes(spec, dev, resolution=side, dtype=dtype, batch=b, impl=impl)
+               <= dev.memory_capacity_bytes]
+    # a listed batch must fit (refused, saying why); of auto's, the largest that fits
+    largest = max(batches) if explicit else max(fitting or batches[:1])
     policies = make_policies(spec, dev, resolution=side, dtype=dtype, policy=policy,
-                             max_batch=max_batch, cores=cores,
+                             max_batch=largest, cores=cores,
                              cores_allowed=ints(cores_allowed, "cores_allowed")
                              if cores_allowed else None, impl=impl, runtime=runtime,
                              versus=get_model(versus, model_file) if versus else None)
-    check_objective(policies, slo_s, spec.name, dev.name)
-    times, offered = _arrivals(arrivals, rate_value, duration, seed)
+    return dev, dtype, policies
+
+
+def _warn_short(times, slo_s: float) -> None:
     span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
     if span < SPAN_OBJECTIVES * slo_s:  # a run shorter than a few objectives sees a transient
         print(f"coreplan: warning: the arrivals span {span:.3g} s, {span / slo_s:.2g}x the "
               f"{slo_s * 1e3:g} ms objective: a queue that grows shows only its start; "
               f"--duration-s {SPAN_OBJECTIVES * slo_s:g} or more runs long enough to see it",
               file=sys.stderr)
-    table = _quality(quality, spec)
-    kwargs = dict(slo_s=slo_s, max_batch=max_batch, batch_timeout_s=timeout_s,
-                  service_cv=_at_least_zero(service_cv, "service_cv"), seed=seed)
-    how = dtype if runtime == "eager" else f"{dtype} {runtime}"
-    source = arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name
-    title = (f"{spec.name} {side}px {how} on {dev.name}: {_rate(offered)} img/s offered "
-             f"({source}), objective {slo_s * 1e3:g} ms")
-    setup = {"device": dev.name, "resolution": side, "dtype": dtype, "runtime": runtime,
-             "arrivals": source,
-             "service_cv": kwargs["service_cv"]}  # what every JSON/CSV row was run under
-    if solve:
-        found = [(p, *devices_needed(p, times, **kwargs)) for p in policies]
-        _emit_fleet(fmt, found, title, slo_s, offered, setup)
-        code = 3 if any(k is None for _, k, _, _ in found) else 0
-    else:
-        from planners.serving import serve as run
-
-        results = [run(p, times, devices=devices, quality=table, **kwargs) for p in policies]
-        _emit_results(fmt, results, title + f", {devices} device(s)", slo_s, offered,
-                      [p.capacity_img_per_s(devices) for p in policies], table is not None, setup)
-        code = 0
-    if out:
-        _chart(out, policies, arrivals, devices, table, **kwargs)
-    if code:
-        raise typer.Exit(code)
 
 
 def _rate(value: float) -> str:
@@ -163,14 +268,22 @@ def _warn_absurd(devices: int, timeout_s: float, slo_s: float, rate: Optional[fl
         print(f"coreplan: warning: {line}; taken literally", file=sys.stderr)
 
 
-def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float], seed: int):
+def default_duration_s(rate: float, slo_s: float) -> float:
+    """The default run: 100,000 requests' worth, and at least 20 objectives (a queue that grows
+    shows), up to 1,000,000 requests (then the short-run warning says so)."""
+    wanted = max(REQUESTS_BY_DEFAULT / rate, DEFAULT_SPAN_OBJECTIVES * slo_s)
+    return min(wanted, MOST_DEFAULT_REQUESTS / rate)
+
+
+def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float], seed: int,
+              slo_s: float):
     """The arrival times and the offered rate (img/s)."""
     from planners import workload
 
     if kind in workload.PROCESSES:
         if rate_value is None:
             raise CoreplanError(f"--rate is needed with --arrivals {kind}")
-        duration = duration or REQUESTS_BY_DEFAULT / rate_value
+        duration = duration or default_duration_s(rate_value, slo_s)
         times = workload.PROCESSES[kind](rate_value, duration, seed)
         if len(times) == 0:
             raise CoreplanError(f"no request arrives in {duration:g} s at {rate_value:g}/s; "
@@ -199,78 +312,188 @@ def _quality(path: Optional[str], spec):
     return table
 
 
-def _emit_results(fmt, results, title, slo_s, offered, capacities, quality_given,
-                  setup: dict) -> None:
-    rows = [{"policy": r.policy, "p50 ms": r.latency_ms["p50"], "p95 ms": r.latency_ms["p95"],
-             "p99 ms": r.latency_ms["p99"], "in SLO": f"{r.slo_attainment:.1%}",
-             "img/s": r.throughput_img_per_s,
-             "mean C": "" if r.mean_cores is None else round(r.mean_cores, 1),
-             "batch": round(r.mean_batch, 2),
-             "quality": "" if r.expected_quality is None else round(r.expected_quality, 2)}
-            for r in results]
-    if not quality_given:
-        for row in rows:
-            del row["quality"]
-    notes = []
-    for r in results:
+def _emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality_given,
+                  common: dict) -> None:
+    several = len({d.name for d, _, _, _ in found}) > 1
+    rows, notes, document = [], [], []
+    for dev, dtype, policy, r in found:
+        rates = _rates(dev, r)
+        cap = policy.capacity_img_per_s(devices, max_batch)
+        row = {"device": dev.name} if several else {}
+        row.update({"policy": r.policy, "p50 ms": r.latency_ms["p50"], "p95 ms": r.latency_ms["p95"],
+                    "p99 ms": r.latency_ms["p99"], "in SLO": f"{r.slo_attainment:.1%}",
+                    "img/s": r.throughput_img_per_s,
+                    "mean C": "" if r.mean_cores is None else round(r.mean_cores, 1),
+                    "batch": round(r.mean_batch, 2),
+                    "J/img": _maybe(rates.joules_per_image),
+                    "$/M img": _maybe(rates.usd_per_million_images)})
+        if quality_given:
+            row["quality"] = "" if r.expected_quality is None else round(r.expected_quality, 2)
+        rows.append(row)
+        name = f"{dev.name} {r.policy}" if several else r.policy
         if r.mean_cores is not None and len(r.cores_histogram) > 1:
             mix = ", ".join(f"C={c} {k / r.requests:.0%}" for c, k in r.cores_histogram.items())
-            notes.append(f"{r.policy}: {mix}; {r.overload_batches:,} of {r.batches:,} batches "
+            notes.append(f"{name}: {mix}; {r.overload_batches:,} of {r.batches:,} batches "
                          f"overloaded (smallest C, objective predicted missed)")
         if r.quality_missing:
-            notes.append(f"{r.policy}: no quality for C={', '.join(map(str, r.quality_missing))} "
+            notes.append(f"{name}: no quality for C={', '.join(map(str, r.quality_missing))} "
                          f"in the quality file, so no expected quality")
-    notes += [f"{r.policy}: {r.missed:,} of {r.requests:,} requests over {slo_s * 1e3:g} ms; "
-              f"utilisation {r.utilisation:.0%}" for r in results]
-    notes += [f"{r.policy}: overloaded: {_rate(offered)} img/s offered > {_rate(cap)} img/s, the most "
-              f"it serves; its queue grows all run, so its latencies grow with --duration-s"
-              for r, cap in zip(results, capacities) if offered > cap]
-    document = [{**setup, **r.to_dict(), "slo_ms": slo_s * 1e3, "offered_img_per_s": offered,
-                 "capacity_img_per_s": cap} for r, cap in zip(results, capacities)]
+        notes.append(f"{name}: {r.missed:,} of {r.requests:,} requests over {slo_s * 1e3:g} ms; "
+                     f"utilisation {r.utilisation:.0%}")
+        if offered > cap:
+            notes.append(f"{name}: overloaded: {_rate(offered)} img/s offered > {_rate(cap)} "
+                         f"img/s, the most it serves; its queue grows all run, so its latencies "
+                         f"grow with --duration-s")
+        document.append({"device": dev.name, "dtype": dtype, **common, **r.to_dict(),
+                         "max_batch": max_batch, "slo_ms": slo_s * 1e3,
+                         "offered_img_per_s": offered, "capacity_img_per_s": cap,
+                         "economics": rates.to_dict(), "price_source": dev.price_source})
+    notes.append(ENERGY_NOTE)
     emit(fmt, document=document, rows=[_flat(d) for d in document], table_rows=rows, title=title,
          caption="\n".join(notes))
 
 
+J_NOTE = ("J/img: energy per image at the board power while computing (idle draw not "
+          "counted)")
+ENERGY_NOTE = (J_NOTE + "; $/M img: USD per million images at the device's list price per hour "
+               "(price_source in --format json); blank where the device has no such number")
+
+
+def _maybe(value, digits: int = 3):
+    return "" if value is None else float(f"{value:.{digits}g}")
+
+
+def _rates(dev, result):
+    from planners.economics import economics
+
+    return economics(dev, devices=result.devices, img_per_s=result.throughput_img_per_s,
+                     utilisation=result.utilisation)
+
+
+RATE_COLUMNS = ("img_per_s_per_device", "board_power_w", "joules_per_image",
+                "price_per_hour_usd", "usd_per_hour", "usd_per_million_images")
+
+
 def _flat(result: dict) -> dict:
-    """A result for CSV: latency_ms.p99 becomes latency_ms_p99 (unscaled units)."""
-    out = {k: v for k, v in result.items() if k != "latency_ms"}
+    """A result for CSV: latency_ms.p99 becomes latency_ms_p99, the economics' rates their own
+    columns (unscaled units)."""
+    out = {k: v for k, v in result.items() if k not in ("latency_ms", "economics")}
     out.update({f"latency_ms_{k}": v for k, v in result["latency_ms"].items()})
+    rates = result.get("economics") or {}
+    out.update({k: rates.get(k) for k in RATE_COLUMNS} if "economics" in result else {})
     return out
 
 
-def _emit_fleet(fmt, found, title, slo_s, offered, setup: dict) -> None:
+def _emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
+                 objective: str) -> None:
+    rows, document = [], []
+    several = len({f.device.name for f in fleets}) > 1
+    for rank, f in enumerate(fleets, 1):
+        at, rates = f.result, f.rates
+        row = {"rank": rank if f.devices else ""}
+        if several:
+            row["device"] = f.device.name
+        row.update({"policy": f.policy.name, "batch": f.max_batch,
+                    "devices": f.devices if f.devices else f"none <= {MAX_DEVICES:,}",
+                    "bound": f.capacity_devices,
+                    "p99 ms": "unstable" if f.unstable else at.latency_ms["p99"],
+                    "in SLO": "" if f.unstable else f"{at.slo_attainment:.1%}",
+                    "one fewer": ("unstable" if f.one_fewer_unstable else
+                                  f.one_fewer.latency_ms["p99"] if f.one_fewer else ""),
+                    "$/h": _maybe(rates.usd_per_hour if rates else None),
+                    "$/M img": _maybe(rates.usd_per_million_images if rates else None),
+                    "J/img": _maybe(rates.joules_per_image if rates else None)})
+        rows.append(row)
+        document.append({**f.to_dict(), "rank": rank if f.devices else None,
+                         "objective": objective, "dtype": dtypes[f.device.name], **common,
+                         "slo_ms": slo_s * 1e3, "offered_img_per_s": offered})
+    flat = []
+    for d in document:
+        head = {k: v for k, v in d.items() if k not in ("result", "one_fewer", "economics")}
+        rates = d["economics"] or {}
+        flat.append({**head, **{k: rates.get(k) for k in RATE_COLUMNS},
+                     **{f"at_{k}": v for k, v in _flat(d["result"]).items()
+                        if k not in ("policy", "devices")},
+                     "one_fewer_p99_ms": (d["one_fewer"]["latency_ms"]["p99"]
+                                          if d["one_fewer"] else None)})
+    emit(fmt, document=document, rows=flat, table_rows=rows,
+         title=title + f": fewest devices for p99 within it, ranked by {objective}",
+         caption=FLEET_NOTE + "\n" + ENERGY_NOTE)
+    for f in fleets:
+        if f.devices is None:
+            print(f"coreplan: no fleet holds p99 within {slo_s * 1e3:g} ms for "
+                  f"{f.device.name} {f.policy.name}: {_why_none(f, slo_s, offered)}",
+                  file=sys.stderr)
+
+
+FLEET_NOTE = ("batch: the largest batch a device takes (searched with --max-batch LIST|auto); "
+              "bound: the capacity bound, devices kept busy with full batches and no queue "
+              "(`coreplan plan --demand` at that batch); p99 ms: at that many devices; one "
+              "fewer: p99 with one device fewer (which misses the objective), or unstable where one fewer "
+              "serves less than is offered (its queue grows without end, whatever a finite run's "
+              "p99)")
+
+
+def _why_none(f, slo_s: float, offered: float) -> str:
     from planners.serving import fastest_s
 
-    rows, document = [], []
-    for policy, k, at, fewer in found:
-        # a fleet below the offered rate is unstable: its finite run's p99 is a transient's
-        unstable = k is None and policy.capacity_img_per_s(MAX_DEVICES) <= offered
-        rows.append({"policy": policy.name, "devices": k if k else f"none <= {MAX_DEVICES}",
-                     "p99 ms": "unstable" if unstable else at.latency_ms["p99"],
-                     "in SLO": "" if unstable else f"{at.slo_attainment:.1%}",
-                     "p99 ms, one fewer": fewer.latency_ms["p99"] if fewer else ""})
-        document.append({**setup, "policy": policy.name, "devices": k, "slo_ms": slo_s * 1e3,
-                         "offered_img_per_s": offered, "unstable": unstable,
-                         "result": at.to_dict(), "one_fewer": fewer.to_dict() if fewer else None})
-    flat = [{**{k: d[k] for k in setup}, "policy": d["policy"], "devices": d["devices"],
-             "slo_ms": d["slo_ms"],
-             "offered_img_per_s": d["offered_img_per_s"], "unstable": d["unstable"],
-             **{f"at_{k}": v for k, v in _flat(d["result"]).items() if k != "policy"},
-             "one_fewer_p99_ms": d["one_fewer"]["latency_ms"]["p99"] if d["one_fewer"] else None}
-            for d in document]
+    fastest = fastest_s(f.policy)
+    most = f.policy.capacity_img_per_s(MAX_DEVICES, f.max_batch)
+    if fastest > slo_s:
+        return f"one image alone takes {fastest * 1e3:.4g} ms"
+    if most <= offered:
+        return (f"{MAX_DEVICES} devices serve at most {_rate(most)} img/s, below the "
+                f"{_rate(offered)} offered: the queue grows without end")
+    return f"p99 stays above it with {MAX_DEVICES} devices"
+
+
+def _solve_batching(fmt, setups, times, devices, batches, timeouts_s, title, offered, common,
+                    *, slo_s, service_cv, seed) -> int:
+    """--solve batching: every largest batch and timeout tried on the fleet, the chosen marked."""
+    from planners.fleet import batching_search
+
+    rows, document, failed = [], [], []
+    several = len(setups) > 1
+    for dev, dtype, policies in setups:
+        for policy in policies:
+            best, tried = batching_search(policy, times, devices=devices, slo_s=slo_s,
+                                          batches=batches, timeouts_s=timeouts_s or None,
+                                          service_cv=service_cv, seed=seed)
+            if best is None:
+                failed.append(f"{dev.name} {policy.name}" if several else policy.name)
+            for t in tried:
+                r, rates = t.result, _rates(dev, t.result)
+                row = {"device": dev.name} if several else {}
+                row.update({"policy": policy.name, "batch": t.max_batch,
+                            "timeout ms": t.batch_timeout_s * 1e3, "p99 ms": r.latency_ms["p99"],
+                            "in SLO": f"{r.slo_attainment:.1%}", "mean batch": round(r.mean_batch, 2),
+                            "busy": f"{r.utilisation:.0%}", "J/img": _maybe(rates.joules_per_image),
+                            "": "<- chosen" if t is best else "holds" if t.holds else
+                            "overloaded" if policy.capacity_img_per_s(devices, t.max_batch)
+                            <= offered else ""})
+                rows.append(row)
+                document.append({"device": dev.name, "dtype": dtype, **common, "policy": policy.name,
+                                 "devices": devices, **t.to_dict(), "chosen": t is best,
+                                 "economics": rates.to_dict(), "slo_ms": slo_s * 1e3,
+                                 "offered_img_per_s": offered})
+    flat = [{**{k: v for k, v in d.items() if k not in ("result", "economics")},
+             **{k: (d["economics"] or {}).get(k) for k in RATE_COLUMNS},
+             **{f"at_{k}": v for k, v in _flat(d["result"]).items()
+                if k not in ("policy", "devices")}} for d in document]
     emit(fmt, document=document, rows=flat, table_rows=rows,
-         title=title + ": fewest devices for p99 within it",
-         caption="p99 at that many devices, and with one fewer (which misses the objective)")
-    for policy, k, _, _ in found:
-        if k is None:
-            fastest = fastest_s(policy)
-            most = policy.capacity_img_per_s(MAX_DEVICES)
-            why = (f"one image alone takes {fastest * 1e3:.4g} ms" if fastest > slo_s else
-                   f"{MAX_DEVICES} devices serve at most {_rate(most)} img/s, below the "
-                   f"{_rate(offered)} offered: the queue grows without end" if most <= offered
-                   else f"p99 stays above it with {MAX_DEVICES} devices")
-            print(f"coreplan: no fleet holds p99 within {slo_s * 1e3:g} ms for {policy.name}: "
-                  f"{why}", file=sys.stderr)
+         title=title + f", {devices} device(s): largest batch and batch timeout holding p99",
+         caption=BATCHING_NOTE + "\n" + J_NOTE)
+    for name in failed:
+        print(f"coreplan: no batching holds p99 within {slo_s * 1e3:g} ms for {name} on "
+              f"{devices} device(s): add devices (--solve devices finds how many)", file=sys.stderr)
+    return 3 if failed else 0
+
+
+BATCHING_NOTE = ("holds: p99 within the objective; chosen: of those that hold, the least busy "
+                 "time per image (the least energy; on a fixed fleet the price is fixed), then the "
+                 "largest batch and the shortest timeout; batch: largest batch, mean batch: what "
+                 "was served; a full batch longer than the objective is not tried; overloaded: "
+                 "full batches back to back serve less than is offered")
 
 
 def _chart(out, policies, arrivals, devices, quality, *, slo_s, seed, **kwargs) -> None:
@@ -280,7 +503,7 @@ def _chart(out, policies, arrivals, devices, quality, *, slo_s, seed, **kwargs) 
     from planners.serving import load_sweep
 
     reference = policies[0]
-    capacity = reference.table.capacity_img_per_s(reference.cores, devices)
+    capacity = reference.table.capacity_img_per_s(reference.cores, devices, kwargs["max_batch"])
     if arrivals in workload.PROCESSES:
         def arrivals_at(rate):  # bursty: at least 30 burst cycles per point
             return workload.PROCESSES[arrivals](

@@ -76,6 +76,11 @@ class DeviceSpec:
     measured_on: str | None = spec_field(
         "text", "", "the machine its numbers were measured on: CPU (model x cores) or GPU, "
         "threads, torch version", default=None)
+    price_per_hour_usd: float | None = spec_field(
+        "positive", "USD/h", "what one device costs per hour (a public cloud's on-demand list "
+        "price; needs price_source)", default=None, column=("$/h", 1))
+    price_source: str | None = spec_field("text", "", "where the price comes from and when it "
+                                          "was read", default=None)
 
     def measured_elsewhere(self, here: str | None = None) -> str | None:
         """For a device measured on a CPU (`measured_on`): a line saying so when this machine's
@@ -265,6 +270,9 @@ def device_from_table(path: str, name: str, table: dict, defaults: dict) -> Devi
             raise CoreplanError(f"{where} {key}: missing")
     own = {key: READERS[FIELDS[key].metadata["kind"]](where, key, value)
            for key, value in table.items() if key != CALIBRATED_FROM}
+    if ("price_per_hour_usd" in own) != bool(own.get("price_source", "").strip()):
+        raise CoreplanError(f"{where} price_per_hour_usd and price_source go together: a price "
+                            f"says where it comes from and when it was read")
     values = {**own, **_inherited(name, own, defaults, where)}
     device = DeviceSpec(name=name, calibrated=CALIBRATED_FROM in table, **values)
     device = _cap_default_efficiency(device, own.get("efficiency", {}))
@@ -288,7 +296,9 @@ def _cap_default_efficiency(device: DeviceSpec, own: dict) -> DeviceSpec:
 # accelerator rate, 100 TB/s and 100 TB ~20x the largest HBM bandwidth and capacity on one device.
 PHYSICAL_LIMITS = {"peak_flops_per_s": 1e17, "memory_bandwidth_bytes_per_s": 1e14,
                    "memory_capacity_bytes": 1e14, "kernel_launch_overhead_s": 1.0,
-                   "host_launch_s": 1.0}
+                   "host_launch_s": 1.0, "price_per_hour_usd": 1000.0}
+# 1,000 USD an hour for one device is a month's or a node's price, not a device-hour's (an
+# eight-GPU node lists at tens of USD an hour).
 # efficiency scales the roofline or, where a profile measured the op, the profiled time (a
 # calibration factor; 0.2-2 is plausible there). The roofline's matrix peak is the datasheet's, at
 # the rated boost clock; GeForce and workstation GPUs run above it when power allows (the RTX
@@ -319,7 +329,8 @@ def _check_physical(path, d: DeviceSpec) -> None:
               "memory_bandwidth_bytes_per_s": d.memory_bandwidth_bytes_per_s,
               "memory_capacity_bytes": d.memory_capacity_bytes,
               "kernel_launch_overhead_s": d.kernel_launch_overhead_s,
-              "host_launch_s": max((d.host_launch_s or {0: 0.0}).values())}
+              "host_launch_s": max((d.host_launch_s or {0: 0.0}).values()),
+              "price_per_hour_usd": d.price_per_hour_usd or 0.0}
     for key, value in values.items():
         if value > PHYSICAL_LIMITS[key]:
             raise CoreplanError(f"{where} {key}: {value:g} is above {PHYSICAL_LIMITS[key]:g}, more "

@@ -267,6 +267,20 @@ class Plan:
                "batch": lambda c: c.batch == problem.max_batch}[self.solve]
         return top(self.chosen)
 
+    @property
+    def economics(self):
+        """The chosen configuration's rates (planners.economics): with a demand, the fleet of
+        `devices_needed` serving it; without, one device kept busy. None without a choice."""
+        from planners.economics import at_full_use, economics
+
+        if self.chosen is None or self.problem is None:
+            return None
+        device, per_device = self.problem.device, self.chosen.throughput_img_per_s
+        if not self.devices_needed:
+            return at_full_use(device, per_device)
+        return economics(device, devices=self.devices_needed, img_per_s=self.demand_img_per_s,
+                         utilisation=self.demand_img_per_s / (self.devices_needed * per_device))
+
     def to_dict(self) -> dict:
         return {"device": self.device, "model": self.model, "impl": self.impl,
                 "resolution": self.resolution, "batch": self.batch, "dtype": self.dtype,
@@ -284,7 +298,9 @@ class Plan:
                 "assumptions": self.problem.device.assumptions() if self.problem else None,
                 # a batch also waits for its requests: at the demand, (batch - 1) / demand
                 "fill_ms_at_demand": ((self.chosen.batch - 1) / self.demand_img_per_s * 1e3
-                                      if self.chosen and self.demand_img_per_s else None)}
+                                      if self.chosen and self.demand_img_per_s else None),
+                "economics": self.economics.to_dict() if self.economics else None,
+                "price_source": self.problem.device.price_source if self.problem else None}
 
     def to_frame(self):
         """The candidates (and the baseline, model column set) as a pandas DataFrame."""

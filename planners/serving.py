@@ -62,10 +62,12 @@ class ServiceTable:
                                 f"{', '.join(map(str, self.cores))}")
         return self.cores.index(cores)
 
-    def capacity_img_per_s(self, cores=None, devices: int = 1) -> float:
-        """The most images per second K devices serve at C: full batches back to back."""
+    def capacity_img_per_s(self, cores=None, devices: int = 1, max_batch: int | None = None) -> float:
+        """The most images per second K devices serve at C: full batches (of `max_batch`,
+        default the table's largest) back to back."""
         j = self.column(cores if cores is not None else self.cores[-1])
-        return devices * self.max_batch / float(self.seconds[-1, j])
+        b = max_batch or self.max_batch
+        return devices * b / float(self.seconds[b - 1, j])
 
 
 def service_table(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype: str,
@@ -73,14 +75,14 @@ def service_table(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype
                   runtime: str = "eager") -> ServiceTable:
     """The latency model's s(b, C) for b = 1..max_batch and every allowed C, in one pass. The
     largest batch at the largest C must fit in the device's memory."""
-    from planners.planner import GB, allowed_budgets, predicted_seconds, process_bytes
+    from planners.planner import GB, allowed_budgets, predicted_seconds
 
     if not isinstance(max_batch, int) or not 1 <= max_batch <= MAX_BATCH:
         raise ArgumentError("max_batch", f"must be an integer in 1..{MAX_BATCH}, got {max_batch!r}")
     cores = tuple(allowed_budgets(spec, cores_allowed))
     side = spec.round_resolution(resolution)
-    largest = configure(spec, side, cores=cores[-1], batch=max_batch, impl=impl, dtype=dtype)
-    need, capacity = process_bytes(largest, device), device.memory_capacity_bytes
+    need, capacity = batch_bytes(spec, device, resolution=side, dtype=dtype, batch=max_batch,
+                                 cores=cores[-1], impl=impl), device.memory_capacity_bytes
     if need > capacity:
         raise ArgumentError("max_batch", f"{max_batch} does not fit on {device.name}: "
                             f"{need / GB:.3g} GB > {capacity / GB:g} GB")
@@ -88,6 +90,17 @@ def service_table(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype
                for b in range(1, max_batch + 1) for c in cores]
     seconds = np.asarray(predicted_seconds(configs, device, runtime), dtype=np.float64)
     return ServiceTable(spec.name, cores, seconds.reshape(max_batch, len(cores)))
+
+
+def batch_bytes(spec: ModelSpec, device: DeviceSpec, *, resolution: int, dtype: str, batch: int,
+                cores=None, impl: str | None = None) -> int:
+    """The process footprint of serving `batch` images at C = `cores` (default the largest)."""
+    from planners.planner import allowed_budgets, process_bytes
+
+    cores = cores if cores is not None else allowed_budgets(spec, None)[-1]
+    config = configure(spec, spec.round_resolution(resolution), cores=cores, batch=batch,
+                       impl=impl, dtype=dtype)
+    return process_bytes(config, device)
 
 
 @dataclass(frozen=True)
@@ -105,9 +118,16 @@ class Policy:
         """The C of its fastest service: the smallest budget (elastic) or its own C (static)."""
         return self.table.cores[0] if self.kind == "elastic" else self.cores
 
-    def capacity_img_per_s(self, devices: int = 1) -> float:
+    def capacity_img_per_s(self, devices: int = 1, max_batch: int | None = None) -> float:
         """The most images/s it can serve: full batches back to back at its fastest C."""
-        return self.table.capacity_img_per_s(self.fastest_cores, devices)
+        return self.table.capacity_img_per_s(self.fastest_cores, devices, max_batch)
+
+    def capacity_devices(self, offered_img_per_s: float, max_batch: int | None = None) -> int:
+        """The capacity bound: the fewest devices whose full batches at the fastest C serve the
+        offered rate with each device busy all the time and no queue (`plan --demand`'s count
+        at the same batch and C). A stable fleet needs more than this capacity: at least this
+        many devices, and queueing under an objective usually needs more."""
+        return max(1, math.ceil(offered_img_per_s / self.capacity_img_per_s(1, max_batch)))
 
 
 POLICIES = ("static", "elastic", "dense", "all")
@@ -385,11 +405,10 @@ def devices_needed(policy: Policy, arrivals: np.ndarray, *, slo_s: float, max_ba
     offered = len(arrivals) / span
 
     def ok(k: int) -> bool:
-        stable = policy.capacity_img_per_s(k) > offered
+        stable = policy.capacity_img_per_s(k, max_batch) > offered
         return stable and at(k).latency_ms["p99"] <= slo_s * 1e3
 
-    low, high = 0, min(limit, max(1, math.ceil(len(arrivals) / span
-                                                 / policy.capacity_img_per_s())))
+    low, high = 0, min(limit, policy.capacity_devices(offered, max_batch))
     if fastest_s(policy) > slo_s:  # one image alone misses: no fleet helps
         return None, at(high), None
     while not ok(high):

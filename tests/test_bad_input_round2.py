@@ -349,11 +349,12 @@ def test_a_fleet_found_serves_more_than_is_offered(cli):
 
 
 def test_a_run_shorter_than_its_objective_says_so(cli):
-    """100,000 requests at a million img/s span 0.1 s against a 2 s objective: warned, with the
-    duration that would see a growing queue; a run spanning many objectives is not."""
+    """The default run would span 20 objectives (40 s at a 2 s objective), but at a million img/s
+    it stops at its cap of 1,000,000 requests (1 s): warned, with the duration that would see a
+    growing queue; a run spanning many objectives is not."""
     code, _, err = cli("serve", "veca-small", "--device", "cpu-epyc-2core", "--resolution", "224",
                        "--dtype", "fp32", "--rate", "1e6", "--slo-ms", "2000")
-    assert "coreplan: warning: the arrivals span 0.1 s" in err and "--duration-s 20" in err
+    assert "coreplan: warning: the arrivals span 1 s" in err and "--duration-s 20" in err
     code, _, err = cli("serve", "veca-small", "--device", "l4", "--resolution", "224", "--rate",
                        "500", "--slo-ms", "100")
     assert code == 0 and "arrivals span" not in err
@@ -372,3 +373,4 @@ def test_solve_batch_says_its_budget_covers_service_only(cli):
     doc = json.loads(out)
     batch = doc["chosen"]["batch"]
     assert doc["fill_ms_at_demand"] == pytest.approx((batch - 1) / 300 * 1e3)
+
