@@ -34,7 +34,9 @@ def devices(device_file: Optional[str] = DeviceFile(), fmt: str = Format()) -> N
          table_rows=device_rows(found.values()),
          title="coreplan device catalog (dense peaks; sources: --format json)",
          caption="TF/s: dense peak, 10^12 FLOP/s; GB/s: memory bandwidth; GB: memory capacity; "
-                 "W: board power; clock: share of the boost clock held under full matrix load; "
+                 "W: board power; $/h: one device's on-demand list price per hour (where and "
+                 "when read: price_source in --format json); clock: share of the boost clock "
+                 "held under full matrix load; "
                  "efficiency: gpu fit (fitted across devices on public benchmarks), own data "
                  "(calibrated), profile (measured op times) or assumed")
 

@@ -63,9 +63,11 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
                                             "per million images) or energy (J per image)."),
           impl: Optional[str] = Impl(), runtime: str = Runtime(),
           host_launch_us: Optional[float] = HostLaunchUs(),
-          service_cv: str = option("service_cv", "0", help="Coefficient of variation of a "
-                                     "batch's service time around the model's (0: deterministic; "
-                                     "gamma-distributed, seeded by --seed)."),
+          service_cv: Optional[str] = option("service_cv", None, help="Coefficient of "
+                                             "variation of a batch's service time around the "
+                                             "model's (gamma-distributed, seeded by --seed; "
+                                             "default: the device's measured service_cv, else "
+                                             "0, deterministic)."),
           out: Optional[str] = option("out", None, help="Chart of p99 and mean C against "
                                                                 "offered load (.html/.png/.svg)."),
           force: bool = option("force", False, help="Replace --out if it exists."),
@@ -108,15 +110,17 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
     times, offered = _arrivals(arrivals, rate_value, duration, seed, slo_s)
     _warn_short(times, slo_s)
     table = _quality(quality, spec)
-    kwargs = dict(slo_s=slo_s, service_cv=_at_least_zero(service_cv, "service_cv"), seed=seed)
+    given_cv = _at_least_zero(service_cv, "service_cv") if service_cv is not None else None
+    kwargs = dict(slo_s=slo_s, service_cv=given_cv, seed=seed)
+    cv_note = _cv_note(devs, given_cv)
     source = arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name
     where = devs[0].name if len(devs) == 1 else f"{len(devs)} device types"
     how = setups[0][1] if len({s[1] for s in setups}) == 1 else "auto dtype"
     how += "" if runtime == "eager" else f" {runtime}"
     title = (f"{spec.name} {side}px {how} on {where}: {_rate(offered)} img/s offered "
              f"({source}), objective {slo_s * 1e3:g} ms")
-    common = {"resolution": side, "runtime": runtime, "arrivals": source,
-              "service_cv": kwargs["service_cv"]}  # what every JSON/CSV row was run under
+    common = {"resolution": side, "runtime": runtime,
+              "arrivals": source}  # what every JSON/CSV row was run under (and its device's CV)
     if solve == "devices":
         from planners.fleet import fleet_search
 
@@ -124,25 +128,30 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
         fleets = fleet_search(options, times, objective=objective, batches=batches,
                               batch_timeout_s=timeouts_s[0] if timeouts_s else 0.0, **kwargs)
         dtypes = {d.name: dt for d, dt, _ in setups}
-        _emit_fleets(fmt, fleets, title, slo_s, offered, common, dtypes, objective)
+        _emit_fleets(fmt, fleets, title, slo_s, offered, common, dtypes, objective, cv_note)
         code = 3 if any(f.devices is None for f in fleets) else 0
     elif solve == "batching":
         code = _solve_batching(fmt, setups, times, devices, batches, timeouts_s, title, offered,
-                               common, **kwargs)
+                               common, cv_note, **kwargs)
     else:
+        from planners.fleet import device_cv
         from planners.serving import serve as run
 
         timeout = timeouts_s[0] if timeouts_s else 0.0
         found = [(d, dt, p, run(p, times, devices=devices, quality=table, max_batch=batches[0],
-                                batch_timeout_s=timeout, **kwargs))
+                                batch_timeout_s=timeout, slo_s=slo_s, seed=seed,
+                                service_cv=device_cv(d, given_cv)))
                  for d, dt, policies in setups for p in policies]
         _emit_results(fmt, found, title + f", {devices} device(s)", slo_s, offered, devices,
-                      batches[0], table is not None, common)
+                      batches[0], table is not None, common, given_cv, cv_note)
         code = 0
     if out:
-        _d, _dt, policies = setups[0]
+        from planners.fleet import device_cv
+
+        dev, _dt, policies = setups[0]
         _chart(out, policies, arrivals, devices, table, max_batch=batches[0],
-               batch_timeout_s=timeouts_s[0] if timeouts_s else 0.0, **kwargs)
+               batch_timeout_s=timeouts_s[0] if timeouts_s else 0.0, slo_s=slo_s, seed=seed,
+               service_cv=device_cv(dev, given_cv))
     if code:
         raise typer.Exit(code)
 
@@ -218,6 +227,22 @@ def _policies(spec, dev, side, dtype, policy, batches, explicit, cores, cores_al
                              if cores_allowed else None, impl=impl, runtime=runtime,
                              versus=get_model(versus, model_file) if versus else None)
     return dev, dtype, policies
+
+
+def _cv_note(devs, given) -> str:
+    """Which service-time variation each device ran with, and where it comes from."""
+    if given is not None:
+        return (f"service times varied with CV {given:g} (--service-cv)" if given else
+                "service times deterministic (--service-cv 0)")
+    measured = [f"{d.name} {d.service_cv:.3g}" for d in devs if d.service_cv]
+    bare = [d.name for d in devs if not d.service_cv]
+    said = []
+    if measured:
+        said.append(f"service times varied with the device's measured CV ({', '.join(measured)})")
+    if bare:
+        said.append(f"deterministic on {', '.join(bare)} (no measured service_cv; "
+                    f"--service-cv sets one)")
+    return "; ".join(said)
 
 
 def _warn_short(times, slo_s: float) -> None:
@@ -313,7 +338,9 @@ def _quality(path: Optional[str], spec):
 
 
 def _emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality_given,
-                  common: dict) -> None:
+                  common: dict, given_cv, cv_note: str) -> None:
+    from planners.fleet import device_cv
+
     several = len({d.name for d, _, _, _ in found}) > 1
     rows, notes, document = [], [], []
     for dev, dtype, policy, r in found:
@@ -344,11 +371,12 @@ def _emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality
             notes.append(f"{name}: overloaded: {_rate(offered)} img/s offered > {_rate(cap)} "
                          f"img/s, the most it serves; its queue grows all run, so its latencies "
                          f"grow with --duration-s")
-        document.append({"device": dev.name, "dtype": dtype, **common, **r.to_dict(),
+        document.append({"device": dev.name, "dtype": dtype, **common,
+                         "service_cv": device_cv(dev, given_cv), **r.to_dict(),
                          "max_batch": max_batch, "slo_ms": slo_s * 1e3,
                          "offered_img_per_s": offered, "capacity_img_per_s": cap,
                          "economics": rates.to_dict(), "price_source": dev.price_source})
-    notes.append(ENERGY_NOTE)
+    notes += [cv_note, ENERGY_NOTE]
     emit(fmt, document=document, rows=[_flat(d) for d in document], table_rows=rows, title=title,
          caption="\n".join(notes))
 
@@ -385,7 +413,7 @@ def _flat(result: dict) -> dict:
 
 
 def _emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
-                 objective: str) -> None:
+                 objective: str, cv_note: str) -> None:
     rows, document = [], []
     several = len({f.device.name for f in fleets}) > 1
     for rank, f in enumerate(fleets, 1):
@@ -418,7 +446,7 @@ def _emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
                                           if d["one_fewer"] else None)})
     emit(fmt, document=document, rows=flat, table_rows=rows,
          title=title + f": fewest devices for p99 within it, ranked by {objective}",
-         caption=FLEET_NOTE + "\n" + ENERGY_NOTE)
+         caption="\n".join((FLEET_NOTE, cv_note, ENERGY_NOTE)))
     for f in fleets:
         if f.devices is None:
             print(f"coreplan: no fleet holds p99 within {slo_s * 1e3:g} ms for "
@@ -448,17 +476,18 @@ def _why_none(f, slo_s: float, offered: float) -> str:
 
 
 def _solve_batching(fmt, setups, times, devices, batches, timeouts_s, title, offered, common,
-                    *, slo_s, service_cv, seed) -> int:
+                    cv_note, *, slo_s, service_cv, seed) -> int:
     """--solve batching: every largest batch and timeout tried on the fleet, the chosen marked."""
-    from planners.fleet import batching_search
+    from planners.fleet import batching_search, device_cv
 
     rows, document, failed = [], [], []
     several = len(setups) > 1
     for dev, dtype, policies in setups:
+        cv = device_cv(dev, service_cv)
         for policy in policies:
             best, tried = batching_search(policy, times, devices=devices, slo_s=slo_s,
                                           batches=batches, timeouts_s=timeouts_s or None,
-                                          service_cv=service_cv, seed=seed)
+                                          service_cv=cv, seed=seed)
             if best is None:
                 failed.append(f"{dev.name} {policy.name}" if several else policy.name)
             for t in tried:
@@ -472,7 +501,8 @@ def _solve_batching(fmt, setups, times, devices, batches, timeouts_s, title, off
                             "overloaded" if policy.capacity_img_per_s(devices, t.max_batch)
                             <= offered else ""})
                 rows.append(row)
-                document.append({"device": dev.name, "dtype": dtype, **common, "policy": policy.name,
+                document.append({"device": dev.name, "dtype": dtype, **common, "service_cv": cv,
+                                 "policy": policy.name,
                                  "devices": devices, **t.to_dict(), "chosen": t is best,
                                  "economics": rates.to_dict(), "slo_ms": slo_s * 1e3,
                                  "offered_img_per_s": offered})
@@ -482,7 +512,7 @@ def _solve_batching(fmt, setups, times, devices, batches, timeouts_s, title, off
                 if k not in ("policy", "devices")}} for d in document]
     emit(fmt, document=document, rows=flat, table_rows=rows,
          title=title + f", {devices} device(s): largest batch and batch timeout holding p99",
-         caption=BATCHING_NOTE + "\n" + J_NOTE)
+         caption="\n".join((BATCHING_NOTE, cv_note, J_NOTE)))
     for name in failed:
         print(f"coreplan: no batching holds p99 within {slo_s * 1e3:g} ms for {name} on "
               f"{devices} device(s): add devices (--solve devices finds how many)", file=sys.stderr)

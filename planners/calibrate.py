@@ -529,8 +529,23 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
     final = fit(R, launches, times, device, overhead_s=overhead_s)
     calibrated = replace(device, efficiency=final.efficiency,
                          kernel_launch_overhead_s=final.overhead_s, latency_interval=h.interval,
-                         calibrated=True)
+                         calibrated=True, service_cv=service_cv(rows) or device.service_cv)
     return Calibration(calibrated, final, h, label, names)
+
+
+NORMAL_IQR_SIGMAS = 1.349  # a normal distribution's interquartile range, in standard deviations
+
+
+def service_cv(rows: list[Measurement]) -> float | None:
+    """The spread of a forward's time over repeated runs, as a coefficient of variation: per row
+    IQR / 1.349 / median (NB: the normal-equivalent standard deviation, robust to a slow
+    outlier), the median over the rows that recorded an IQR. None where none did (published
+    tables give one time per row)."""
+    import statistics
+
+    cvs = [m.time_ms_iqr / NORMAL_IQR_SIGMAS / m.time_ms_median for m in rows
+           if m.time_ms_iqr is not None and m.time_ms_median]
+    return statistics.median(cvs) if cvs else None
 
 
 def attributed_efficiencies(R: np.ndarray, spent: np.ndarray) -> dict[str, float]:

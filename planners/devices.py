@@ -76,6 +76,10 @@ class DeviceSpec:
     measured_on: str | None = spec_field(
         "text", "", "the machine its numbers were measured on: CPU (model x cores) or GPU, "
         "threads, torch version", default=None)
+    service_cv: float | None = spec_field(
+        "fraction", "", "coefficient of variation of a forward's time over repeated runs (the "
+        "median over measured rows of IQR / 1.349 / median); serve's default --service-cv",
+        default=None)
     price_per_hour_usd: float | None = spec_field(
         "positive", "USD/h", "what one device costs per hour (a public cloud's on-demand list "
         "price; needs price_source)", default=None, column=("$/h", 1))
@@ -204,6 +208,17 @@ def _source(where: str, key: str, value) -> str:
     return value
 
 
+MAX_SERVICE_CV = 10.0  # a forward whose time varies 10x its mean is not a service time
+
+
+def _fraction(where: str, key: str, value) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not 0 <= value <= MAX_SERVICE_CV:
+        raise CoreplanError(f"{where} {key}: expected a number in 0..{MAX_SERVICE_CV:g}, got "
+                            f"{value!r}")
+    return float(value)
+
+
 def _kind(where: str, key: str, value) -> str:
     if value not in DEVICE_KINDS:
         raise CoreplanError(f"{where} {key}: expected gpu or cpu")
@@ -217,7 +232,7 @@ READERS = {
     "classes": lambda where, key, value: _keyed(where, key, value, OP_CLASSES),
     "runtimes": lambda where, key, value: _keyed(where, key, value, HOST_RUNTIMES),
     "positive": _number, "seconds": lambda where, key, value: _number(where, key, value, True),
-    "count": _count, "flag": _flag, "interval": _interval,
+    "count": _count, "flag": _flag, "interval": _interval, "fraction": _fraction,
     "profile": lambda where, key, value: profile_from_table(where, value),
     "footprint": lambda where, key, value: model_from_table(where, value),
 }
@@ -463,7 +478,7 @@ def _rates(values: dict) -> str:
 WRITERS = {
     "text": toml_string, "source": toml_string, "kind": toml_string, "rates": _rates,
     "classes": _rates, "runtimes": _rates, "positive": lambda v: f"{v:.6g}", "seconds": lambda v: f"{v:.6g}",
-    "count": str, "flag": lambda v: "true", "interval": lambda v: f"[{v[0]:.6g}, {v[1]:.6g}]",
+    "count": str, "flag": lambda v: "true", "interval": lambda v: f"[{v[0]:.6g}, {v[1]:.6g}]", "fraction": lambda v: f"{v:.6g}",
 }
 
 

@@ -48,12 +48,14 @@ class Fleet:
     rates: Economics | None
     unstable: bool  # no fleet up to the limit serves the offered rate at all
     one_fewer_unstable: bool = False  # one device fewer serves less than is offered
+    service_cv: float = 0.0  # the service-time variation it was run with
 
 
     def to_dict(self) -> dict:
         return {"device": self.device.name, "policy": self.policy.name, "devices": self.devices,
                 "max_batch": self.max_batch, "capacity_devices": self.capacity_devices,
                 "unstable": self.unstable, "one_fewer_unstable": self.one_fewer_unstable,
+                "service_cv": self.service_cv,
                 "result": self.result.to_dict(),
                 "one_fewer": self.one_fewer.to_dict() if self.one_fewer else None,
                 "economics": self.rates.to_dict() if self.rates else None,
@@ -76,11 +78,20 @@ def candidate_batches(policy: Policy, batches, slo_s: float) -> list[int]:
     return fitting or covered[:1]
 
 
+def device_cv(device: DeviceSpec, service_cv: float | None) -> float:
+    """The service-time variation to run a device with: the one given, else the device's own
+    measured `service_cv`, else none (deterministic, as the latency model predicts)."""
+    return service_cv if service_cv is not None else (device.service_cv or 0.0)
+
+
 def fleet_for(device: DeviceSpec, policy: Policy, arrivals: np.ndarray, *, slo_s: float,
               batches, objective: str = "devices", batch_timeout_s: float = 0.0,
-              service_cv: float = 0.0, seed: int = 0, limit: int = MAX_DEVICES) -> Fleet:
+              service_cv: float | None = None, seed: int = 0,
+              limit: int = MAX_DEVICES) -> Fleet:
     """The fewest devices of one type and policy holding p99 within `slo_s`, the largest batch
-    chosen among `batches` by `objective` (module docstring)."""
+    chosen among `batches` by `objective` (module docstring); `service_cv` None: the device's
+    own (`device_cv`)."""
+    service_cv = device_cv(device, service_cv)
     span = float(arrivals[-1] - arrivals[0]) or 1.0
     offered = len(arrivals) / span
     found = []
@@ -92,7 +103,7 @@ def fleet_for(device: DeviceSpec, policy: Policy, arrivals: np.ndarray, *, slo_s
         unstable = k is None and policy.capacity_img_per_s(limit, b) <= offered
         short = bool(k and k > 1 and policy.capacity_img_per_s(k - 1, b) <= offered)
         found.append(Fleet(device, policy, k, b, at, fewer, policy.capacity_devices(offered, b),
-                           rates, unstable, short))
+                           rates, unstable, short, service_cv))
     return min(found, key=lambda f: rank_key(objective, f.rates))
 
 
@@ -103,7 +114,7 @@ def _rates(device: DeviceSpec, result: ServeResult) -> Economics:
 
 def fleet_search(options: list[tuple[DeviceSpec, list[Policy]]], arrivals: np.ndarray, *,
                  slo_s: float, objective: str = "devices", batches=(8,),
-                 batch_timeout_s: float = 0.0, service_cv: float = 0.0, seed: int = 0,
+                 batch_timeout_s: float = 0.0, service_cv: float | None = None, seed: int = 0,
                  limit: int = MAX_DEVICES) -> list[Fleet]:
     """Every device type's and policy's fleet, ranked by `objective` (best first; a type and
     policy that no fleet holds the objective with last)."""

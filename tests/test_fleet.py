@@ -219,3 +219,40 @@ def test_the_default_run_spans_twenty_objectives(capsys):
                          "--slo-ms", "1000", "--policy", "static", "--format", "json")
     assert code == 0 and "arrivals span" not in err
     assert 198_000 < json.loads(out)[0]["requests"] < 202_000
+
+
+# ----------------------------------------------------------------------------- service-time CV
+def test_service_cv_from_repeated_forwards_by_hand():
+    # IQR / 1.349 / median per row: 1.349 / 10 = 0.1, 2.698 / 10 = 0.2, 4.047 / 10 = 0.3; the
+    # median over the rows is 0.2; a row without an IQR (a published time) does not count
+    from costmodel.measurements import Measurement
+    from planners.calibrate import service_cv
+
+    def row(iqr):
+        return Measurement(model="m", resolution=224, core_tokens=0, impl="sdpa", batch=1,
+                           dtype="fp32", status="ok", time_ms_median=10.0, time_ms_iqr=iqr)
+
+    assert service_cv([row(1.349), row(4.047), row(2.698), row(None)]) == pytest.approx(0.2)
+    assert service_cv([row(None)]) is None
+
+
+def test_the_catalog_cpu_service_cv_is_its_calibration_data():
+    from planners.calibrate import calibrate
+
+    cal = calibrate(["data/measurements/cpu-epyc-2core-2026-11-24.csv"],
+                    get_device("cpu-epyc-2core"))
+    assert get_device("cpu-epyc-2core").service_cv == pytest.approx(cal.device.service_cv,
+                                                                    rel=1e-5)
+
+
+def test_serve_runs_each_device_with_its_own_cv(capsys):
+    args = ("serve", *SMALL, "--device", "cpu-epyc-2core,l4", "--dtype", "fp32", "--rate", "3",
+            "--slo-ms", "2000", "--policy", "static", "--duration-s", "300", "--format", "json")
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    cvs = {d["device"]: d["service_cv"] for d in json.loads(out)}
+    assert cvs == {"cpu-epyc-2core": get_device("cpu-epyc-2core").service_cv, "l4": 0.0}
+    code, out, _ = run(capsys, *args, "--service-cv", "0")
+    assert {d["service_cv"] for d in json.loads(out)} == {0.0}
+    code, shown, _ = run(capsys, *args[:-2])
+    assert "deterministic on l4 (no measured service_cv" in " ".join(shown.split())
