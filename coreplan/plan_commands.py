@@ -212,6 +212,9 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
          mode: str = option("mode", "inference", help="inference (a forward per batch) or "
                             "training (a training step per batch: its time and memory)."),
          optimizer: str = option("optimizer", "sgd", help="training: sgd or adamw."),
+         objective: Optional[str] = option("objective", None, help="Rank the devices' answers: "
+                                           "cost (USD per million images), energy (J per "
+                                           "image) or devices (fewest for --demand)."),
          device_file: Optional[str] = DeviceFile(),
          model_file: Optional[str] = ModelFile(), fmt: str = Format()) -> None:
     """Largest core budget (or resolution, or batch) meeting every budget, per device.
@@ -236,6 +239,13 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
                       number(throughput, "throughput"))
     devs = [with_host_launch(get_device(d, device_file), host_launch_us)
             for d in names(device, "device")]
+    if objective is not None:
+        from planners.economics import check_objective_inputs
+
+        check_objective_inputs(objective, devs)
+        if objective == "devices" and demand is None:
+            raise CoreplanError("--objective devices ranks by the devices --demand needs; give "
+                                "--demand")
     base = get_model(versus, model_file) if versus else None
     plans = [make_plan(spec, d, resolution=square(resolution, "plan") if resolution else None,
                        batch=batch, dtype=dtype, budgets=budgets, solve=solve, cores=cores,
@@ -244,21 +254,59 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
                        max_resolution=max_resolution, max_batch=max_batch,
                        cores_allowed=ints(cores_allowed, "cores_allowed") if cores_allowed
                        else None) for d in devs]
+    if objective is not None:  # best first; a device without an answer last
+        from planners.economics import rank_key
+
+        order = sorted(range(len(plans)), key=lambda i: rank_key(objective, plans[i].economics))
+        plans, devs = [plans[i] for i in order], [devs[i] for i in order]
     if fmt == "json":
         import json
 
-        docs = [p.to_dict() for p in plans]
+        docs = [{**p.to_dict(), **({"objective": objective, "rank": rank}
+                                   if objective and p.economics else {})}
+                for rank, p in enumerate(plans, 1)]
         print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
     elif fmt == "csv":
         _plan_csv(plans)
     else:
         for p, d in zip(plans, devs):
             _plan_table(p, d)
+        if objective is not None:
+            _ranking_table(plans, objective)
     failed = [(p, d) for p, d in zip(plans, devs) if p.chosen is None]
     for p, _ in failed:
         print(f"coreplan: {infeasible_message(p)}", file=sys.stderr)
     if failed:
         raise typer.Exit(3)
+
+
+def _ranking_table(plans, objective: str) -> None:
+    """The devices' chosen answers side by side, ranked by the objective."""
+    from coreplan.output import emit as show
+
+    rows = []
+    for rank, p in enumerate(plans, 1):
+        e, c = p.economics, p.chosen
+        rows.append({"rank": rank if e else "", "device": p.device,
+                     "C": (c.cores or "") if c else "none feasible",
+                     "px": c.resolution if c else "", "batch": c.batch if c else "",
+                     "ms": c.latency_ms if c else "", "devices": e.devices if e else "",
+                     "img/s/dev": e.img_per_s_per_device if e else "",
+                     "$/h": _rounded(e.usd_per_hour if e else None),
+                     "$/M img": _rounded(e.usd_per_million_images if e else None),
+                     "J/img": _rounded(e.joules_per_image if e else None)})
+    demand = plans[0].demand_img_per_s
+    show("table", document=None, rows=rows,
+         title=f"{plans[0].model}: the devices ranked by {objective}"
+               + (f" for {demand:g} img/s" if demand else " (one device kept busy each)"),
+         caption="devices: for the demand at the chosen batch, every device busy and no queue "
+                 "(`coreplan serve --solve devices --objective` adds the queue and the latency "
+                 "objective); $/M img: USD per million images at the list price; J/img: at "
+                 "the board power while computing")
+
+
+def _rounded(value, digits: int = 3):
+    return "" if value is None else float(f"{value:.{digits}g}")
 
 
 def _plan_csv(plans) -> None:

@@ -115,7 +115,7 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
     cv_note = _cv_note(devs, given_cv)
     source = arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name
     where = devs[0].name if len(devs) == 1 else f"{len(devs)} device types"
-    how = setups[0][1] if len({s[1] for s in setups}) == 1 else "auto dtype"
+    how = "/".join(dict.fromkeys(s[1] for s in setups))  # each device's dtype, once
     how += "" if runtime == "eager" else f" {runtime}"
     title = (f"{spec.name} {side}px {how} on {where}: {_rate(offered)} img/s offered "
              f"({source}), objective {slo_s * 1e3:g} ms")
@@ -126,7 +126,8 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
 
         options = [(d, policies) for d, _, policies in setups]
         fleets = fleet_search(options, times, objective=objective, batches=batches,
-                              batch_timeout_s=timeouts_s[0] if timeouts_s else 0.0, **kwargs)
+                              batch_timeout_s=timeouts_s[0] if timeouts_s else 0.0,
+                              offered_img_per_s=offered, **kwargs)
         dtypes = {d.name: dt for d, dt, _ in setups}
         _emit_fleets(fmt, fleets, title, slo_s, offered, common, dtypes, objective, cv_note)
         code = 3 if any(f.devices is None for f in fleets) else 0
@@ -346,9 +347,12 @@ def _emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality
     for dev, dtype, policy, r in found:
         rates = _rates(dev, r)
         cap = policy.capacity_img_per_s(devices, max_batch)
+        unstable = offered > cap  # its percentiles are a transient's: they grow with the run
         row = {"device": dev.name} if several else {}
-        row.update({"policy": r.policy, "p50 ms": r.latency_ms["p50"], "p95 ms": r.latency_ms["p95"],
-                    "p99 ms": r.latency_ms["p99"], "in SLO": f"{r.slo_attainment:.1%}",
+        row.update({"policy": r.policy,
+                    **{f"{q} ms": "unstable" if unstable else r.latency_ms[q]
+                       for q in ("p50", "p95", "p99")},
+                    "in SLO": f"{r.slo_attainment:.1%}",
                     "img/s": r.throughput_img_per_s,
                     "mean C": "" if r.mean_cores is None else round(r.mean_cores, 1),
                     "batch": round(r.mean_batch, 2),
@@ -367,17 +371,19 @@ def _emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality
                          f"in the quality file, so no expected quality")
         notes.append(f"{name}: {r.missed:,} of {r.requests:,} requests over {slo_s * 1e3:g} ms; "
                      f"utilisation {r.utilisation:.0%}")
-        if offered > cap:
-            notes.append(f"{name}: overloaded: {_rate(offered)} img/s offered > {_rate(cap)} "
+        if unstable:
+            notes.append(f"{name}: unstable: {_rate(offered)} img/s offered > {_rate(cap)} "
                          f"img/s, the most it serves; its queue grows all run, so its latencies "
-                         f"grow with --duration-s")
+                         f"(in --format json) grow with --duration-s")
         document.append({"device": dev.name, "dtype": dtype, **common,
                          "service_cv": device_cv(dev, given_cv), **r.to_dict(),
                          "max_batch": max_batch, "slo_ms": slo_s * 1e3,
                          "offered_img_per_s": offered, "capacity_img_per_s": cap,
+                         "unstable": unstable,
                          "economics": rates.to_dict(), "price_source": dev.price_source})
     notes += [cv_note, ENERGY_NOTE]
-    emit(fmt, document=document, rows=[_flat(d) for d in document], table_rows=rows, title=title,
+    emit(fmt, document=document, rows=[_flat(d) for d in document],
+         table_rows=without_empty(rows), title=title,
          caption="\n".join(notes))
 
 
@@ -385,6 +391,13 @@ J_NOTE = ("J/img: energy per image at the board power while computing (idle draw
           "counted)")
 ENERGY_NOTE = (J_NOTE + "; $/M img: USD per million images at the device's list price per hour "
                "(price_source in --format json); blank where the device has no such number")
+
+
+def without_empty(rows: list[dict], columns=("J/img", "$/M img", "$/h")) -> list[dict]:
+    """Table rows without the rate columns no row has a number in (a CPU has no board power
+    or price): the caption says why they are blank where some are."""
+    empty = [c for c in columns if rows and all(row.get(c, "") == "" for row in rows)]
+    return [{k: v for k, v in row.items() if k not in empty} for row in rows]
 
 
 def _maybe(value, digits: int = 3):
@@ -444,7 +457,7 @@ def _emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
                         if k not in ("policy", "devices")},
                      "one_fewer_p99_ms": (d["one_fewer"]["latency_ms"]["p99"]
                                           if d["one_fewer"] else None)})
-    emit(fmt, document=document, rows=flat, table_rows=rows,
+    emit(fmt, document=document, rows=flat, table_rows=without_empty(rows),
          title=title + f": fewest devices for p99 within it, ranked by {objective}",
          caption="\n".join((FLEET_NOTE, cv_note, ENERGY_NOTE)))
     for f in fleets:
@@ -510,7 +523,7 @@ def _solve_batching(fmt, setups, times, devices, batches, timeouts_s, title, off
              **{k: (d["economics"] or {}).get(k) for k in RATE_COLUMNS},
              **{f"at_{k}": v for k, v in _flat(d["result"]).items()
                 if k not in ("policy", "devices")}} for d in document]
-    emit(fmt, document=document, rows=flat, table_rows=rows,
+    emit(fmt, document=document, rows=flat, table_rows=without_empty(rows),
          title=title + f", {devices} device(s): largest batch and batch timeout holding p99",
          caption="\n".join((BATCHING_NOTE, cv_note, J_NOTE)))
     for name in failed:

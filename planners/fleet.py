@@ -86,14 +86,16 @@ def device_cv(device: DeviceSpec, service_cv: float | None) -> float:
 
 def fleet_for(device: DeviceSpec, policy: Policy, arrivals: np.ndarray, *, slo_s: float,
               batches, objective: str = "devices", batch_timeout_s: float = 0.0,
-              service_cv: float | None = None, seed: int = 0,
-              limit: int = MAX_DEVICES) -> Fleet:
+              service_cv: float | None = None, seed: int = 0, limit: int = MAX_DEVICES,
+              offered_img_per_s: float | None = None) -> Fleet:
     """The fewest devices of one type and policy holding p99 within `slo_s`, the largest batch
     chosen among `batches` by `objective` (module docstring); `service_cv` None: the device's
-    own (`device_cv`)."""
+    own (`device_cv`). The capacity bound is taken at `offered_img_per_s` (the rate asked for;
+    default the arrivals' own mean rate, which a random stream misses by a little)."""
     service_cv = device_cv(device, service_cv)
     span = float(arrivals[-1] - arrivals[0]) or 1.0
     offered = len(arrivals) / span
+    asked = offered_img_per_s or offered
     found = []
     for b in candidate_batches(policy, batches, slo_s):
         k, at, fewer = devices_needed(policy, arrivals, slo_s=slo_s, max_batch=b,
@@ -102,7 +104,7 @@ def fleet_for(device: DeviceSpec, policy: Policy, arrivals: np.ndarray, *, slo_s
         rates = _rates(device, at) if k else None
         unstable = k is None and policy.capacity_img_per_s(limit, b) <= offered
         short = bool(k and k > 1 and policy.capacity_img_per_s(k - 1, b) <= offered)
-        found.append(Fleet(device, policy, k, b, at, fewer, policy.capacity_devices(offered, b),
+        found.append(Fleet(device, policy, k, b, at, fewer, policy.capacity_devices(asked, b),
                            rates, unstable, short, service_cv))
     return min(found, key=lambda f: rank_key(objective, f.rates))
 
@@ -115,12 +117,13 @@ def _rates(device: DeviceSpec, result: ServeResult) -> Economics:
 def fleet_search(options: list[tuple[DeviceSpec, list[Policy]]], arrivals: np.ndarray, *,
                  slo_s: float, objective: str = "devices", batches=(8,),
                  batch_timeout_s: float = 0.0, service_cv: float | None = None, seed: int = 0,
-                 limit: int = MAX_DEVICES) -> list[Fleet]:
+                 limit: int = MAX_DEVICES, offered_img_per_s: float | None = None) -> list[Fleet]:
     """Every device type's and policy's fleet, ranked by `objective` (best first; a type and
     policy that no fleet holds the objective with last)."""
     fleets = [fleet_for(device, policy, arrivals, slo_s=slo_s, batches=batches,
-                        objective=objective, batch_timeout_s=batch_timeout_s, service_cv=service_cv, seed=seed,
-                        limit=limit)
+                        objective=objective, batch_timeout_s=batch_timeout_s,
+                        service_cv=service_cv, seed=seed, limit=limit,
+                        offered_img_per_s=offered_img_per_s)
               for device, policies in options for policy in policies]
     return sorted(fleets, key=lambda f: rank_key(objective, f.rates))
 

@@ -161,6 +161,14 @@ def test_plan_and_serve_agree_on_the_capacity_bound(capsys):
         devices_needed = json.loads(planned)["devices_needed"]
         assert fleets[policy]["capacity_devices"] == devices_needed > 1
         assert fleets[policy]["devices"] >= devices_needed
+    # several types at once: each type's bound is its plan --demand count at the rate asked for
+    code, out, _ = run(capsys, "serve", *SMALL, "--device", "h100-sxm,t4", "--rate", "9000",
+                       "--slo-ms", "60", "--solve", "devices", "--max-batch", "2", "--policy",
+                       "static", "--format", "json")
+    code, planned, _ = run(capsys, "plan", *SMALL, "--device", "h100-sxm,t4", "--batch", "2",
+                           "--cores-allowed", "64", "--demand", "9000", "--format", "json")
+    assert ({d["device"]: d["capacity_devices"] for d in json.loads(out)}
+            == {d["device"]: d["devices_needed"] for d in json.loads(planned)})
     code, shown, _ = run(capsys, "plan", *SMALL, "--device", "l4", "--demand", "8000")
     assert "`coreplan serve --solve devices` adds arrivals, queueing" in " ".join(shown.split())
 
@@ -256,3 +264,37 @@ def test_serve_runs_each_device_with_its_own_cv(capsys):
     assert {d["service_cv"] for d in json.loads(out)} == {0.0}
     code, shown, _ = run(capsys, *args[:-2])
     assert "deterministic on l4 (no measured service_cv" in " ".join(shown.split())
+
+
+def test_plan_ranks_devices_by_the_objective(capsys):
+    args = ("plan", *SMALL, "--device", "h100-sxm,l4,t4", "--batch", "8", "--demand", "5000")
+    code, out, _ = run(capsys, *args, "--objective", "cost", "--format", "json")
+    assert code == 0
+    docs = json.loads(out)
+    costs = [d["economics"]["usd_per_million_images"] for d in docs]
+    assert costs == sorted(costs) and [d["rank"] for d in docs] == [1, 2, 3]
+    for d in docs:  # by hand: the fleet's hourly price over the images it serves in an hour
+        price = get_device(d["device"]).price_per_hour_usd
+        assert d["economics"]["usd_per_million_images"] == pytest.approx(
+            d["devices_needed"] * price / (3600 * 5000) * 1e6)
+    code, out, _ = run(capsys, *args, "--objective", "devices", "--format", "json")
+    needed = [d["devices_needed"] for d in json.loads(out)]
+    assert needed == sorted(needed)
+    code, shown, _ = run(capsys, *args, "--objective", "energy")
+    assert code == 0 and "the devices ranked by energy for 5000 img/s" in shown
+    code, _, err = run(capsys, "plan", *SMALL, "--device", "l4", "--objective", "devices")
+    assert code == 2 and "--objective devices ranks by the devices --demand needs" in err
+    code, _, err = run(capsys, "plan", *SMALL, "--device", "l4,h100-pcie", "--objective", "cost")
+    assert code == 2 and "h100-pcie has none" in err
+
+
+def test_an_unstable_run_prints_no_percentiles(capsys):
+    # veca-small at 224 px on an L4: 2,000 img/s at batch 1 is beyond what one device serves
+    code, out, _ = run(capsys, "serve", *SMALL, "--device", "l4", "--rate", "2000", "--slo-ms",
+                       "50", "--max-batch", "1", "--policy", "static", "--duration-s", "5")
+    assert code == 0 and "static C=64 unstable unstable unstable" in out
+    code, out, _ = run(capsys, "serve", *SMALL, "--device", "l4", "--rate", "2000", "--slo-ms",
+                       "50", "--max-batch", "1", "--policy", "static", "--duration-s", "5",
+                       "--format", "json")
+    doc = json.loads(out)[0]
+    assert doc["unstable"] and doc["capacity_img_per_s"] < 2000
