@@ -601,7 +601,8 @@ def calibrate_attributed(rows: list[Measurement], spent, device: DeviceSpec,
     h = _summary(predicted, times, groups, distinct, "resolution")
     final = fitted(np.ones(len(rows), dtype=bool))
     calibrated = replace(device, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
-                         latency_interval=h.interval, calibrated=True)
+                         latency_interval=h.interval, calibrated=True,
+                         service_cv=service_cv(rows) or device.service_cv)
     return Calibration(calibrated, final, h, f"{len(rows)} measurements, attributed by op class",
                        (device.name,))
 

@@ -16,7 +16,9 @@ Three stages within one time budget (default 300 s with start-up, on 2 cores):
    whose activation peaks span a few MB to over 1 GB, fitted into the footprint terms
    (planners/footprint_fit.py).
 The device file records the CPU model, the thread count and the torch version it was measured
-with (`measured_on`), the machine's state while profiled, and the calibration's held-out error.
+with (`measured_on`), the machine's state while profiled, the calibration's held-out error and the
+spread of the whole models' repeated forwards (`service_cv`, which `serve` varies service times
+by).
 """
 
 from __future__ import annotations
@@ -220,6 +222,7 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
             patch_tokens=c.patch_tokens, device=device, device_name=machine_name(device),
             threads=torch.get_num_threads(), repeats=sum(t.repeats for t in quiet),
             time_ms_median=statistics.median(t.median_ms for t in quiet),
+            time_ms_iqr=statistics.median(t.iqr_ms for t in quiet),  # the spread within a round
             probe_ms=_median(t.probe_ms for t in quiet),
             probe_ratio=_median(t.probe_ratio for t in quiet),
             note=f"calibration, {len(quiet)} of {len(timings)} rounds quiet"))

@@ -411,3 +411,18 @@ def test_repeatability_matches_two_runs_by_configuration():
     assert n["within_10pct"] == 0.5
     with pytest.raises(CoreplanError, match="share no timed configuration"):
         repeatability(first[2:], second)
+
+
+def test_profile_rows_record_the_spread_of_repeated_forwards():
+    """The whole models profile times keep each round's IQR (their median over rounds), so that
+    the device file gets a service-time CV: IQR / 1.349 / median, here worked by hand."""
+    import time
+
+    from planners.calibrate import service_cv
+    from reference.own_device import _time_interleaved
+
+    rows, _ = _time_interleaved([("veca-small", 224, 1, 8, "split")], "cpu", "fp32", 1,
+                                time.monotonic() + 30)
+    (row,) = rows
+    assert row.time_ms_iqr is not None and row.time_ms_iqr >= 0
+    assert service_cv(rows) == pytest.approx(row.time_ms_iqr / 1.349 / row.time_ms_median)
