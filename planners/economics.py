@@ -66,6 +66,12 @@ class Economics:
                 "usd_per_million_images": self.usd_per_million_images}
 
 
+def devices_for(img_per_s: float, img_per_s_per_device: float) -> int:
+    """The capacity bound: the fewest devices, each busy all the time at `img_per_s_per_device`
+    with no queue, that serve `img_per_s` (`plan --demand`'s count and `serve`'s bound)."""
+    return max(1, math.ceil(img_per_s / img_per_s_per_device))
+
+
 def economics(device: DeviceSpec, *, devices: int, img_per_s: float,
               utilisation: float) -> Economics:
     """The fleet's rates on `device` (module docstring)."""

@@ -450,7 +450,9 @@ def plan(spec: ModelSpec, device: DeviceSpec, *, resolution: int | None = None, 
         baseline = evaluate_configs([configure(base_spec, base_spec.round_resolution(at.resolution),
                                                batch=at.batch, dtype=dtype)], device, budgets,
                                     runtime, mode, optimizer)[0]
-    needed = (math.ceil(demand_img_per_s / chosen.throughput_img_per_s)
+    from planners.economics import devices_for
+
+    needed = (devices_for(demand_img_per_s, chosen.throughput_img_per_s)
               if chosen and demand_img_per_s else None)
     impl_used = problem.config(resolution=spec.patch_size, cores=problem.cores_allowed[-1]).impl
     return Plan(device.name, spec.name, impl_used,

@@ -127,7 +127,9 @@ class Policy:
         offered rate with each device busy all the time and no queue (`plan --demand`'s count
         at the same batch and C). A stable fleet needs more than this capacity: at least this
         many devices, and queueing under an objective usually needs more."""
-        return max(1, math.ceil(offered_img_per_s / self.capacity_img_per_s(1, max_batch)))
+        from planners.economics import devices_for
+
+        return devices_for(offered_img_per_s, self.capacity_img_per_s(1, max_batch))
 
 
 POLICIES = ("static", "elastic", "dense", "all")
