@@ -45,24 +45,53 @@ def scaling_frame(specs: list[ModelSpec], resolutions, batch: int = 1, dtype: st
 
 
 def scaling_chart(df: pd.DataFrame, quantity: str = "gflops", log: bool = True) -> alt.Chart:
+    """Cost against resolution per model and C; with a core model, a second panel shows what C
+    adds over the smallest budget at each resolution (in %, from zero): on the first panel's log
+    axis the budgets' lines lie within a few percent of each other and cannot be told apart."""
     title = {"gflops": "forward GFLOPs (2 per multiply-add)",
              "memory_gb": "inference memory, weights + activation peak (GB)"}[quantity]
     scale = alt.Scale(type="log") if log else alt.Scale(zero=True)
     setup = f"batch {df['batch'].iloc[0]}, {df['dtype'].iloc[0]}" if len(df) else ""
-    return alt.Chart(df, title=f"Cost vs resolution: {title.split(' (')[0]} ({setup}; "
-                               f"{'log y axis' if log else 'y from zero'})").mark_line(point=True).encode(
+    df = df.assign(label=[f"{s} (dense, dashed)" if k != "core" else s
+                          for s, k in zip(df["series"], df["kind"])])
+    color = alt.Color("label:N", title="model / active cores", sort=alt.SortField("cores"),
+                      scale=alt.Scale(scheme="category20"),
+                      legend=alt.Legend(columns=1, symbolLimit=40, symbolType="stroke",
+                                        symbolStrokeWidth=3))
+    heading = (f"Cost vs resolution: {title.split(' (')[0]} ({setup}; "
+               f"{'log y axis' if log else 'y from zero'})")
+    added = _added_by_cores(df, quantity)
+    main = alt.Chart(df, title=heading if added.empty else "").mark_line(point=True).encode(
         x=alt.X("resolution:Q", title="input resolution (px per side)"),
         y=alt.Y(f"{quantity}:Q", title=title, scale=scale),
-        color=alt.Color("series:N", title="model / active cores",
-                        sort=alt.SortField("cores"), scale=alt.Scale(scheme="category20"),
-                        legend=alt.Legend(columns=1, symbolLimit=40, symbolType="stroke",
-                                          symbolStrokeWidth=3)),
-        strokeDash=alt.StrokeDash("kind:N", title="attention",
-                                  legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2,
-                                                    symbolStrokeColor="#333")),
+        color=color, strokeDash=alt.StrokeDash("kind:N", legend=None),
         tooltip=["series", "resolution", "tokens", alt.Tooltip("gflops:Q", format=",.1f"),
                  alt.Tooltip("memory_gb:Q", format=".3f")],
     ).properties(width=WIDTH, height=HEIGHT)
+    if added.empty:
+        return main
+    what = title.split(" (")[0].split(", ")[0]
+    panel = alt.Chart(added, title=f"What C adds: {what} over the smallest C at the same "
+                                   f"resolution (y from zero)").mark_line(point=True).encode(
+        x=alt.X("resolution:Q", title="input resolution (px per side)"),
+        y=alt.Y("added_pct:Q", title=f"{what} over the smallest C (%)",
+                scale=alt.Scale(zero=True)),
+        color=color,
+        tooltip=["series", "resolution", alt.Tooltip("added_pct:Q", format=".2f")],
+    ).properties(width=WIDTH, height=HEIGHT // 2)
+    return alt.vconcat(main, panel, title=heading)
+
+
+def _added_by_cores(df: pd.DataFrame, quantity: str) -> pd.DataFrame:
+    """For each core model's row: its quantity over the same model's at the smallest C at that
+    resolution, in percent (0 for the smallest C itself)."""
+    core = df[df["cores"] > 0]
+    if core.empty:
+        return core.assign(added_pct=[])
+    smallest = core.loc[core.groupby(["model", "resolution"])["cores"].idxmin(),
+                        ["model", "resolution", quantity]].rename(columns={quantity: "base"})
+    merged = core.merge(smallest, on=["model", "resolution"])
+    return merged.assign(added_pct=(merged[quantity] / merged["base"] - 1) * 100)
 
 
 # --------------------------------------------------------------------------- crossover

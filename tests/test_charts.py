@@ -33,7 +33,11 @@ def untitled_axes(spec: dict) -> list[str]:
     """Positional channels (x, y) with a field but no title of their own, in every layer: the
     axis would fall back to the raw field name (or merge it into another layer's title)."""
     missing = []
-    for index, layer in enumerate(spec.get("layer", [spec])):
+    for part in ("vconcat", "hconcat", "concat"):  # panels: each checked as a chart of its own
+        for index, panel in enumerate(spec.get(part, [])):
+            missing += [f"{part} {index} {m}" for m in untitled_axes(panel)]
+    for index, layer in enumerate(spec.get("layer", [] if any(
+            k in spec for k in ("vconcat", "hconcat", "concat")) else [spec])):
         for channel in ("x", "y"):
             enc = layer.get("encoding", {}).get(channel)
             if enc and "field" in enc and not enc.get("title") and enc.get("axis", {}) is not None:
@@ -49,6 +53,22 @@ def test_every_chart_is_valid_vega_lite_with_titled_axes():
         assert untitled_axes(spec) == [], name
 
 
+def test_the_scaling_chart_shows_what_c_adds_on_its_own_panel():
+    """On the log panel the budgets' lines lie within a few percent; the second panel plots each
+    C's cost over the smallest C's at the same resolution, from zero, where they separate."""
+    from coreplan import charts
+    from costmodel.cost import count
+
+    core = get_model("veca-small")
+    frame = charts.scaling_frame([core, get_model("dinov3-small")], (224, 512))
+    spec = charts.scaling_chart(frame, "gflops").to_dict()
+    assert len(spec["vconcat"]) == 2 and untitled_axes(spec) == []
+    added = charts._added_by_cores(frame, "gflops").set_index(["resolution", "cores"])["added_pct"]
+    flops = {c: count(configure(core, 224, cores=c)).total for c in (8, 64)}
+    assert added[(224, 64)] == pytest.approx((flops[64] / flops[8] - 1) * 100)
+    assert added[(224, 8)] == 0 and added[(224, 64)] > added[(512, 64)] > 0
+
+
 def test_the_axis_check_catches_an_untitled_axis():
     import altair as alt
     import pandas as pd
@@ -56,6 +76,8 @@ def test_the_axis_check_catches_an_untitled_axis():
     frame = pd.DataFrame({"a": [1, 2], "b": [3, 4]})
     bare = alt.Chart(frame, title="t").mark_line().encode(x="a:Q", y=alt.Y("b:Q", title="b (ms)"))
     assert untitled_axes(bare.to_dict()) == ["layer 0 x=a"]
+    assert untitled_axes(alt.vconcat(bare, bare).to_dict()) == ["vconcat 0 layer 0 x=a",
+                                                              "vconcat 1 layer 0 x=a"]
 
 
 @pytest.mark.parametrize("suffix,magic", [(".png", b"\x89PNG"), (".svg", b"<svg"), (".html", b"<!DOCTYPE")])
