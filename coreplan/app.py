@@ -179,6 +179,9 @@ def names(text: Optional[str], name: str) -> list[str]:
     values = [v.strip() for v in (text or "").split(",") if v.strip()]
     if not values:
         raise CoreplanError(f"{flag(name)}: expected a comma-separated list")
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:  # each is answered once: a second listing is a typo
+        raise CoreplanError(f"{flag(name)} lists {repeated} more than once")
     return values
 
 

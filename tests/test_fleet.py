@@ -201,6 +201,7 @@ def test_serve_ranks_several_device_types_by_cost(capsys):
      "--solve devices runs at one --batch-timeout-ms"),
     (("--device", "l4,t4", "--out", "x.html"), "--out charts one device's load sweep"),
     (("--device", "l4", "--solve", "fleet"), "unknown solve 'fleet'"),
+    (("--device", "l4,t4,l4", "--solve", "devices"), "--device lists l4 more than once"),
 ])
 def test_search_flags_refused_in_one_line(capsys, args, said):
     code, _, err = run(capsys, "serve", *SMALL, "--rate", "100", "--slo-ms", "100", *args)

@@ -20,7 +20,7 @@ OPTIONS = {
                "--device", "--framework", "--scope", "--format"],
     "plan": ["--device", "--resolution", "--batch", "--dtype", "--latency-ms", "--memory-gb",
              "--throughput", "--cores-allowed", "--solve", "--cores", "--demand", "--runtime",
-             "--format"],
+             "--objective", "--format"],
     "simulate": ["--device", "--resolution", "--cores", "--batch", "--dtype", "--runtime"],
     "compare": ["--resolutions", "--cores", "--batch", "--scope"],
     "crossover": ["--versus", "--cores", "--scope", "--convention", "--format"],
@@ -28,7 +28,8 @@ OPTIONS = {
     "models": ["--format", "--model-file"], "devices": ["--format", "--device-file"],
     "serve": ["--device", "--resolution", "--rate", "--slo-ms", "--policy", "--cores",
               "--cores-allowed", "--max-batch", "--batch-timeout-ms", "--arrivals", "--devices",
-              "--dtype", "--versus", "--seed", "--solve", "--runtime", "--format"],
+              "--dtype", "--versus", "--seed", "--solve", "--runtime", "--objective",
+              "--service-cv", "--format"],
 }
 WORDS = ["model", "layer", "attention-core", "flop", "mac", "full", "split", "masked", "dense",
          "training", "inference", "dinov3-base", "json", "csv", "table", "bf16", "fp16", "fp32",
@@ -38,10 +39,10 @@ WORDS = ["model", "layer", "attention-core", "flop", "mac", "full", "split", "ma
 # each option mostly gets values of its own kind, sometimes anything (so both the answers and the
 # refusals are exercised)
 POOLS = {"--resolution": ["224", "256", "512", "768x512"] + NUMBERS, "--resolutions": ["224,512"],
-         "--device": ["l4", "t4", "cpu-epyc-2core", "l4,t4"] + DEVICES,
+         "--device": ["l4", "t4", "cpu-epyc-2core", "l4,t4", "h100-sxm,l4,l4"] + DEVICES,
          "--dtype": ["bf16", "fp16", "fp32", "auto", "int8"], "--solve": ["cores", "resolution",
                                                                           "batch", "width",
-                                                                          "devices"],
+                                                                          "devices", "batching"],
          "--scope": ["model", "layer", "attention", "attention-core", "block"],
          "--convention": ["flop", "mac", "full", "gflop"], "--impl": ["split", "masked", "flex",
                                                                      "dense", "fast"],
@@ -49,11 +50,12 @@ POOLS = {"--resolution": ["224", "256", "512", "768x512"] + NUMBERS, "--resoluti
          "--format": ["table", "json", "csv", "xml"], "--runtime": ["eager", "compiled", "compiled+amp", "jit"],
          "--framework": ["torch", "transformers", "jax"], "--cores-allowed": ["8,16", "12", "64"],
          "--rate": ["0.5", "5", "50"], "--slo-ms": ["100", "1000", "5000"],
-         "--policy": ["static", "elastic", "dense", "all", "best"], "--max-batch": ["1", "4", "8"],
+         "--policy": ["static", "elastic", "dense", "all", "best"], "--max-batch": ["1", "4", "8", "auto", "1,4", "2,64"],
          "--arrivals": ["poisson", "bursty", "sometimes", "missing.csv"], "--devices": ["1", "3"],
          "--versus": ["dinov3-small", "veca-small", "nope"],
          "--seed": ["0", "7", "-1"], "--kind": ["core", "dense", "sparse"],
          "--model": ["veca-small", "nope"],
+         "--objective": ["devices", "cost", "energy", "speed"], "--service-cv": ["0", "0.5", "-1"],
          "--model-file": ["costmodel/catalog.toml", "README.md", "missing.toml", "tests"],
          "--device-file": ["planners/devices.toml", "README.md", "missing.toml", "tests"]}
 NO_MODEL = ("formula", "models", "devices")  # commands without a MODEL argument
