@@ -381,7 +381,7 @@ def _emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality
                          "offered_img_per_s": offered, "capacity_img_per_s": cap,
                          "unstable": unstable,
                          "economics": rates.to_dict(), "price_source": dev.price_source})
-    notes += [cv_note, ENERGY_NOTE]
+    notes += [cv_note, rates_note(rows, ENERGY_NOTE)]
     emit(fmt, document=document, rows=[_flat(d) for d in document],
          table_rows=without_empty(rows), title=title,
          caption="\n".join(notes))
@@ -398,6 +398,16 @@ def without_empty(rows: list[dict], columns=("J/img", "$/M img", "$/h")) -> list
     or price): the caption says why they are blank where some are."""
     empty = [c for c in columns if rows and all(row.get(c, "") == "" for row in rows)]
     return [{k: v for k, v in row.items() if k not in empty} for row in rows]
+
+
+def rates_note(rows: list[dict], note: str) -> str:
+    """The rate columns' note, or what takes their place where no device had the numbers."""
+    if without_empty(rows) == rows:
+        return note
+    if any(row.get("J/img", "") != "" for row in rows):
+        return J_NOTE + "; no price per image: no device here has price_per_hour_usd (a device file sets it)"
+    return ("no energy or price per image: the device has no board_power_w or price_per_hour_usd "
+            "(a device file sets them)")
 
 
 def _maybe(value, digits: int = 3):
@@ -459,7 +469,7 @@ def _emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
                                           if d["one_fewer"] else None)})
     emit(fmt, document=document, rows=flat, table_rows=without_empty(rows),
          title=title + f": fewest devices for p99 within it, ranked by {objective}",
-         caption="\n".join((FLEET_NOTE, cv_note, ENERGY_NOTE)))
+         caption="\n".join((FLEET_NOTE, cv_note, rates_note(rows, ENERGY_NOTE))))
     for f in fleets:
         if f.devices is None:
             print(f"coreplan: no fleet holds p99 within {slo_s * 1e3:g} ms for "
@@ -525,7 +535,7 @@ def _solve_batching(fmt, setups, times, devices, batches, timeouts_s, title, off
                 if k not in ("policy", "devices")}} for d in document]
     emit(fmt, document=document, rows=flat, table_rows=without_empty(rows),
          title=title + f", {devices} device(s): largest batch and batch timeout holding p99",
-         caption="\n".join((BATCHING_NOTE, cv_note, J_NOTE)))
+         caption="\n".join((BATCHING_NOTE, cv_note, rates_note(rows, J_NOTE))))
     for name in failed:
         print(f"coreplan: no batching holds p99 within {slo_s * 1e3:g} ms for {name} on "
               f"{devices} device(s): add devices (--solve devices finds how many)", file=sys.stderr)
