@@ -89,7 +89,9 @@ def page_data(specs, devices) -> dict:
                               best=best_dtype(d),
                               interval=list(d.latency_interval) if d.latency_interval else None,
                               description=d.description,
-                              note=d.measured_elsewhere() or "") for d in devices})
+                              note=d.measured_elsewhere() or "", power_w=d.board_power_w,
+                              price_per_hour=d.price_per_hour_usd,
+                              price_source=d.price_source or "") for d in devices})
 
 
 def build_page(specs, devices) -> str:
@@ -129,7 +131,7 @@ svg{width:100%;height:auto}.note{font-size:.82em;color:#555}
 <body>
 <header><h1>__TITLE__</h1>
 <p>Predicted by coreplan's planner (generated __DATE__): latency per batch, the process footprint,
-throughput and FLOPs; works offline.</p></header>
+throughput, FLOPs, energy and price per image; works offline.</p></header>
 <main>
 <form id="controls" aria-label="configuration and budgets">
 <label>Model<select id="model"></select></label>
@@ -196,6 +198,12 @@ function values(model, device, dtype, runtime, c, r, b){
   v.usage = usage; v.tightest = tight; v.fits = usage[tight] <= 1;
   const demand = parseFloat($("demand").value);
   v.devices = demand > 0 && v.fits ? Math.ceil(demand / v.throughput_img_per_s) : null;
+  // rates as planners.economics (the same operations in the same order): with a demand the fleet
+  // of v.devices serving it, otherwise one device kept busy
+  const k = v.devices !== null ? v.devices : 1, rate = v.devices !== null ? demand : v.throughput_img_per_s;
+  const busy = v.devices !== null ? Math.min(demand / (v.devices * v.throughput_img_per_s), 1) : 1;
+  v.joules = dev.power_w ? dev.power_w * k * busy / rate : null;
+  v.usd_per_million = dev.price_per_hour ? k * dev.price_per_hour / (3600 * rate) * 1e6 : null;
   return v; }
 function fmt(x){ if(x===null||x===undefined||Number.isNaN(x)) return "";
   const a = Math.abs(x); return a>=1e3 ? Math.round(x).toLocaleString("en") :
@@ -212,7 +220,11 @@ const ROWS = [["latency (ms per batch)", v=>fmt(v.latency_ms), "latency_ms", v=>
   ["fits every budget", v=>v.fits?"yes":"no", "feasible", v=>v.fits],
   ["devices for the demand", v=>v.devices!==null ? v.devices.toLocaleString("en") :
     !(parseFloat($("demand").value) > 0) ? "set a demand" : "none: it does not fit", "devices_needed",
-   v=>v.devices===null ? "none" : v.devices]];
+   v=>v.devices===null ? "none" : v.devices],
+  ["energy (J per image, board power)", v=>v.joules!==null ? fmt(v.joules) : "no board power",
+   "joules_per_image", v=>v.joules===null ? "none" : v.joules],
+  ["price (USD per million images)", v=>v.usd_per_million!==null ? fmt(v.usd_per_million) : "no price",
+   "usd_per_million_images", v=>v.usd_per_million===null ? "none" : v.usd_per_million]];
 function cell(v, row){ if(!v) return "<td>n/a</td>";
   const cls = row[2]==="feasible" ? ` class="${v.fits?"yes":"no"}"` : "";
   return `<td data-value="${row[3](v)}"${cls}>${row[1](v)}</td>`; }
@@ -239,8 +251,10 @@ function update(){
   $("head-base").textContent = m.baseline ? `dense baseline ${m.baseline}` : "dense baseline (none)";
   $("results").tBodies[0].innerHTML = ROWS.map(row=>
     `<tr data-row="${row[2]}"><th scope="row">${row[0]}</th>${cell(v,row)}${cell(base,row)}</tr>`).join("");
-  $("device-note").textContent = D.devices[s.device].description + (D.devices[s.device].note ?
-    " - " + D.devices[s.device].note : "");
+  const dv = D.devices[s.device];
+  $("device-note").textContent = dv.description + (dv.note ? " - " + dv.note : "") +
+    (dv.price_source ? ` - price ${dv.price_per_hour} USD/h: ${dv.price_source}` : "") +
+    " - energy and price: with a demand, the fleet serving it (each device at its board power while computing); otherwise one device kept busy";
   const at = (name, c, r) => name ? values(name, s.device, s.dtype, s.runtime, c, r, s.b) : null;
   const cores = m.kind==="core" ? m.budgets : [];
   chart("chart-cores", cores.map(c=>[c, at(s.model, c, s.r), at(m.baseline, null, s.r)]),

@@ -144,6 +144,15 @@ def check_sample(sample: dict, device_file=None) -> None:
     assert shown["tightest"] == want["tightest"] and shown["feasible"] == str(want["feasible"]).lower()
     needed = planned["devices_needed"]
     assert shown["devices_needed"] == ("none" if needed is None else str(needed)), sample
+    rates = planned["economics"]  # the chosen answer's: there when the first candidate fits
+    priced = rates is not None and want["feasible"] and rates["usd_per_million_images"] is not None
+    if rates is not None and want["feasible"]:
+        for key in ("joules_per_image", "usd_per_million_images"):
+            expected = rates[key]
+            if expected is None:
+                assert shown[key] == "none", (sample, key)
+            else:
+                assert float(shown[key]) == expected, (sample, key)
     if planned["baseline"] is not None:
         base = planned["baseline"]
         for key in ("latency_ms", "memory_bytes", "throughput_img_per_s", "flops"):
@@ -160,6 +169,7 @@ def check_sample(sample: dict, device_file=None) -> None:
     # a latency budget within twice the plotted latencies is drawn on the chart
     if sample["latency_budget_ms"] and float(sample["latency_budget_ms"]) <= 2 * float(shown["latency_ms"]):
         assert "budget" in sample["limits"]
+    return priced
 
 
 @pytest.mark.skipif(browser() is None, reason="no Chromium here (install Debian's `chromium`, or "
@@ -172,8 +182,8 @@ def test_page_in_a_real_browser(small_page):
     assert (first["model"], first["device"]) == ("veca-small", "l4")
     assert first["dtype"] == plan_json("veca-small", "--device", "l4", "--resolution", "1024")["dtype"]
     assert len(result["samples"]) == 2 * 3  # each model on each device
-    for sample in result["samples"]:
-        check_sample(sample, device_file)
+    priced = [check_sample(sample, device_file) for sample in result["samples"]]
+    assert any(priced)  # an L4 sample's energy and price were compared with plan's
     assert {s["device"] for s in result["samples"]} == {"l4", "cpu-epyc-2core", "x"}
     assert {s["dtype"] for s in result["samples"] if s["device"] == "x"} <= {"fp32", "bf16"}
     for control in result["controls"]:  # labelled, with units where they have them; keyboard
