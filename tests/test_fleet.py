@@ -67,12 +67,9 @@ def test_the_catalog_prices_say_where_they_come_from():
     ('price_per_hour_usd = 5000\nprice_source = "a month, by mistake"\n', "above 1000"),
     ('price_source = "no price"\n', "price_per_hour_usd and price_source go together"),
 ])
-def test_a_device_file_price_needs_its_source_and_a_plausible_value(capsys, tmp_path, extra, said):
-    path = tmp_path / "mine.toml"
-    path.write_text('[devices.mine]\nkind = "gpu"\npeak_flops_per_s = { fp32 = 30e12, bf16 = 240e12 }\n'
-                    'memory_bandwidth_bytes_per_s = 300e9\nmemory_capacity_bytes = 24e9\n'
-                    'source = "test"\n' + extra)
-    code, _, err = run(capsys, "devices", "--device-file", str(path))
+def test_a_device_file_price_needs_its_source_and_a_plausible_value(capsys, device_file, extra,
+                                                                   said):
+    code, _, err = run(capsys, "devices", "--device-file", str(device_file(extra)))
     assert code == 2 and said in err and len(err.strip().splitlines()) == 1
 
 
