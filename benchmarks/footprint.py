@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/footprint.py --out data/measurements/footprint-cpu-....csv
     .venv/bin/python benchmarks/footprint.py --report data/measurements/footprint-cpu-....csv
+    .venv/bin/python benchmarks/footprint.py --report B.csv --fitted-on A.csv
 
 Measures each configuration below in a new worker (`reference/footprint.py`): peak RSS after the
 imports, after building the model and after one forward. `--report` fits the footprint model's
@@ -116,7 +117,7 @@ def timm_fallbacks(directory: Path) -> str:
     return "\n".join(lines)
 
 
-def report(path: Path, device=None) -> str:
+def report(path: Path, device=None, fitted_on: Path | None = None) -> str:
     """The terms fitted on the FIT rows (planners.footprint_fit), or a device's own (a fresh
     `coreplan profile`: every row it did not measure is held out), then every held-out row's
     error, as text."""
@@ -125,10 +126,11 @@ def report(path: Path, device=None) -> str:
     if device is not None:
         model, fitted, rows = _device_held_out(path, device)
     else:
-        model, fitted, rows = held_out(path)
+        model, fitted, rows = held_out(path, fitted_on)
     mb = lambda terms: ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in terms.items())  # noqa: E731
-    fitted_on = f"fitted on {fitted} rows" if device is None else f"{device.name}'s terms"
-    lines = [f"{fitted_on}: baseline {mb(model.baseline_bytes)}; weights x "
+    where = (f"fitted on {fitted} rows" + (f" of {fitted_on.name}" if fitted_on else "")
+             if device is None else f"{device.name}'s terms")
+    lines = [f"{where}: baseline {mb(model.baseline_bytes)}; weights x "
              f"{model.weights_factor:.3f}; build {mb(model.build_bytes)}; activations x "
              f"{model.activation_factor:.3f}; packing x {model.pack_factor:.3f}; workspace "
              f"{model.workspace_bytes / 1e6:.1f} MB",
@@ -174,6 +176,8 @@ def main() -> int:
     parser.add_argument("--timm", type=Path, help="timm benchmark folder: check batch fall-backs")
     parser.add_argument("--device", help="with --report: this device's footprint terms")
     parser.add_argument("--device-file", help="the file holding --device (a fresh profile)")
+    parser.add_argument("--fitted-on", type=Path, help="with --report: fit the FIT rows of this "
+                        "file (another day's measurements) and hold out every row of --report")
     args = parser.parse_args()
     if args.out:
         measure_all(args.out)
@@ -183,7 +187,7 @@ def main() -> int:
             from planners.devices import get_device
 
             device = get_device(args.device, args.device_file)
-        print(report(args.report, device))
+        print(report(args.report, device, args.fitted_on))
     if args.timm:
         print(timm_fallbacks(args.timm))
     return 0

@@ -119,13 +119,19 @@ class HeldOut:
         return self.predicted_bytes / self.measured_bytes - 1
 
 
-def held_out(path: str | Path) -> tuple[FootprintModel, int, list[HeldOut]]:
-    """The terms fitted on the FIT rows of a footprint file, how many rows that was, and every
-    other row predicted by them."""
-    rows = read_observations(path)
+def held_out(path: str | Path, fitted_on: str | Path | None = None
+             ) -> tuple[FootprintModel, int, list[HeldOut]]:
+    """The terms fitted on the FIT rows of a footprint file (`fitted_on`, default `path`: another
+    day's measurements, or a file without the FIT rows, such as validate's), how many rows that
+    was, and every other row of `path` predicted by them."""
     key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
-    model = fit_model([o for row, o in rows if key(row) in FIT_KEYS])
+    fit = [o for row, o in read_observations(fitted_on or path) if key(row) in FIT_KEYS]
+    if not fit:
+        raise CoreplanError(f"{fitted_on or path}: none of the rows the terms are fitted on "
+                            f"(planners.footprint_fit.FIT); give --fitted-on a footprint file")
+    model = fit_model(fit)
+    rows = read_observations(path)
     out = [HeldOut(row, o.forward_bytes, footprint(o.config, model, o.framework).total_bytes,
                    inference_memory(o.config).total_bytes)
            for row, o in rows if key(row) not in FIT_KEYS]
-    return model, len(rows) - len(out), out
+    return model, len(fit), out

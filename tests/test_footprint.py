@@ -111,3 +111,21 @@ def test_the_catalog_cpu_footprint_is_the_fit_of_the_committed_data():
         for framework in ("torch", "transformers"):
             assert getattr(shipped, name)[framework] == pytest.approx(
                 getattr(fitted, name)[framework], rel=1e-5)
+
+
+def test_held_out_fits_one_file_and_holds_out_another():
+    """The terms fitted on the FIT rows of one day's footprint file predict every row of another
+    file (here validate's, which has none of the FIT rows and 89 measured footprints); a file
+    without the FIT rows cannot be fitted on, said in one line."""
+    from pathlib import Path
+
+    from planners.footprint_fit import held_out
+
+    data = Path(__file__).resolve().parents[1] / "data/measurements"
+    footprints, validated = (data / "footprint-cpu-epyc-2core-2026-11-24.csv",
+                             data / "cpu-epyc-2core-2026-11-24.csv")
+    model, fitted, rows = held_out(validated, footprints)
+    assert fitted == 7 and len(rows) == 89
+    assert model == held_out(footprints)[0]  # the same seven rows, the same terms
+    with pytest.raises(CoreplanError, match="none of the rows the terms are fitted on"):
+        held_out(footprints, validated)
