@@ -113,13 +113,14 @@ def test_the_catalog_cpu_footprint_is_the_fit_of_the_committed_data():
                 getattr(fitted, name)[framework], rel=1e-5)
 
 
-def test_held_out_fits_one_file_and_holds_out_another():
-    """The terms fitted on the FIT rows of one day's footprint file predict every row of another
-    file (here validate's, which has none of the FIT rows and 89 measured footprints); a file
-    without the FIT rows cannot be fitted on, said in one line."""
+def test_held_out_fits_one_file_and_holds_out_another(tmp_path):
+    """The terms fitted on the FIT rows of one day's footprint file predict every other row of
+    another file (here validate's: 89 measured footprints besides the FIT configurations); a
+    file without the FIT rows cannot be fitted on, said in one line."""
+    import csv
     from pathlib import Path
 
-    from planners.footprint_fit import held_out
+    from planners.footprint_fit import FIT_KEYS, held_out
 
     data = Path(__file__).resolve().parents[1] / "data/measurements"
     footprints, validated = (data / "footprint-cpu-epyc-2core-2026-11-24.csv",
@@ -127,5 +128,16 @@ def test_held_out_fits_one_file_and_holds_out_another():
     model, fitted, rows = held_out(validated, footprints)
     assert fitted == 7 and len(rows) == 89
     assert model == held_out(footprints)[0]  # the same seven rows, the same terms
+    with open(footprints, newline="") as f:  # the footprint file without its FIT rows
+        table = list(csv.DictReader(f))
+    source = lambda r: "hf" if r["framework"] == "transformers" else "reference"  # noqa: E731
+    others = [r for r in table if (source(r), r["model"], r["resolution"], r["batch"])
+              not in FIT_KEYS]
+    assert 0 < len(others) < len(table)
+    bare = tmp_path / "no-fit-rows.csv"
+    with open(bare, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(others)
     with pytest.raises(CoreplanError, match="none of the rows the terms are fitted on"):
-        held_out(footprints, validated)
+        held_out(footprints, bare)
