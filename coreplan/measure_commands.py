@@ -187,6 +187,11 @@ def profile(
                             f"measures the threads a deployment would use")
     if out:  # before the minutes of measuring, not after
         check_output_file(out, force)
+    if check:  # the file it will be checked on must read, before measuring too
+        from costmodel.measurements import read_measurements
+
+        if not any(m.timed for m in read_measurements(check)):
+            raise CoreplanError(f"--check {check}: no timed rows to predict")
     try:
         _check_device(device)
         found = _profile_with_progress(name, device, dtype, threads, budget_s, calibrate,

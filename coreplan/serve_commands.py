@@ -108,8 +108,8 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
                         impl, runtime, versus, model_file) for d in devs]
     if len(devs) == 1:  # one device: an objective below its fastest service is refused
         check_objective(setups[0][2], slo_s, spec.name, devs[0].name)
-    times, offered = _arrivals(arrivals, rate_value, duration, seed, slo_s)
-    _warn_short(times, slo_s)
+    times, offered, length_s = _arrivals(arrivals, rate_value, duration, seed, slo_s)
+    _warn_short(length_s, slo_s)
     table = _quality(quality, spec)
     given_cv = _at_least_zero(service_cv, "service_cv") if service_cv is not None else None
     kwargs = dict(slo_s=slo_s, service_cv=given_cv, seed=seed)
@@ -247,9 +247,10 @@ def _cv_note(devs, given) -> str:
     return "; ".join(said)
 
 
-def _warn_short(times, slo_s: float) -> None:
-    span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
-    if span < SPAN_OBJECTIVES * slo_s:  # a run shorter than a few objectives sees a transient
+def _warn_short(span: float, slo_s: float) -> None:
+    """A run (its simulated seconds, or a trace's span) shorter than a few objectives sees only
+    a transient: said in one line, with the duration that would see a growing queue."""
+    if span < SPAN_OBJECTIVES * slo_s:
         print(f"coreplan: warning: the arrivals span {span:.3g} s, {span / slo_s:.2g}x the "
               f"{slo_s * 1e3:g} ms objective: a queue that grows shows only its start; "
               f"--duration-s {SPAN_OBJECTIVES * slo_s:g} or more runs long enough to see it",
@@ -299,7 +300,8 @@ def default_duration_s(rate: float, slo_s: float) -> float:
 
 def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float], seed: int,
               slo_s: float):
-    """The arrival times and the offered rate (img/s)."""
+    """The arrival times, the offered rate (img/s) and the run's length (s: the simulated
+    duration of a generated stream, a trace's span)."""
     from planners import workload
 
     if kind in workload.PROCESSES:
@@ -310,7 +312,7 @@ def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float],
         if len(times) == 0:
             raise CoreplanError(f"no request arrives in {duration:g} s at {rate_value:g}/s; "
                                 f"give a longer --duration-s")
-        return times, rate_value
+        return times, rate_value, duration
     if not Path(kind).exists() and "." not in kind and "/" not in kind:
         raise CoreplanError(f"unknown --arrivals {kind!r}; choose poisson, bursty or a trace file")
     times = workload.read_trace(kind, rate_value, duration)
@@ -319,7 +321,7 @@ def _arrivals(kind: str, rate_value: Optional[float], duration: Optional[float],
         print(f"coreplan: warning: the trace spans {span:.3g} s (its last arrival at "
               f"{float(times[-1]):.3g} s), beyond any recorded workload ({LONGEST_TRACE_S:g} s "
               f"is 116 days); taken literally", file=sys.stderr)
-    return times, rate_value or len(times) / span
+    return times, rate_value or len(times) / span, float(times[-1] - times[0])
 
 
 def _quality(path: Optional[str], spec):

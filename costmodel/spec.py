@@ -179,7 +179,7 @@ def spec_from_table(name: str, table: dict) -> ModelSpec:
 # Above these a model file's number is a typo or a unit slip, not a model: each is ~10x the
 # largest published vision transformer's (ViT-22B: D 6,144, F 24,576, 48 heads, 48 layers).
 LARGEST = {"patch_size": 1024, "embed_dim": 65_536, "num_heads": 1024, "depth": 1024,
-           "mlp_hidden_dim": 262_144, "in_chans": 1024}
+           "mlp_hidden_dim": 262_144, "in_chans": 1024, "distill_output_dim": 262_144}
 
 
 def _validate(s: ModelSpec) -> None:
@@ -197,6 +197,10 @@ def _validate(s: ModelSpec) -> None:
                          f"transformer (ViT-22B has D = 6,144, 48 heads, 48 layers)")
     if s.distill_output_dim < 0:
         raise bad("distill_output_dim", "must be 0 (no output head) or positive")
+    if s.distill_output_dim > LARGEST["distill_output_dim"]:
+        raise bad("distill_output_dim", f"is {s.distill_output_dim:,}, above "
+                                        f"{LARGEST['distill_output_dim']:,}: wider than any "
+                                        f"vision transformer's widest layer (ViT-22B's MLP: 24,576)")
     if s.embed_dim % s.num_heads:
         raise bad("num_heads", f"must divide embed_dim {s.embed_dim}")
     if s.pos_embed == "rope" and s.head_dim % 4:

@@ -374,3 +374,36 @@ def test_solve_batch_says_its_budget_covers_service_only(cli):
     batch = doc["chosen"]["batch"]
     assert doc["fill_ms_at_demand"] == pytest.approx((batch - 1) / 300 * 1e3)
 
+
+
+def test_an_output_head_wider_than_any_model_is_refused(cli):
+    """--output-dim 1e11 (and a model file's head alike) is ten thousand times the widest layer
+    of any vision transformer: refused in one line, as a model file's dimensions are."""
+    code, _, err = cli("flops", "veca-base", "--resolution", "224", "--output-dim", "100000000000")
+    assert one_line(code, err) and "--output-dim 100,000,000,000 is above 262,144" in err
+    code, out, _ = cli("flops", "veca-base", "--resolution", "224", "--output-dim", "1024")
+    assert code == 0
+
+
+def test_profile_checks_its_check_file_before_measuring(cli):
+    """A missing or unreadable --check file is refused at once (it was found only after the
+    minutes of measuring)."""
+    import time
+
+    start = time.monotonic()
+    code, _, err = cli("profile", "--name", "zz", "--budget-s", "60", "--check", "missing.csv")
+    assert one_line(code, err) and "missing.csv: no such file" in err
+    code, _, err = cli("profile", "--name", "zz", "--budget-s", "60", "--check", "README.md")
+    assert one_line(code, err) and "not a measurement file" in err
+    assert time.monotonic() - start < 30  # neither measured for its 60 s budget
+
+
+def test_the_short_run_warning_counts_the_simulated_duration(cli):
+    """A generated stream runs --duration-s: 1 s against a 100 ms objective is ten objectives,
+    not warned (its last arrival falls a little before the end); 0.5 s is."""
+    base = ("serve", "veca-small", "--device", "l4", "--resolution", "224", "--rate", "10",
+            "--slo-ms", "100", "--policy", "static")
+    code, _, err = cli(*base, "--duration-s", "1")
+    assert code == 0 and "arrivals span" not in err
+    code, _, err = cli(*base, "--duration-s", "0.5")
+    assert code == 0 and "the arrivals span 0.5 s" in err and "--duration-s 1 or more" in err
