@@ -172,6 +172,15 @@ def ints(text: str, name: str) -> list[int]:
                             f"{text!r}") from None
     if not values:
         raise CoreplanError(f"{flag(name)}: expected at least one value")
+    return _once(values, name)
+
+
+def _once(values: list, name: str) -> list:
+    """A list given to option `name`, refused in one line where it names a value twice (each is
+    answered once: a second listing is a typo)."""
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:
+        raise CoreplanError(f"{flag(name)} lists {repeated} more than once")
     return values
 
 
@@ -185,10 +194,7 @@ def names(text: Optional[str], name: str) -> list[str]:
     values = [v.strip() for v in (text or "").split(",") if v.strip()]
     if not values:
         raise CoreplanError(f"{flag(name)}: expected a comma-separated list")
-    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
-    if repeated is not None:  # each is answered once: a second listing is a typo
-        raise CoreplanError(f"{flag(name)} lists {repeated} more than once")
-    return values
+    return _once(values, name)
 
 
 def number(text: Optional[str], name: str) -> float | None:

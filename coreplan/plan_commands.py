@@ -138,8 +138,8 @@ def calibrate(measurements: str = option("measurements", ..., help="validate CSV
     from planners.devices import check_output_file, get_device, write_device_file
 
     fmt = check_format(fmt)
-    if not (math.isfinite(max_error) and max_error > 0):  # before fitting, not after
-        raise CoreplanError(f"--max-error must be a positive fraction (0.25 = 25%), got "
+    if not (math.isfinite(max_error) and 0 < max_error <= 1):  # before fitting, not after
+        raise CoreplanError(f"--max-error must be a fraction in (0, 1] (0.25 = 25%), got "
                             f"{max_error:g}")
     if out:
         check_output_file(out, force)
@@ -239,6 +239,7 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
                       number(throughput, "throughput"))
     devs = [with_host_launch(get_device(d, device_file), host_launch_us)
             for d in names(device, "device")]
+    _warn_demand(number(demand, "demand"))
     if objective is not None:
         from planners.economics import check_objective_inputs
 
@@ -278,6 +279,14 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
         print(f"coreplan: {infeasible_message(p)}", file=sys.stderr)
     if failed:
         raise typer.Exit(3)
+
+
+def _warn_demand(demand) -> None:
+    from planners.limits import PLAUSIBLE_RATE
+
+    if demand is not None and math.isfinite(demand) and demand > PLAUSIBLE_RATE:  # inf: refused
+        print(f"coreplan: warning: --demand {demand:g} img/s is far beyond any deployment (up "
+              f"to {PLAUSIBLE_RATE:g} is plausible); taken literally", file=sys.stderr)
 
 
 def _ranking_table(plans, objective: str) -> None:

@@ -15,7 +15,8 @@ from coreplan.output import check_new, check_out
 from coreplan.serve_output import emit_fleets, emit_results, rate_text
 from costmodel.errors import CoreplanError, check_choice
 from costmodel.spec import get_model
-from planners.limits import MAX_DEVICES
+from planners.limits import (MAX_DEVICES, MAX_SERVICE_CV, PLAUSIBLE_OBJECTIVE_S,
+                             PLAUSIBLE_RATE)
 
 REQUESTS_BY_DEFAULT = 100_000
 SPAN_OBJECTIVES = 10  # a run should span at least this many objectives
@@ -112,6 +113,9 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
     _warn_short(length_s, slo_s)
     table = _quality(quality, spec)
     given_cv = _at_least_zero(service_cv, "service_cv") if service_cv is not None else None
+    if given_cv is not None and given_cv > MAX_SERVICE_CV:
+        raise CoreplanError(f"--service-cv must be in 0..{MAX_SERVICE_CV:g} (a service time "
+                            f"varying {given_cv:g}x its mean is not one service), got {given_cv:g}")
     kwargs = dict(slo_s=slo_s, service_cv=given_cv, seed=seed)
     cv_note = _cv_note(devs, given_cv)
     source = arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name
@@ -271,9 +275,7 @@ def _at_least_zero(text: str, name: str) -> float:
     return value
 
 
-# Past these a serving question is answered with a warning that it is taken literally.
-PLAUSIBLE_RATE = 1e9  # img/s: a million devices at a thousand each
-LONGEST_TRACE_S = 1e7  # s: 116 days
+LONGEST_TRACE_S = 1e7  # s: 116 days; a longer trace is taken literally, with a warning
 
 
 def _warn_absurd(devices: int, timeout_s: float, slo_s: float, rate: Optional[float]) -> None:
@@ -287,6 +289,9 @@ def _warn_absurd(devices: int, timeout_s: float, slo_s: float, rate: Optional[fl
     if rate is not None and rate > PLAUSIBLE_RATE:
         said.append(f"--rate {rate:g} img/s is far beyond any deployment (up to "
                     f"{PLAUSIBLE_RATE:g} is plausible)")
+    if slo_s > PLAUSIBLE_OBJECTIVE_S:
+        said.append(f"--slo-ms {slo_s * 1e3:g} is {slo_s / PLAUSIBLE_OBJECTIVE_S:.3g} days, no "
+                    f"serving objective (up to a day is plausible)")
     for line in said:
         print(f"coreplan: warning: {line}; taken literally", file=sys.stderr)
 

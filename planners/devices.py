@@ -12,6 +12,7 @@ from costmodel.errors import CoreplanError, lookup
 from costmodel.registry import MATRIX_CLASSES, OP_CLASSES
 from costmodel.tomlfile import load_tables, toml_string
 from planners.footprint import FootprintModel, footprint_toml, model_from_table
+from planners.limits import MAX_SERVICE_CV
 from planners.profile import Profile, profile_from_table, profile_toml
 
 CATALOG_PATH = Path(__file__).with_name("devices.toml")
@@ -206,9 +207,6 @@ def _source(where: str, key: str, value) -> str:
     if not isinstance(value, str) or not value.strip():
         raise CoreplanError(f"{where} {key}: every device needs one")
     return value
-
-
-MAX_SERVICE_CV = 10.0  # a forward whose time varies 10x its mean is not a service time
 
 
 def _fraction(where: str, key: str, value) -> float:

@@ -38,7 +38,7 @@ from costmodel.config import configure
 from costmodel.errors import ArgumentError
 from costmodel.spec import ModelSpec
 from planners.devices import DeviceSpec
-from planners.limits import MAX_BATCH, MAX_DEVICES
+from planners.limits import MAX_BATCH, MAX_DEVICES, MAX_SERVICE_CV
 
 EXACT_ROUNDS = 16
 
@@ -325,8 +325,9 @@ def serve(policy: Policy, arrivals: np.ndarray, *, slo_s: float, devices: int = 
             return column, fixed[size - 1]
 
     if service_cv:
-        if not (math.isfinite(service_cv) and service_cv > 0):
-            raise ArgumentError("service_cv", f"must be a finite number >= 0, got {service_cv!r}")
+        if not (math.isfinite(service_cv) and 0 < service_cv <= MAX_SERVICE_CV):
+            raise ArgumentError("service_cv", f"must be a number in 0..{MAX_SERVICE_CV:g}, got "
+                                f"{service_cv!r}")
         shape = 1.0 / service_cv ** 2  # gamma of mean 1: shape k, scale 1/k, CV 1/sqrt(k)
         factors = np.random.default_rng(seed).gamma(shape, 1.0 / shape, len(times)).tolist()
         drawn = iter(factors)

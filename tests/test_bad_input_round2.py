@@ -34,7 +34,8 @@ def test_calibrate_checks_its_arguments_before_fitting(capsys, monkeypatch, tmp_
 
     monkeypatch.setattr(planners.calibrate, "calibrate", never)
     rows = "data/measurements/cpu-epyc-2core-2026-11-24.csv"
-    for extra, said in ((["--max-error", "-1"], "--max-error must be a positive fraction"),
+    for extra, said in ((["--max-error", "-1"], "--max-error must be a fraction in (0, 1]"),
+                        (["--max-error", "25"], "(0.25 = 25%)"),  # 25% typed as 25
                         (["--out", str(tmp_path)], "is a directory"),
                         (["--out", str(tmp_path / "no" / "x.toml")], "does not exist"),
                         ([], "more than once")):
@@ -407,3 +408,28 @@ def test_the_short_run_warning_counts_the_simulated_duration(cli):
     assert code == 0 and "arrivals span" not in err
     code, _, err = cli(*base, "--duration-s", "0.5")
     assert code == 0 and "the arrivals span 0.5 s" in err and "--duration-s 1 or more" in err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (("plan", "veca-base", "--device", "l4", "--resolution", "224", "--demand", "1e30"),
+     "warning: --demand 1e+30 img/s is far beyond any deployment"),
+    (("serve", "veca-small", "--device", "l4", "--resolution", "224", "--rate", "10",
+      "--slo-ms", "1e30", "--policy", "static", "--duration-s", "5"),
+     "warning: --slo-ms 1e+30 is 1.16e+22 days, no serving objective"),
+])
+def test_absurd_demand_and_objective_are_answered_with_a_warning(cli, argv, said):
+    code, out, err = cli(*argv)
+    assert code == 0 and out and said in err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (("serve", "veca-small", "--device", "l4", "--resolution", "224", "--rate", "10",
+      "--slo-ms", "100", "--service-cv", "100"), "--service-cv must be in 0..10"),
+    (("plan", "veca-base", "--device", "l4", "--resolution", "224", "--cores-allowed", "8,8,16"),
+     "--cores-allowed lists 8 more than once"),
+    (("compare", "veca-base", "dinov3-base", "--resolutions", "224,224"),
+     "--resolutions lists 224 more than once"),
+])
+def test_lists_naming_a_value_twice_and_absurd_variation_are_refused(cli, argv, said):
+    code, _, err = cli(*argv)
+    assert one_line(code, err) and said in err
