@@ -322,12 +322,16 @@ def _plan_csv(plans) -> None:
     """Every candidate (and baseline) of every device, one row each, in unscaled units."""
     from coreplan.output import csv_rows
 
+    from planners.economics import at_full_use
+
     rows = []
     for p in plans:
+        device = p.problem.device
         marked = [(c, p.model, "chosen" if c == p.chosen else "") for c in p.candidates]
         marked += [(p.baseline, p.baseline_model, "dense baseline")] if p.baseline else []
         for c, model, role in marked:
             low, high = c.latency_ms_interval or (None, None)
+            rates = at_full_use(device, c.throughput_img_per_s)
             rows.append({"device": p.device, "model": model, "dtype": p.dtype, "mode": p.mode,
                          "runtime": p.runtime, "solve": p.solve,
                          "cores": c.cores, "resolution": c.resolution, "batch": c.batch,
@@ -335,7 +339,10 @@ def _plan_csv(plans) -> None:
                          "latency_ms_high": high, "memory_bytes": c.memory_bytes,
                          "throughput_img_per_s": c.throughput_img_per_s, "feasible": c.feasible,
                          "tightest": c.tightest, "usage": c.usage[c.tightest],
-                         "host_bound": c.host_bound, "role": role})
+                         "host_bound": c.host_bound, "role": role,
+                         # one device kept busy: energy at board power, the list price's share
+                         "joules_per_image": rates.joules_per_image,
+                         "usd_per_million_images_full_use": rates.usd_per_million_images})
     csv_rows(rows)
 
 

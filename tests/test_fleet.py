@@ -296,3 +296,20 @@ def test_an_unstable_run_prints_no_percentiles(capsys):
                        "--format", "json")
     doc = json.loads(out)[0]
     assert doc["unstable"] and doc["capacity_img_per_s"] < 2000
+
+
+def test_plan_csv_prices_every_candidate_on_one_busy_device(capsys):
+    import csv
+    import io
+
+    code, out, _ = run(capsys, "plan", *SMALL, "--device", "l4,cpu-epyc-2core", "--dtype", "fp32",
+                       "--format", "csv")
+    assert code == 0
+    for row in csv.DictReader(io.StringIO(out)):
+        throughput = float(row["throughput_img_per_s"])
+        if row["device"] == "l4":  # 72 W board power; 0.8048 USD/h, an hour serves 3600 x rate
+            assert float(row["joules_per_image"]) == pytest.approx(72 / throughput)
+            assert float(row["usd_per_million_images_full_use"]) == pytest.approx(
+                0.8048 / (3600 * throughput) * 1e6)
+        else:  # the CPU entry has neither
+            assert row["joules_per_image"] == row["usd_per_million_images_full_use"] == ""
