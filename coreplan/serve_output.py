@@ -122,6 +122,7 @@ def emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
             row["device"] = f.device.name
         row.update({"policy": f.policy.name, "batch": f.max_batch,
                     "devices": f.devices if f.devices else f"none <= {MAX_DEVICES:,}",
+                    "img/s/dev": _maybe(f.policy.capacity_img_per_s(1, f.max_batch), 4),
                     "bound": f.capacity_devices,
                     "p99 ms": "unstable" if f.unstable else at.latency_ms["p99"],
                     "in SLO": "" if f.unstable else f"{at.slo_attainment:.1%}",
@@ -154,7 +155,8 @@ def emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
 
 
 FLEET_NOTE = ("batch: the largest batch a device takes (searched with --max-batch LIST|auto); "
-              "bound: the capacity bound, devices kept busy with full batches and no queue "
+              "img/s/dev: the most one device serves, full batches back to back at the fastest "
+              "C; bound: the capacity bound, devices kept busy with full batches and no queue "
               "(`coreplan plan --demand` at that batch); p99 ms: at that many devices; one "
               "fewer: p99 with one device fewer (which misses the objective), or unstable where one fewer "
               "serves less than is offered (its queue grows without end, whatever a finite run's "
