@@ -21,7 +21,7 @@ def emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality_
     several = len({d.name for d, _, _, _ in found}) > 1
     rows, notes, document = [], [], []
     for dev, dtype, policy, r in found:
-        rates = _rates(dev, r)
+        rates = serve_rates(dev, r)
         cap = policy.capacity_img_per_s(devices, max_batch)
         unstable = offered > cap  # its percentiles are a transient's: they grow with the run
         row = {"device": dev.name} if several else {}
@@ -86,15 +86,16 @@ def rates_note(rows: list[dict], note: str) -> str:
             "(a device file sets them)")
 
 
+def serve_rates(dev, result):
+    """planners.fleet.serve_rates, imported when a result is printed (the CLI starts without
+    numpy)."""
+    from planners.fleet import serve_rates as rates
+
+    return rates(dev, result)
+
+
 def _maybe(value, digits: int = 3):
     return "" if value is None else float(f"{value:.{digits}g}")
-
-
-def _rates(dev, result):
-    from planners.economics import economics
-
-    return economics(dev, devices=result.devices, img_per_s=result.throughput_img_per_s,
-                     utilisation=result.utilisation)
 
 
 RATE_COLUMNS = ("img_per_s_per_device", "board_power_w", "joules_per_image",
@@ -193,7 +194,7 @@ def emit_batching(fmt, found, devices, title, offered, common, cv_note, slo_s) -
         if best is None:
             failed.append(f"{dev.name} {policy.name}" if several else policy.name)
         for t in tried:
-            r, rates = t.result, _rates(dev, t.result)
+            r, rates = t.result, serve_rates(dev, t.result)
             row = {"device": dev.name} if several else {}
             row.update({"policy": policy.name, "batch": t.max_batch,
                         "timeout ms": t.batch_timeout_s * 1e3, "p99 ms": r.latency_ms["p99"],

@@ -50,7 +50,6 @@ class Fleet:
     one_fewer_unstable: bool = False  # one device fewer serves less than is offered
     service_cv: float = 0.0  # the service-time variation it was run with
 
-
     def to_dict(self) -> dict:
         return {"device": self.device.name, "policy": self.policy.name, "devices": self.devices,
                 "max_batch": self.max_batch, "capacity_devices": self.capacity_devices,
@@ -101,7 +100,7 @@ def fleet_for(device: DeviceSpec, policy: Policy, arrivals: np.ndarray, *, slo_s
         k, at, fewer = devices_needed(policy, arrivals, slo_s=slo_s, max_batch=b,
                                       batch_timeout_s=batch_timeout_s, limit=limit,
                                       service_cv=service_cv, seed=seed)
-        rates = _rates(device, at) if k else None
+        rates = serve_rates(device, at) if k else None
         unstable = k is None and policy.capacity_img_per_s(limit, b) <= offered
         short = bool(k and k > 1 and policy.capacity_img_per_s(k - 1, b) <= offered)
         found.append(Fleet(device, policy, k, b, at, fewer, policy.capacity_devices(asked, b),
@@ -109,7 +108,8 @@ def fleet_for(device: DeviceSpec, policy: Policy, arrivals: np.ndarray, *, slo_s
     return min(found, key=lambda f: rank_key(objective, f.rates))
 
 
-def _rates(device: DeviceSpec, result: ServeResult) -> Economics:
+def serve_rates(device: DeviceSpec, result: ServeResult) -> Economics:
+    """A simulated run's rates on `device`: its devices, throughput and utilisation."""
     return economics(device, devices=result.devices, img_per_s=result.throughput_img_per_s,
                      utilisation=result.utilisation)
 
