@@ -104,6 +104,8 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
     spec = get_model(model, model_file)
     side = square(resolution, "serve")
     batches = _batches(max_batch, solve)
+    if out and len(batches) > 1:  # a search's batches (a list, auto, --solve batching's default)
+        raise CoreplanError("--out charts the load sweep at one --max-batch; give one value")
     explicit = max_batch is not None and max_batch.strip() != "auto"
     setups = [_policies(spec, d, side, dtype, policy, batches, explicit, cores, cores_allowed,
                         impl, runtime, versus, model_file) for d in devs]

@@ -197,6 +197,8 @@ def test_serve_ranks_several_device_types_by_cost(capsys):
     (("--device", "l4", "--solve", "devices", "--batch-timeout-ms", "0,5"),
      "--solve devices runs at one --batch-timeout-ms"),
     (("--device", "l4,t4", "--out", "x.html"), "--out charts one device's load sweep"),
+    (("--device", "l4", "--solve", "devices", "--max-batch", "auto", "--out", "x.html"),
+     "--out charts the load sweep at one --max-batch"),
     (("--device", "l4", "--solve", "fleet"), "unknown solve 'fleet'"),
     (("--device", "l4,t4,l4", "--solve", "devices"), "--device lists l4 more than once"),
 ])
