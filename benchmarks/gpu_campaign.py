@@ -220,7 +220,8 @@ def stage_profile(out: Path, device: str, sizes: Sizes, budget: Budget) -> dict:
             f"points, {run.skipped} skipped.", *([f"Warning: {busy}."] if busy else []))),
         force=True)
     return {"points": run.measured, "skipped": run.skipped, "busy points": run.busy,
-            "peak TFLOP/s": run.peak_flops_per_s / 1e12}
+            "peak TFLOP/s": run.peak_flops_per_s / 1e12,
+            "host us/launch": run.host_launch_s * 1e6 if run.host_launch_s else None}
 
 
 # --------------------------------------------------------------------------- 4. footprint

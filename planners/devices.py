@@ -256,9 +256,10 @@ def _inherited(name: str, own: dict, defaults: dict, where: str) -> dict:
         interval = by_kind.get("latency_interval")  # the held-out spread of the default fit
         if interval is not None:
             values["latency_interval"] = READERS["interval"](where, "latency_interval", interval)
-    if "host_launch_s" not in own and "host_launch_s" in by_kind:
-        values["host_launch_s"] = READERS["runtimes"](where, "host_launch_s",
-                                                      by_kind["host_launch_s"])
+    if "host_launch_s" in by_kind:  # a device's own runtimes over the defaults' (the rest kept)
+        values["host_launch_s"] = {**READERS["runtimes"](where, "host_launch_s",
+                                                         by_kind["host_launch_s"]),
+                                   **(own.get("host_launch_s") or {})}
     if "power_coefficient" not in own and "power_coefficient" in by_kind:
         values["power_coefficient"] = READERS["positive"](where, "power_coefficient",
                                                           by_kind["power_coefficient"])

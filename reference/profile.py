@@ -212,6 +212,27 @@ def dispatch_seconds(device: str, dtype) -> float:
     return time_point(lambda: a + a, device, 0.05, 50)
 
 
+def host_launch_seconds(device: str, dtype, launches: int = 400, rounds: int = 5) -> float:
+    """What the host spends issuing one launch of a trivial op, eager: `launches` back-to-back
+    adds timed on the host before the device is synchronised (on a GPU the kernels queue and the
+    host's issuing is what is timed; a trivial kernel finishes faster than the next is issued),
+    the median over `rounds`. On a CPU the op runs as it is issued: its whole cost."""
+    a = torch.ones(1, device=device, dtype=dtype)
+    out = torch.empty_like(a)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(launches // 4):  # warm: the allocator, the dispatcher's caches
+        torch.add(a, a, out=out)
+    times = []
+    for _ in range(rounds):
+        sync()
+        start = time.perf_counter()
+        for _ in range(launches):
+            torch.add(a, a, out=out)
+        times.append((time.perf_counter() - start) / launches)
+        sync()
+    return statistics.median(times)
+
+
 def bandwidth_bytes_per_s(device: str, dtype, numel: int = 16_000_000) -> float:
     """Bytes moved per second by an elementwise add far larger than the caches (3 tensors)."""
     a = torch.randn(numel, device=device, dtype=dtype)
@@ -232,6 +253,7 @@ class ProfileRun:
     busy: int = 0  # points whose machine probe ran slower than BUSY_PROBE_RATIO x its quiet time
     probe_ratio_max: float | None = None  # the slowest probe seen, relative to its quiet time
     notes: tuple[str, ...] = ()  # curves left out, and why
+    host_launch_s: float | None = None  # GPU: the host's issuing time per eager launch
 
     def busy_note(self) -> str | None:
         """What to say when points were timed on a busy machine, or None."""
@@ -266,6 +288,7 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
             from reference.timing import Probe
 
             dispatch = dispatch_seconds(device, torch_dtype)
+            host_launch = host_launch_seconds(device, torch_dtype) if device == "cuda" else None
             bandwidth = bandwidth_bytes_per_s(device, torch_dtype)
             if probe is None:
                 probe = Probe(device)
@@ -297,7 +320,8 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
     run = _result(measured, skipped, dispatch, bandwidth, dtype, threads or previous, source,
                   time.perf_counter() - start)
     busy = sum(r > BUSY_PROBE_RATIO for r in ratios)
-    run = replace(run, busy=busy, probe_ratio_max=max(ratios, default=None), notes=tuple(notes))
+    run = replace(run, busy=busy, probe_ratio_max=max(ratios, default=None), notes=tuple(notes),
+                  host_launch_s=host_launch)
     reading = probe.quiet_s * statistics.median(ratios) * 1e3 if ratios and probe.quiet_s else None
     return replace(run, profile=replace(run.profile, machine_state=state.describe(
         probe, ratios, retried, busy), probe_ms=reading))
@@ -447,8 +471,16 @@ def profiled_device(name: str, device: str, run: ProfileRun):
         kernel_launch_overhead_s=0.0, efficiency={c: 1.0 for c in OP_CLASSES},
         source=(f"measured by `coreplan profile` on {when} ({os.cpu_count()} CPUs visible): "
                 f"peak = fastest linear layer seen, bandwidth = an elementwise add of 16M "
-                f"elements (3 tensors moved); op times in [devices.{name}.profile]"),
-        profile=run.profile)
+                f"elements (3 tensors moved); op times in [devices.{name}.profile]"
+                + ("; host_launch_s (eager, unfused) = this host's issuing time per launch of a "
+                   "trivial op (compiled: the catalog's)" if run.host_launch_s else "")),
+        profile=run.profile, host_launch_s=host_launch_runtimes(run.host_launch_s))
+
+
+def host_launch_runtimes(per_launch_s: float | None) -> dict | None:
+    """A measured eager issuing time as the device's `host_launch_s`: eager and unfused issue
+    launches the same way; compiled (its own launcher) is left to the catalog's default."""
+    return {"eager": per_launch_s, "unfused": per_launch_s} if per_launch_s else None
 
 
 def _result(measured, skipped, dispatch, bandwidth, dtype, threads, source, seconds) -> ProfileRun:

@@ -426,3 +426,29 @@ def test_profile_rows_record_the_spread_of_repeated_forwards():
     (row,) = rows
     assert row.time_ms_iqr is not None and row.time_ms_iqr >= 0
     assert service_cv(rows) == pytest.approx(row.time_ms_iqr / 1.349 / row.time_ms_median)
+
+
+def test_a_gpu_profile_measures_the_hosts_issuing_time():
+    """A GPU profile records this host's eager issuing time per launch (timed on the host while
+    the kernels queue) as host_launch_s for eager and unfused; compiled keeps the catalog's. On
+    a CPU the same timing is the trivial op's whole cost, positive and far under a millisecond."""
+    import torch
+
+    from reference.profile import host_launch_runtimes, host_launch_seconds
+
+    per_launch = host_launch_seconds("cpu", torch.float32, launches=200, rounds=3)
+    assert 0 < per_launch < 1e-3
+    assert host_launch_runtimes(3e-5) == {"eager": 3e-5, "unfused": 3e-5}
+    assert host_launch_runtimes(None) is None
+
+
+def test_a_device_files_host_launch_runtimes_keep_the_defaults_for_the_rest(device_file):
+    """A GPU device file that sets only eager's issuing time keeps the catalog's for the others
+    (as a profile writes it), instead of none."""
+    from planners.devices import catalog_defaults
+
+    defaults = catalog_defaults()["gpu"]["host_launch_s"]
+    path = device_file("host_launch_s = { eager = 2e-05 }\n")
+    (device,) = load_devices(path).values()
+    assert device.host_launch_s == {"eager": 2e-05, "compiled": defaults["compiled"],
+                                    "unfused": defaults["unfused"]}
