@@ -15,7 +15,9 @@ def rate_text(value: float) -> str:
 
 
 def emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality_given,
-                  common: dict, given_cv, cv_note: str) -> None:
+                 common: dict, given_cv, cv_note: str) -> None:
+    """A plain run's answer: one row per device and policy (`found`: device, dtype, policy,
+    result), latency percentiles or "unstable", attainment, C mix, energy and price."""
     from planners.fleet import device_cv
 
     several = len({d.name for d, _, _, _ in found}) > 1
@@ -114,6 +116,8 @@ def _flat(result: dict) -> dict:
 
 def emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
                  objective: str, cv_note: str) -> None:
+    """--solve devices' answer: one row per device type and policy, ranked by the objective,
+    with the capacity bound and the fleet's rates; a line on stderr for each without a fleet."""
     rows, document = [], []
     several = len({f.device.name for f in fleets}) > 1
     for rank, f in enumerate(fleets, 1):
