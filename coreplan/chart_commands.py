@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
-
 
 from coreplan.app import app, DeviceFile, ModelFile, names, option, Runtime, sides, square
 from coreplan.output import check_new, check_out
@@ -91,8 +91,16 @@ def explore(out: str = option("out", "planner.html", help="The page to write (.h
         Path(out).write_text(text)
     except OSError as err:
         raise CoreplanError(f"cannot write {out}: {err.strerror}") from None
-    print(f"{out}: {len(text.encode()) / 1e6:.1f} MB, {len(specs)} model(s) and their dense "
+    size = len(text.encode())
+    print(f"{out}: {size / 1e6:.1f} MB, {len(specs)} model(s) and their dense "
           f"baselines on {len(devs)} device(s), built in {time.perf_counter() - start:.1f} s")
+    if size > HEAVY_PAGE_BYTES:  # each device and model pair adds about 0.4 MB
+        print(f"coreplan: warning: the page is {size / 1e6:.1f} MB, above "
+              f"{HEAVY_PAGE_BYTES / 1e6:g} MB: a browser opens it slowly; fewer --devices or "
+              f"--models keep it light", file=sys.stderr)
+
+
+HEAVY_PAGE_BYTES = 10e6  # above this the page opens slowly (the default page is about 4.4 MB)
 
 
 @app.command()

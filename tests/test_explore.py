@@ -206,3 +206,17 @@ def test_default_page_size_and_speed(tmp_path):
     assert len(result["samples"]) == 4 * 7
     for sample in result["samples"][::5]:  # a sample of what it showed, against the planner
         check_sample(sample)
+
+
+def test_a_heavy_page_is_answered_with_a_warning(capsys, tmp_path, monkeypatch):
+    """Past HEAVY_PAGE_BYTES a page opens slowly: written, and said in one warning line (here
+    with the limit lowered to 1 kB, so that a one-model, one-device page crosses it)."""
+    import coreplan.chart_commands as chart_commands
+    from coreplan.cli import main
+
+    monkeypatch.setattr(chart_commands, "HEAVY_PAGE_BYTES", 1e3)
+    page = tmp_path / "p.html"
+    code = main(["explore", "--out", str(page), "--models", "veca-small", "--devices", "l4"])
+    err = capsys.readouterr().err
+    assert code == 0 and page.stat().st_size > 1e3
+    assert "warning: the page is" in err and "above 0.001 MB" in err
