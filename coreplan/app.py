@@ -109,14 +109,12 @@ def with_output_dim(spec, output_dim: Optional[int]):
 
     if output_dim is None:
         return spec
-    from costmodel.spec import LARGEST
+    from costmodel.spec import too_wide
 
     if output_dim < 0:
         raise ArgumentError("distill_output_dim", f"must be 0 (no head) or positive, got {output_dim}")
-    if output_dim > LARGEST["distill_output_dim"]:
-        raise ArgumentError("distill_output_dim", f"{output_dim:,} is above "
-                            f"{LARGEST['distill_output_dim']:,}, wider than any vision "
-                            f"transformer's widest layer (ViT-22B's MLP: 24,576)")
+    if too_wide(output_dim):
+        raise ArgumentError("distill_output_dim", too_wide(output_dim))
     return dataclasses.replace(spec, distill_output_dim=output_dim)
 
 

@@ -117,6 +117,11 @@ def economics_line(e, device) -> str:
     return "; ".join(said)
 
 
+def sig3(value, digits: int = 3):
+    """A table cell for a rate: `digits` significant digits, blank for None (no such number)."""
+    return "" if value is None else float(f"{value:.{digits}g}")
+
+
 def page_rows(rows: list[dict]) -> list[dict]:
     """Rows for a page rather than a terminal: the long column names."""
     return [{PAGE_NAMES.get(k, k): v for k, v in row.items()} for row in rows]

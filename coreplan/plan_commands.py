@@ -291,7 +291,7 @@ def _warn_demand(demand) -> None:
 
 def _ranking_table(plans, objective: str) -> None:
     """The devices' chosen answers side by side, ranked by the objective."""
-    from coreplan.output import emit as show
+    from coreplan.output import emit as show, sig3
 
     rows = []
     for rank, p in enumerate(plans, 1):
@@ -301,9 +301,9 @@ def _ranking_table(plans, objective: str) -> None:
                      "px": c.resolution if c else "", "batch": c.batch if c else "",
                      "ms": c.latency_ms if c else "", "devices": e.devices if e else "",
                      "img/s/dev": e.img_per_s_per_device if e else "",
-                     "$/h": _rounded(e.usd_per_hour if e else None),
-                     "$/M img": _rounded(e.usd_per_million_images if e else None),
-                     "J/img": _rounded(e.joules_per_image if e else None)})
+                     "$/h": sig3(e.usd_per_hour if e else None),
+                     "$/M img": sig3(e.usd_per_million_images if e else None),
+                     "J/img": sig3(e.joules_per_image if e else None)})
     demand = plans[0].demand_img_per_s
     show("table", document=None, rows=rows,
          title=f"{plans[0].model}: the devices ranked by {objective}"
@@ -312,10 +312,6 @@ def _ranking_table(plans, objective: str) -> None:
                  "(`coreplan serve --solve devices --objective` adds the queue and the latency "
                  "objective); $/M img: USD per million images at the list price; J/img: at "
                  "the board power while computing")
-
-
-def _rounded(value, digits: int = 3):
-    return "" if value is None else float(f"{value:.{digits}g}")
 
 
 def _plan_csv(plans) -> None:

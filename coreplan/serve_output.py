@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from coreplan.output import emit
+from coreplan.output import emit, sig3
 from planners.limits import MAX_DEVICES
 
 
@@ -34,8 +34,8 @@ def emit_results(fmt, found, title, slo_s, offered, devices, max_batch, quality_
                     "img/s": r.throughput_img_per_s,
                     "mean C": "" if r.mean_cores is None else round(r.mean_cores, 1),
                     "batch": round(r.mean_batch, 2),
-                    "J/img": _maybe(rates.joules_per_image),
-                    "$/M img": _maybe(rates.usd_per_million_images)})
+                    "J/img": sig3(rates.joules_per_image),
+                    "$/M img": sig3(rates.usd_per_million_images)})
         if quality_given:
             row["quality"] = "" if r.expected_quality is None else round(r.expected_quality, 2)
         rows.append(row)
@@ -96,10 +96,6 @@ def serve_rates(dev, result):
     return rates(dev, result)
 
 
-def _maybe(value, digits: int = 3):
-    return "" if value is None else float(f"{value:.{digits}g}")
-
-
 RATE_COLUMNS = ("img_per_s_per_device", "board_power_w", "joules_per_image",
                 "price_per_hour_usd", "usd_per_hour", "usd_per_million_images")
 
@@ -127,15 +123,15 @@ def emit_fleets(fmt, fleets, title, slo_s, offered, common: dict, dtypes: dict,
             row["device"] = f.device.name
         row.update({"policy": f.policy.name, "batch": f.max_batch,
                     "devices": f.devices if f.devices else f"none <= {MAX_DEVICES:,}",
-                    "img/s/dev": _maybe(f.policy.capacity_img_per_s(1, f.max_batch), 4),
+                    "img/s/dev": sig3(f.policy.capacity_img_per_s(1, f.max_batch), 4),
                     "bound": f.capacity_devices,
                     "p99 ms": "unstable" if f.unstable else at.latency_ms["p99"],
                     "in SLO": "" if f.unstable else f"{at.slo_attainment:.1%}",
                     "one fewer": ("unstable" if f.one_fewer_unstable else
                                   f.one_fewer.latency_ms["p99"] if f.one_fewer else ""),
-                    "$/h": _maybe(rates.usd_per_hour if rates else None),
-                    "$/M img": _maybe(rates.usd_per_million_images if rates else None),
-                    "J/img": _maybe(rates.joules_per_image if rates else None)})
+                    "$/h": sig3(rates.usd_per_hour if rates else None),
+                    "$/M img": sig3(rates.usd_per_million_images if rates else None),
+                    "J/img": sig3(rates.joules_per_image if rates else None)})
         rows.append(row)
         document.append({**f.to_dict(), "rank": rank if f.devices else None,
                          "objective": objective, "dtype": dtypes[f.device.name], **common,
@@ -203,7 +199,7 @@ def emit_batching(fmt, found, devices, title, offered, common, cv_note, slo_s) -
             row.update({"policy": policy.name, "batch": t.max_batch,
                         "timeout ms": t.batch_timeout_s * 1e3, "p99 ms": r.latency_ms["p99"],
                         "in SLO": f"{r.slo_attainment:.1%}", "mean batch": round(r.mean_batch, 2),
-                        "busy": f"{r.utilisation:.0%}", "J/img": _maybe(rates.joules_per_image),
+                        "busy": f"{r.utilisation:.0%}", "J/img": sig3(rates.joules_per_image),
                         "": "<- chosen" if t is best else "holds" if t.holds else
                         "overloaded" if policy.capacity_img_per_s(devices, t.max_batch)
                         <= offered else ""})

@@ -182,6 +182,14 @@ LARGEST = {"patch_size": 1024, "embed_dim": 65_536, "num_heads": 1024, "depth": 
            "mlp_hidden_dim": 262_144, "in_chans": 1024, "distill_output_dim": 262_144}
 
 
+def too_wide(head_width: int) -> str | None:
+    """Why an output head this wide is no model's (a model file's or --output-dim), or None."""
+    if head_width <= LARGEST["distill_output_dim"]:
+        return None
+    return (f"{head_width:,} is above {LARGEST['distill_output_dim']:,}, wider than any vision "
+            f"transformer's widest layer (ViT-22B's MLP: 24,576)")
+
+
 def _validate(s: ModelSpec) -> None:
     def bad(field: str, why: str) -> CoreplanError:
         return CoreplanError(f"model {s.name!r}: field {field!r} {why}")
@@ -197,10 +205,8 @@ def _validate(s: ModelSpec) -> None:
                          f"transformer (ViT-22B has D = 6,144, 48 heads, 48 layers)")
     if s.distill_output_dim < 0:
         raise bad("distill_output_dim", "must be 0 (no output head) or positive")
-    if s.distill_output_dim > LARGEST["distill_output_dim"]:
-        raise bad("distill_output_dim", f"is {s.distill_output_dim:,}, above "
-                                        f"{LARGEST['distill_output_dim']:,}: wider than any "
-                                        f"vision transformer's widest layer (ViT-22B's MLP: 24,576)")
+    if too_wide(s.distill_output_dim):
+        raise bad("distill_output_dim", too_wide(s.distill_output_dim))
     if s.embed_dim % s.num_heads:
         raise bad("num_heads", f"must divide embed_dim {s.embed_dim}")
     if s.pos_embed == "rope" and s.head_dim % 4:

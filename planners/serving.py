@@ -325,9 +325,7 @@ def serve(policy: Policy, arrivals: np.ndarray, *, slo_s: float, devices: int = 
             return column, fixed[size - 1]
 
     if service_cv:
-        if not (math.isfinite(service_cv) and 0 < service_cv <= MAX_SERVICE_CV):
-            raise ArgumentError("service_cv", f"must be a number in 0..{MAX_SERVICE_CV:g}, got "
-                                f"{service_cv!r}")
+        check_service_cv(service_cv)
         shape = 1.0 / service_cv ** 2  # gamma of mean 1: shape k, scale 1/k, CV 1/sqrt(k)
         factors = np.random.default_rng(seed).gamma(shape, 1.0 / shape, len(times)).tolist()
         drawn = iter(factors)
@@ -340,6 +338,15 @@ def serve(policy: Policy, arrivals: np.ndarray, *, slo_s: float, devices: int = 
     starts, sizes, columns, services = _batches(times, devices, max_batch, batch_timeout_s, pick)
     return _result(policy, arrivals, devices, slo_s, quality, np.array(starts), np.array(sizes),
                    np.array(columns), np.array(services), len(overloads))
+
+
+def check_service_cv(service_cv: float) -> float:
+    """A service-time CV in 0..MAX_SERVICE_CV, else one error naming the argument."""
+    if not (math.isfinite(service_cv) and 0 <= service_cv <= MAX_SERVICE_CV):
+        raise ArgumentError("service_cv", f"must be in 0..{MAX_SERVICE_CV:g} (a service time "
+                            f"varying {service_cv:g}x its mean is not one service), got "
+                            f"{service_cv:g}")
+    return service_cv
 
 
 def _check_serve(arrivals, slo_s, devices, max_batch, timeout_s, table) -> None:
