@@ -6,7 +6,8 @@ An implementation (`AttentionImpl`) is registered once by `register_attention` a
   `Dims` (costmodel/graph.py places them under `layer/attn/`; the ops' own records then cost,
   count, tile, profile and differentiate them);
 - `live_bytes`: what its call keeps live besides q, k, v, its output and the logsumexp
-  (costmodel/memory.py: the inference peak), and `saved`: what one layer keeps for backward from
+  (costmodel/memory.py: the inference peak): one number for one tensor, or a list of the
+  tensors' bytes (an allocator may treat large tensors apart: planners/footprint.py), and `saved`: what one layer keeps for backward from
   the call, by name (the training memory);
 - `kernel`: the PyTorch kernel that runs it (reference/attention.py, named "module:function" so
   that costmodel stays torch-free, or a callable): `kernel(q, k, v, *, core_tokens, compiled)` on
@@ -34,14 +35,21 @@ class AttentionImpl:
     kind: str
     nodes: Callable  # Dims -> [(leaf path, op, shape keyword arguments without elem_bytes)]
     kernel: object  # "module:function" or a callable (module docstring)
-    live_bytes: Callable | None = None  # (Config, units) -> bytes
+    live_bytes: Callable | None = None  # (Config, units) -> bytes, or [bytes of each tensor]
     saved: Callable | None = None  # (Config, units) -> {term: bytes}
     description: str = ""
     tracked: bool = True
     uncompiled_note: str = ""
 
+    def live_tensors(self, config, units: dict) -> list:
+        """The bytes of each tensor its call keeps live (module docstring)."""
+        if self.live_bytes is None:
+            return []
+        got = self.live_bytes(config, units)
+        return list(got) if isinstance(got, (list, tuple)) else [got]
+
     def live(self, config, units: dict):
-        return 0 if self.live_bytes is None else self.live_bytes(config, units)
+        return sum(self.live_tensors(config, units))
 
     def saved_terms(self, config, units: dict) -> dict:
         """What one layer keeps for backward from the call: by default its output and the
@@ -111,7 +119,7 @@ register_attention(
     description="one SDPA over all S^2 scores with a boolean core-periphery mask (the oracle)",
     nodes=lambda d: [("sdpa_masked", "sdpa",
                       dict(q_len=d.seq_len, kv_len=d.seq_len, masked=True, **_common(d)))],
-    live_bytes=_mask_bytes,
+    live_bytes=lambda c, u: [c.seq_len * c.seq_len, c.seq_len * c.seq_len * c.elem_bytes],
     saved=lambda c, u: {"sdpa_outputs": u["X"] + u["lse"], "mask": _mask_bytes(c, u)})
 register_attention(
     "flex", kind="core", kernel="reference.attention:flex",

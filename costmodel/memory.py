@@ -48,28 +48,38 @@ def _units(c: Config) -> dict[str, int]:
                 lse=LOGSUMEXP_BYTES * B * s.num_heads * S)
 
 
-def inference_stages(c: Config) -> dict[str, int]:
-    """Live activation bytes at each candidate peak of one forward (no_grad)."""
+def inference_stage_tensors(c: Config) -> dict[str, list[int]]:
+    """The bytes of each tensor live at each candidate peak of one forward (no_grad), as the
+    module docstring enumerates them: a fused qkv projection is one (B, S, 3D) tensor whose views
+    are q, k and v; SwiGLU's fc1 output one (B, S, 2F) tensor. A stage's sum is its live bytes
+    (inference_stages); the sizes matter where an allocator treats large tensors apart
+    (planners/footprint.py)."""
     u, s = _units(c), c.spec
     X, Fx = u["X"], u["Fx"]
-    base = 3 * X + u["tables"]
+    base = [X, X, X] + ([u["tables"] // 2] * 2 if u["tables"] else [])  # + RoPE's cos and sin
+    qkv = [3 * X] if s.fused_qkv else [X, X, X]
     if s.pos_embed != "rope":
-        rope = 0
+        rope = []
     elif s.rope_start:
-        rope = 4 * X  # rotating a suffix: qkv kept whole + rotated q + k temporaries
+        rope = [X] * 4  # rotating a suffix: the rotated q's cat and k's temporaries
     else:
-        rope = 3 * X
-    mlp = 4 * Fx if s.mlp == "swiglu" else 2 * Fx
-    stem = c.batch * c.patch_tokens * s.embed_dim * c.elem_bytes + (3 if s.extra_tokens else 1) * X
+        rope = [X] * 3
+    mlp = [2 * Fx, Fx, Fx] if s.mlp == "swiglu" else [Fx, Fx]
+    stem = [c.batch * c.patch_tokens * s.embed_dim * c.elem_bytes] + [X] * (3 if s.extra_tokens else 1)
     return {
         "stem": stem,
-        "attention/projections": base + 3 * X + rope,
-        "attention/sdpa": base + 3 * X + X + u["lse"] + attention_impl(c.impl).live(c, u),
+        "attention/projections": base + qkv + rope,
+        "attention/sdpa": base + qkv + [X, u["lse"]] + attention_impl(c.impl).live_tensors(c, u),
         "mlp": base + mlp,
-        "final_norm": 2 * X,
-        **({"output_head": X + c.batch * c.seq_len * s.distill_output_dim * c.elem_bytes}
+        "final_norm": [X, X],
+        **({"output_head": [X, c.batch * c.seq_len * s.distill_output_dim * c.elem_bytes]}
            if s.output_head else {}),
     }
+
+
+def inference_stages(c: Config) -> dict[str, int]:
+    """Live activation bytes at each candidate peak of one forward (no_grad)."""
+    return {stage: sum(tensors) for stage, tensors in inference_stage_tensors(c).items()}
 
 
 def weights_bytes(c: Config) -> int:

@@ -9,10 +9,17 @@
               + activation_factor x activation peak    (the allocator keeps freed blocks: glibc
                                                        arenas on a CPU, the caching allocator's
                                                        rounding and reservation on a GPU)
+                                                       of the tensors at or below
+                                                       mapped_above_bytes, where one is set
+              + the peak's tensors above it, once      (glibc malloc maps a block above its
+                                                       largest mmap threshold, 32 MiB on 64-bit,
+                                                       on its own and unmaps it when it is freed:
+                                                       nothing of it is kept)
               + pack_factor x largest weight matrix    (GEMM packing workspace)
               + workspace_bytes                        (first-forward workspaces, thread pools)
 
-Each term is named in the result. The numbers are a device's `footprint` table (devices.toml;
+The peak is the forward's stage (costmodel.memory.inference_stage_tensors) where the two
+activation terms together are largest. Each term is named in the result. The numbers are a device's `footprint` table (devices.toml;
 this module reads and writes it): measured on the CPU this project runs on (planners/
 footprint_fit.py fits them on a few configurations, benchmarks/footprint.py holds the rest out),
 documented assumptions for GPUs.
@@ -29,6 +36,10 @@ from costmodel.errors import CoreplanError
 from costmodel.memory import inference_memory
 
 FRAMEWORKS = ("torch", "transformers")
+# glibc malloc's largest dynamic mmap threshold on a 64-bit system, DEFAULT_MMAP_THRESHOLD_MAX =
+# 4 * 1024 * 1024 * sizeof(long) (mallopt(3)): a block above it is always mapped on its own and
+# unmapped when freed. Setting MALLOC_MMAP_THRESHOLD_ in the environment changes it.
+GLIBC_MMAP_THRESHOLD_MAX = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -40,10 +51,14 @@ class FootprintModel:
             transformers), before any model exists; on a GPU, device memory of the CUDA context.
         weights_factor: resident bytes per parameter byte once the model is built.
         build_bytes: what building a model leaves besides its parameters, per framework.
-        activation_factor: resident bytes per byte of the predicted activation peak.
+        activation_factor: resident bytes per byte of the predicted activation peak (of its
+            tensors at or below `mapped_above_bytes`, where that is set).
         pack_factor: resident bytes per byte of the largest weight matrix (packing buffers).
         workspace_bytes: a forward's fixed workspaces.
         source: where the numbers come from.
+        mapped_above_bytes: tensors above this size are mapped apart by the allocator and
+            returned when freed, so count once (glibc malloc: GLIBC_MMAP_THRESHOLD_MAX); 0: every
+            tensor at `activation_factor` (a GPU's caching allocator).
     """
 
     baseline_bytes: dict = field(default_factory=dict)
@@ -53,6 +68,7 @@ class FootprintModel:
     pack_factor: float = 0.0
     workspace_bytes: float = 0.0
     source: str = ""
+    mapped_above_bytes: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,27 @@ def largest_weight_matrix_bytes(c: Config) -> int:
     return largest_weight_matrix(c.spec) * c.elem_bytes
 
 
+def split_tensors(tensors, mapped_above: float) -> tuple[int, int]:
+    """(bytes of the tensors at or below `mapped_above`, bytes of those above it)."""
+    above = sum(t for t in tensors if t > mapped_above)
+    return sum(tensors) - above, above
+
+
+def activation_split(c: Config, model: FootprintModel,
+                     activation_factor: float | None = None) -> tuple[int, int]:
+    """(bytes in the allocator's heap, bytes mapped apart) of the forward's live tensors at the
+    stage where activation_factor x the first + the second is largest (the model's factor unless
+    one is given); without a mapping threshold, (the activation peak, 0)."""
+    from costmodel.memory import inference_stage_tensors
+
+    if not model.mapped_above_bytes:
+        return inference_memory(c).activation_peak_bytes, 0
+    factor = model.activation_factor if activation_factor is None else activation_factor
+    splits = [split_tensors(tensors, model.mapped_above_bytes)
+              for tensors in inference_stage_tensors(c).values()]
+    return max(splits, key=lambda split: factor * split[0] + split[1])
+
+
 def footprint(c: Config, model: FootprintModel, framework: str = "torch") -> Footprint:
     """The footprint of a process running one inference forward of `c`."""
     if framework not in model.baseline_bytes:
@@ -79,12 +116,14 @@ def footprint(c: Config, model: FootprintModel, framework: str = "torch") -> Foo
         raise CoreplanError(f"transformers has no {c.spec.name} (core-periphery models run in "
                             f"plain torch): use --framework torch")
     mem = inference_memory(c)
+    heap, mapped = activation_split(c, model)
     terms = {
         "runtime_baseline": model.baseline_bytes[framework],
         "weights": mem.weights_bytes * model.weights_factor,
         "build": model.build_bytes.get(framework, 0.0),
         "inputs": c.batch * c.spec.in_chans * c.height * c.width * c.elem_bytes,
-        "activations": model.activation_factor * mem.activation_peak_bytes,
+        "activations": model.activation_factor * heap,
+        **({"activations_mapped": mapped} if model.mapped_above_bytes else {}),
         "gemm_packing": model.pack_factor * largest_weight_matrix_bytes(c),
         "workspace": model.workspace_bytes,
     }
@@ -98,15 +137,29 @@ def training_footprint(c: Config, model: FootprintModel, optimizer_states: int =
     (runtime baseline, build, inputs, packing, workspace), the weights with their gradients and
     the optimizer's states (`optimizer_states` tensors the size of the weights) at the weights'
     factor, and the step's activation peak (those saved for backward and one MLP's temporaries,
-    costmodel.memory.training_memory) at the activations' factor."""
-    from costmodel.memory import training_memory
+    costmodel.memory.training_memory) at the activations' factor. With a mapping threshold, the
+    MLP's temporaries are split as a forward's are, and the saved activations (pieces of at
+    least one residual-stream tensor, bar the norms' statistics) count once where that tensor is
+    above the threshold: the inference rule carried over, not measured on a training process."""
+    from costmodel.memory import inference_stage_tensors, training_memory
 
     forward = footprint(c, model, framework)
     mem = training_memory(c, optimizer_states)
     terms = dict(forward.terms)
     terms["weights"] = int(round(model.weights_factor * (2 + optimizer_states)
                                  * mem.weights_bytes))
-    terms["activations"] = int(round(model.activation_factor * mem.activation_peak_bytes))
+    if model.mapped_above_bytes:
+        heap, mapped = split_tensors(inference_stage_tensors(c)["mlp"], model.mapped_above_bytes)
+        saved = mem.terms["saved_activations"]
+        residual = c.batch * c.seq_len * c.spec.embed_dim * c.elem_bytes
+        if residual > model.mapped_above_bytes:
+            mapped += saved
+        else:
+            heap += saved
+        terms["activations"] = int(round(model.activation_factor * heap))
+        terms["activations_mapped"] = int(mapped)
+    else:
+        terms["activations"] = int(round(model.activation_factor * mem.activation_peak_bytes))
     return Footprint(sum(terms.values()), terms, framework)
 
 
@@ -137,7 +190,8 @@ def model_from_table(where: str, table: dict) -> FootprintModel:
         number("activation_factor", table.get("activation_factor", 1.0)),
         number("pack_factor", table.get("pack_factor", 0.0)),
         number("workspace_bytes", table.get("workspace_bytes", 0.0)),
-        str(table.get("source", "")))
+        str(table.get("source", "")),
+        number("mapped_above_bytes", table.get("mapped_above_bytes", 0.0)))
 
 
 def footprint_toml(device_name: str, model: FootprintModel) -> list[str]:
@@ -150,4 +204,6 @@ def footprint_toml(device_name: str, model: FootprintModel) -> list[str]:
             f"activation_factor = {model.activation_factor:.6g}",
             f"pack_factor = {model.pack_factor:.6g}",
             f"workspace_bytes = {model.workspace_bytes:.6g}",
+            *([f"mapped_above_bytes = {model.mapped_above_bytes:.10g}"]
+              if model.mapped_above_bytes else []),
             f"source = {toml_string(model.source)}"]

@@ -9,13 +9,14 @@ being held out (`held_out`, which benchmarks/footprint.py prints).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from costmodel.config import Config
 from costmodel.errors import CoreplanError
 from costmodel.memory import inference_memory
-from planners.footprint import FRAMEWORKS, FootprintModel, footprint, largest_weight_matrix_bytes
+from planners.footprint import (FRAMEWORKS, GLIBC_MMAP_THRESHOLD_MAX, FootprintModel,
+                                activation_split, footprint, largest_weight_matrix_bytes)
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,18 @@ class Observation:
     forward_bytes: float
 
 
-def fit_model(rows: list[Observation], source: str = "") -> FootprintModel:
+def fit_model(rows: list[Observation], source: str = "",
+              mapped_above: float = 0.0) -> FootprintModel:
     """The footprint terms from measurements: baselines per framework (median), the build terms
     (least squares of built - baseline - inputs on the weights), and the forward terms (least
     squares of the forward rise on the activation peak, the largest weight matrix and 1, each
     row weighted by 1 / its footprint: the fit minimises the relative error the footprint is
-    judged by, so that a 1.4 GB process does not outweigh ten of 400 MB)."""
+    judged by, so that a 1.4 GB process does not outweigh ten of 400 MB).
+
+    With `mapped_above` (the allocator's mapping threshold, planners.footprint), the tensors
+    above it count once and the activation factor is fitted on the rest; which stage of a
+    forward is its peak depends on that factor, so the fit is repeated from the largest stage
+    until the stages it picks no longer change."""
     import numpy as np
 
     if not rows:
@@ -53,13 +60,22 @@ def fit_model(rows: list[Observation], source: str = "") -> FootprintModel:
             builds[f] = float(np.median([r.built_bytes - r.baseline_bytes - inputs(r)
                                          - weights * inference_memory(r.config).weights_bytes
                                          for r in own]))
-    B = np.array([[inference_memory(r.config).activation_peak_bytes,
-                   largest_weight_matrix_bytes(r.config), 1.0] for r in rows])
-    z = np.array([r.forward_bytes - r.built_bytes for r in rows])
     weight = 1.0 / np.array([r.forward_bytes for r in rows])
-    act, pack, workspace = nonnegative_lstsq(B * weight[:, None], z * weight)
-    return FootprintModel(baseline, float(weights), builds, float(act), float(pack),
-                          float(workspace), source)
+    model = FootprintModel(baseline, float(weights), builds, source=source,
+                           mapped_above_bytes=float(mapped_above))
+    splits, act = None, 1.0
+    for _ in range(20):
+        chosen = [activation_split(r.config, model, act) for r in rows]
+        if chosen == splits:
+            break
+        splits = chosen
+        B = np.array([[heap, largest_weight_matrix_bytes(r.config), 1.0]
+                      for r, (heap, _) in zip(rows, splits)])
+        z = np.array([r.forward_bytes - r.built_bytes - mapped
+                      for r, (_, mapped) in zip(rows, splits)])
+        act, pack, workspace = nonnegative_lstsq(B * weight[:, None], z * weight)
+    return replace(model, activation_factor=float(act), pack_factor=float(pack),
+                   workspace_bytes=float(workspace))
 
 
 def nonnegative_lstsq(A, y):
@@ -99,12 +115,18 @@ def read_observations(path: str | Path, model_file=None) -> list[tuple[dict, Obs
     return out
 
 
-# The configurations the shipped CPU terms are fitted on (source, model, side px, batch, C); every
-# other row of the footprint benchmark is held out. benchmarks/footprint.py measures these.
-FIT = (("reference", "dinov2-small", 518, 4, None), ("reference", "veca-small", 512, 4, 64),
-       ("reference", "dinov3-base", 448, 2, None), ("reference", "veca-base", 224, 1, 8),
-       ("reference", "dinov2-small", 224, 1, None), ("reference", "veca-small", 768, 2, 32),
-       ("hf", "dinov2-small", 224, 1, None))
+# The configurations the footprint terms are fitted on (source, model, side px, batch, C): the
+# shipped CPU terms on benchmarks/footprint.py's measurements of them, a fresh `coreplan profile`
+# on its own (reference/own_device.py measures these same processes); every other row of the
+# footprint benchmark is held out. Each process's activations are either all below the allocator's
+# mapping threshold (glibc: 32 MiB; from 4 to 80 MB in all) or nearly all above it (about 1 GB):
+# a process with tensors on both sides, or near the threshold, has a peak RSS that moves by up to
+# 10% between two runs of it (veca-small 768 px, batch 4: 689 and 762 MB), too loose to fit on.
+FIT = (("reference", "dinov2-small", 224, 1, None), ("reference", "veca-small", 256, 4, 64),
+       ("reference", "dinov3-base", 256, 1, None), ("reference", "veca-small", 384, 4, 64),
+       ("reference", "dinov3-small", 512, 4, None), ("reference", "veca-small", 1024, 12, 64),
+       ("hf", "dinov2-small", 224, 1, None), ("hf", "dinov2-small", 378, 4, None),
+       ("hf", "dinov2-small", 448, 56, None))
 FIT_KEYS = {(source, model, str(side), str(batch)) for source, model, side, batch, _ in FIT}
 
 
@@ -122,19 +144,34 @@ class HeldOut:
         return self.predicted_bytes / self.measured_bytes - 1
 
 
-def held_out(path: str | Path, fitted_on: str | Path | None = None
+def held_out(path: str | Path, fitted_on: str | Path | None = None,
+             mapped_above: float = GLIBC_MMAP_THRESHOLD_MAX
              ) -> tuple[FootprintModel, int, list[HeldOut]]:
     """The terms fitted on the FIT rows of a footprint file (`fitted_on`, default `path`: another
     day's measurements, or a file without the FIT rows, such as validate's), how many rows that
-    was, and every other row of `path` predicted by them."""
+    was, and every other row of `path` predicted by them. The files are this project's CPU
+    measurements under glibc malloc: its mapping threshold by default."""
     key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
-    fit = [o for row, o in read_observations(fitted_on or path) if key(row) in FIT_KEYS]
-    if not fit:
-        raise CoreplanError(f"{fitted_on or path}: none of the rows the terms are fitted on "
-                            f"(planners.footprint_fit.FIT); give --fitted-on a footprint file")
-    model = fit_model(fit)
+    fit = {key(row): o for row, o in read_observations(fitted_on or path) if key(row) in FIT_KEYS}
+    if len(fit) < len(FIT_KEYS):
+        raise CoreplanError(f"{fitted_on or path}: has {len(fit)} of the {len(FIT_KEYS)} rows the "
+                            f"terms are fitted on (planners.footprint_fit.FIT); give --fitted-on "
+                            f"a footprint file that has them all")
+    model = fit_model(list(fit.values()), mapped_above=mapped_above)
     rows = read_observations(path)
     out = [HeldOut(row, o.forward_bytes, footprint(o.config, model, o.framework).total_bytes,
                    inference_memory(o.config).total_bytes)
            for row, o in rows if key(row) not in FIT_KEYS]
     return model, len(fit), out
+
+
+def repeated(first: str | Path, second: str | Path) -> list[tuple[dict, float, float]]:
+    """(label, first peak RSS, second) of every configuration two footprint files both measured:
+    how far the same process moves between two runs, the floor under any model's error."""
+    key = lambda row: tuple(row[k] for k in ("source", "model", "resolution", "batch", "cores"))  # noqa: E731
+    a = {key(row): o.forward_bytes for row, o in read_observations(first)}
+    out = [(row, a[key(row)], o.forward_bytes) for row, o in read_observations(second)
+           if key(row) in a]
+    if not out:
+        raise CoreplanError(f"{first} and {second} share no configuration")
+    return out

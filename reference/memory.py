@@ -25,6 +25,7 @@ class LiveTensorTracker(TorchDispatchMode):
         self.current = 0
         self.peak_bytes = 0
         self.peak_op = ""
+        self.peak_sizes: list[int] = []  # the bytes of each storage live at the peak
 
     def _release(self, key: int) -> None:
         self.current -= self.live.pop(key, 0)
@@ -40,6 +41,7 @@ class LiveTensorTracker(TorchDispatchMode):
                     self._track(storage)
         if self.current > self.peak_bytes:
             self.peak_bytes, self.peak_op = self.current, str(func)
+            self.peak_sizes = sorted(self.live.values())
         return out
 
     def _track(self, storage) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from costmodel.config import configure
 from costmodel.spec import get_model
+from planners.footprint_fit import FIT
 
 # (model, side px, batch, C, impl): whole models the calibration times; 4 resolution groups
 CALIBRATION = (("veca-small", 224, 1, 64, "split"), ("dinov2-small", 224, 1, None, None),
@@ -36,16 +37,14 @@ CALIBRATION = (("veca-small", 224, 1, 64, "split"), ("dinov2-small", 224, 1, Non
                ("dinov3-base", 256, 1, None, None), ("veca-small", 384, 1, 8, "split"),
                ("dinov2-small", 448, 1, None, None), ("veca-small", 512, 1, 32, "masked"),
                ("dinov3-small", 512, 1, None, None), ("veca-small", 512, 2, 64, "split"))
-# (framework, model, side px, batch, C): fresh processes the footprint terms are fitted on;
-# activation peaks from 4 MB to about 1.1 GB
-FOOTPRINT = (("torch", "dinov2-small", 224, 1, None), ("torch", "veca-small", 256, 4, 64),
-             ("torch", "dinov3-base", 256, 1, None), ("torch", "veca-small", 768, 4, 32),
-             ("torch", "veca-small", 1024, 12, 64), ("transformers", "dinov2-small", 224, 1, None),
-             ("transformers", "dinov2-small", 518, 4, None),
-             ("transformers", "dinov2-small", 448, 56, None))
-# Shares of the budget. On 2026-12-01 (2 cores) the footprint's eight processes took 154 s
-# with a 1022 px, batch 12 transformers process (88 s, most of it dense attention over 5,330
-# tokens); 448 px at batch 56 reaches as many activations with a fifth of the attention work.
+# (framework, model, side px, batch, C): the fresh processes the footprint terms are fitted on
+# (planners.footprint_fit.FIT: activation peaks from 4 MB to about 1 GB)
+FOOTPRINT = tuple(("transformers" if source == "hf" else "torch", model, side, batch, cores)
+                  for source, model, side, batch, cores in FIT)
+# Shares of the budget. On 2026-12-01 (2 cores) the footprint's processes took 154 s with a
+# 1022 px, batch 12 transformers process (88 s, most of it dense attention over 5,330 tokens);
+# 448 px at batch 56 reaches as many activations with a fifth of the attention work (the nine of
+# FIT: 84 s).
 SHARES = {"curves": 0.40, "calibration": 0.22, "footprint": 0.38}
 STARTUP_S = {"torch": 2.5, "transformers": 6.5}  # a fresh process's start, before any forward
 
@@ -269,7 +268,22 @@ def footprint_terms(threads: int | None = None, deadline: float | None = None,
         return None, len(rows), note
     frameworks = " and ".join(sorted({r.framework for r in rows}))
     return fit_model(rows, source=f"measured by `coreplan profile`: peak RSS of {len(rows)} "
-                                  f"fresh processes ({frameworks})"), len(rows), note
+                                  f"fresh processes ({frameworks})",
+                     mapped_above=mapping_threshold()), len(rows), note
+
+
+def mapping_threshold() -> float:
+    """The size above which this process's allocator maps a block apart and returns it when it
+    is freed: glibc malloc's largest mmap threshold on a 64-bit Linux (planners.footprint), else
+    0 (no such split is modelled)."""
+    import platform
+    import sys
+
+    from planners.footprint import GLIBC_MMAP_THRESHOLD_MAX
+
+    if platform.libc_ver()[0] == "glibc" and sys.maxsize > 2**32:
+        return float(GLIBC_MMAP_THRESHOLD_MAX)
+    return 0.0
 
 
 def _forward_s(config, device) -> float:

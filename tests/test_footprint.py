@@ -38,6 +38,28 @@ def test_footprint_terms_by_hand():
     assert hf.total_bytes - plain.total_bytes == 30_000_000 + 85_000_000  # baseline and build
 
 
+def test_tensors_above_the_mapping_threshold_count_once_by_hand():
+    """veca-small, 256 px, C=8, batch 2 (S = 264 tokens, D = 384, F = 1024, 6 heads of 64, RoPE
+    on every token, separate q, k, v, SwiGLU), fp32: X = 2*264*384*4 = 811,008 B per residual
+    tensor, Fx = 2*264*1024*4 = 2,162,688, the cos and sin tables 2*264*64*4 = 135,168 each.
+    With tensors above 2 MB mapped apart: the projections' stage is 9 X and the two tables, all
+    kept (7,569,408 B); the MLP's is 3 X and the tables kept (2,703,360) and fc1's 2 Fx, silu's
+    Fx and the product's Fx mapped (8,650,752). At x1.7 the MLP's is larger (13,246,464 against
+    12,867,994); at x3 the projections' (22,708,224 against 16,760,832)."""
+    c = configure(get_model("veca-small"), 256, cores=8, batch=2)
+    mapped = dataclasses.replace(TOY, mapped_above_bytes=2e6)
+    f = footprint(c, mapped)
+    assert f.terms["activations"] == round(1.7 * 2_703_360)
+    assert f.terms["activations_mapped"] == 8_650_752
+    assert f.total_bytes == sum(f.terms.values())
+    plain = footprint(c, TOY).terms
+    assert {k: v for k, v in f.terms.items() if not k.startswith("activations")} == {
+        k: v for k, v in plain.items() if k != "activations"}
+    f = footprint(c, dataclasses.replace(mapped, activation_factor=3.0))
+    assert f.terms["activations"] == 22_708_224 and f.terms["activations_mapped"] == 0
+    assert "activations_mapped" not in plain  # no threshold: the term is not there
+
+
 def test_a_fake_allocator_with_known_terms_is_recovered():
     """Measurements made up from known terms (each stage as reference/footprint.py records it):
     the fit returns those terms."""
@@ -58,6 +80,44 @@ def test_a_fake_allocator_with_known_terms_is_recovered():
     assert got.activation_factor == pytest.approx(1.7, rel=1e-6)
     assert got.pack_factor == pytest.approx(0.5, rel=1e-4)
     assert got.workspace_bytes == pytest.approx(15e6, rel=1e-4)
+
+
+def test_a_fake_allocator_that_maps_large_tensors_is_recovered():
+    """As above, with tensors above 8 MB mapped apart (processes with none, some and nearly all
+    of their activations above it): the fit, given the threshold, returns the terms."""
+    known = dataclasses.replace(TOY, mapped_above_bytes=8e6)
+    rows = []
+    for name, res, batch, cores, framework in (
+            ("veca-small", 256, 1, 8, "torch"), ("dinov2-base", 448, 4, None, "torch"),
+            ("dinov3-small", 512, 2, None, "torch"), ("veca-base", 384, 8, 64, "torch"),
+            ("veca-small", 1024, 8, 64, "torch"), ("dinov2-small", 224, 1, None, "transformers")):
+        c = configure(get_model(name), res, batch=batch, cores=cores)
+        f = footprint(c, known, framework).terms
+        built = f["runtime_baseline"] + f["weights"] + f["build"] + f["inputs"]
+        rows.append(Observation(c, framework, f["runtime_baseline"], built,
+                                built + f["activations"] + f["activations_mapped"]
+                                + f["gemm_packing"] + f["workspace"]))
+    assert sum(footprint(o.config, known).terms["activations_mapped"] > 0 for o in rows) >= 3
+    got = fit_model(rows, mapped_above=8e6)
+    assert got.mapped_above_bytes == 8e6
+    assert got.activation_factor == pytest.approx(1.7, rel=1e-5)
+    assert got.pack_factor == pytest.approx(0.5, rel=1e-3)
+    assert got.workspace_bytes == pytest.approx(15e6, rel=1e-3)
+
+
+def test_the_mapping_threshold_goes_through_a_device_file(device_file):
+    import tomllib
+
+    from planners.footprint import footprint_toml, model_from_table
+
+    model = dataclasses.replace(TOY, mapped_above_bytes=33554432)
+    lines = footprint_toml("here", model)
+    assert "mapped_above_bytes = 33554432" in lines
+    table = tomllib.loads("\n".join(lines))["devices"]["here"]["footprint"]
+    assert model_from_table("x", table) == model
+    assert not any("mapped_above" in line for line in footprint_toml("here", TOY))
+    with pytest.raises(CoreplanError, match="footprint.mapped_above_bytes: expected a number"):
+        load_devices(device_file("footprint = { mapped_above_bytes = -1 }\n"))
 
 
 @pytest.mark.parametrize("body,message", [
@@ -99,12 +159,13 @@ def test_the_catalog_cpu_footprint_is_the_fit_of_the_committed_data():
 
     from planners.footprint_fit import FIT_KEYS, read_observations
 
-    path = Path(__file__).resolve().parents[1] / "data/measurements/footprint-cpu-epyc-2core-2026-11-24.csv"
+    path = Path(__file__).resolve().parents[1] / "data/measurements/footprint-cpu-epyc-2core-2026-12-01b.csv"
     rows = read_observations(path)
     key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
-    fitted = fit_model([o for row, o in rows if key(row) in FIT_KEYS])
+    fitted = fit_model([o for row, o in rows if key(row) in FIT_KEYS], mapped_above=32 * 2**20)
     shipped = get_device("cpu-epyc-2core").footprint
-    assert len(rows) == 26 and sum(key(r) in FIT_KEYS for r, _ in rows) == 7
+    assert len(rows) == 39 and sum(key(r) in FIT_KEYS for r, _ in rows) == 9
+    assert shipped.mapped_above_bytes == 33_554_432  # glibc: 4 * 1024 * 1024 * sizeof(long)
     for name in ("weights_factor", "activation_factor", "pack_factor", "workspace_bytes"):
         assert getattr(shipped, name) == pytest.approx(getattr(fitted, name), rel=1e-5)
     for name in ("baseline_bytes", "build_bytes"):
@@ -115,19 +176,21 @@ def test_the_catalog_cpu_footprint_is_the_fit_of_the_committed_data():
 
 def test_held_out_fits_one_file_and_holds_out_another(tmp_path):
     """The terms fitted on the FIT rows of one day's footprint file predict every other row of
-    another file (here validate's: 89 measured footprints besides the FIT configurations); a
-    file without the FIT rows cannot be fitted on, said in one line."""
+    another file (here validate's: 99 measured footprints, 14 of them FIT configurations); a
+    file without all of the FIT rows cannot be fitted on, said in one line."""
     import csv
     from pathlib import Path
 
     from planners.footprint_fit import FIT_KEYS, held_out
 
     data = Path(__file__).resolve().parents[1] / "data/measurements"
-    footprints, validated = (data / "footprint-cpu-epyc-2core-2026-11-24.csv",
+    footprints, validated = (data / "footprint-cpu-epyc-2core-2026-12-01b.csv",
                              data / "cpu-epyc-2core-2026-11-24.csv")
     model, fitted, rows = held_out(validated, footprints)
-    assert fitted == 7 and len(rows) == 89
-    assert model == held_out(footprints)[0]  # the same seven rows, the same terms
+    assert fitted == 9 and len(rows) == 85
+    assert model == held_out(footprints)[0]  # the same nine rows, the same terms
+    with pytest.raises(CoreplanError, match="has 2 of the 9 rows the terms are fitted on"):
+        held_out(footprints, data / "footprint-cpu-epyc-2core-2026-11-24.csv")
     with open(footprints, newline="") as f:  # the footprint file without its FIT rows
         table = list(csv.DictReader(f))
     source = lambda r: "hf" if r["framework"] == "transformers" else "reference"  # noqa: E731
@@ -139,5 +202,42 @@ def test_held_out_fits_one_file_and_holds_out_another(tmp_path):
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(others)
-    with pytest.raises(CoreplanError, match="none of the rows the terms are fitted on"):
+    with pytest.raises(CoreplanError, match="has 0 of the 9 rows the terms are fitted on"):
         held_out(footprints, bare)
+
+
+def test_two_runs_of_the_same_processes_are_compared_measured_with_measured(tmp_path):
+    """benchmarks/footprint.py --report B --against A: three processes at 100, 200 and 300 MB,
+    then 105, 180 and 360 MB (+5%, -10%, +20%): two within ±10%, mean |change| 11.7%; a file
+    sharing none is refused in one line."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    with open(root / "data/measurements/footprint-cpu-epyc-2core-2026-12-01b.csv", newline="") as f:
+        table = list(csv.DictReader(f))[:4]
+
+    def write(name, peaks, rows):
+        path = tmp_path / name
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(table[0]))
+            writer.writeheader()
+            for row, peak in zip(rows, peaks):
+                writer.writerow({**row, "mem_footprint_bytes_measured": str(int(peak))})
+        return path
+
+    first = write("a.csv", (100e6, 200e6, 300e6), table[:3])
+    second = write("b.csv", (105e6, 180e6, 360e6), table[:3])
+    other = write("c.csv", (100e6,), table[3:])
+    run = lambda *a: subprocess.run([sys.executable, "benchmarks/footprint.py", *map(str, a)],  # noqa: E731
+                                    cwd=root, capture_output=True, text=True)
+    proc = run("--report", second, "--against", first)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == ("measured twice: 3; within ±10% of the first: 2 "
+                                            "(67%); mean |change| 11.7%; max 20.0%")
+    assert "+5.0%" in proc.stdout and "-10.0%" in proc.stdout and "+20.0%" in proc.stdout
+    proc = run("--report", other, "--against", first)
+    assert proc.returncode != 0 and "share no configuration" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -183,21 +183,25 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
 
     import reference.footprint as rf
     from planners.footprint import FootprintModel, footprint
-    from reference.own_device import FOOTPRINT, footprint_terms
+    from reference.own_device import FOOTPRINT, footprint_terms, mapping_threshold
 
-    known = FootprintModel({"torch": 200e6}, 1.05, {"torch": 4e6}, 1.6, 1.2, 12e6)
+    # this machine's allocator (glibc here: tensors above 32 MiB mapped apart, counted once)
+    known = FootprintModel({"torch": 200e6}, 1.05, {"torch": 4e6}, 1.6, 1.2, 12e6,
+                           mapped_above_bytes=mapping_threshold())
 
     def fake(model, side, *, batch=1, cores=None, impl=None, threads=2, **_):
         c = configure(get_model(model), side, batch=batch, cores=cores)
         t = footprint(c, known).terms
         built = t["runtime_baseline"] + t["weights"] + t["build"] + t["inputs"]
         return rf.Footprint(t["runtime_baseline"], built,
-                            built + t["activations"] + t["gemm_packing"] + t["workspace"])
+                            built + t["activations"] + t.get("activations_mapped", 0)
+                            + t["gemm_packing"] + t["workspace"])
 
     monkeypatch.setattr(rf, "measure", fake)
     fitted, _, left = footprint_terms(2, configs=[c for c in FOOTPRINT if c[0] == "torch"])
     assert left == ""
     assert fitted.activation_factor == pytest.approx(1.6, rel=1e-6)
+    assert fitted.mapped_above_bytes == known.mapped_above_bytes
     assert fitted.pack_factor == pytest.approx(1.2, rel=1e-4)
     device = dataclasses.replace(get_device("cpu-epyc-2core"), name="here", footprint=fitted)
     path = tmp_path / "here.toml"
@@ -205,6 +209,7 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
     back = load_devices(path)["here"].footprint
     assert back.baseline_bytes == pytest.approx({"torch": 200e6})
     assert back.workspace_bytes == pytest.approx(12e6, rel=1e-4)
+    assert back.mapped_above_bytes == known.mapped_above_bytes
 
 
 def test_an_interrupted_profile_writes_nothing(tmp_path):
