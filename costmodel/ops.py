@@ -8,8 +8,8 @@ element (NB: caches and fusion can only lower real traffic).
 
 from __future__ import annotations
 
-from costmodel.registry import (REGISTRY, EagerKernels, Matmul, OpCost, Part, Weights, op_cost,
-                                register_op)
+from costmodel.registry import (ELEMENTWISE_BACKWARD_TRAFFIC, REGISTRY, EagerKernels, Matmul,
+                                OpCost, Part, Weights, op_cost, register_op)
 from costmodel.registry import numel as elements
 
 ZERO = 0
@@ -192,7 +192,10 @@ def silu(*, numel, elem_bytes) -> OpCost:
 
 @register_op("mul", op_class="elementwise", aten_ops=("aten::mul", "aten::mul_"),
              per_element=1, profile_key=_by_name("mul"), autocast="promote",
-             torch_op="reference.op_calls:mul")
+             torch_op="reference.op_calls:mul",
+             # by a constant (other_numel 0: unfused attention's scale), dx = dy * c: dy in, dx
+             # out, as many bytes as the forward's
+             backward_traffic=lambda s: 1.0 if s.other_numel == 0 else ELEMENTWISE_BACKWARD_TRAFFIC)
 def mul(*, numel, elem_bytes, other_numel=None) -> OpCost:
     """Elementwise product of two tensors (SwiGLU gate), or of a tensor and a smaller one broadcast
     over it (LayerScale's per-channel gamma: `other_numel` = D, read once)."""
@@ -305,9 +308,12 @@ def _sdpa_profiled(lookup, s):
 
 
 def _sdpa_unfused(s) -> tuple[Part, ...]:
-    """Attention as eager PyTorch runs it without a fused kernel: scores = q k^T (a batched GEMM
-    writing B*H*q*kv scores), softmax (reads the scores, writes the probabilities; a mask adds
-    one more read; it carries the scale, mask and softmax arithmetic), out = probs v."""
+    """Attention as eager PyTorch runs it without a fused kernel, in the form the measured
+    unfused sources run it (timm before 0.9: `(q @ k.transpose(-2, -1)) * self.scale`; Hugging
+    Face's eager ViT and DINOv2: `scores / math.sqrt(head_dim)`): scores = q k^T (a batched GEMM
+    writing B*H*q*kv scores), the scale (a kernel reading and writing every score), softmax
+    (reads the scores, writes the probabilities; a mask adds one more read; it carries the mask
+    and softmax arithmetic), out = probs v."""
     bh, e = s.batch * s.heads, s.elem_bytes
     scores = bh * s.q_len * s.kv_len
     soft = op_cost("softmax", numel=scores, elem_bytes=e)
@@ -315,6 +321,7 @@ def _sdpa_unfused(s) -> tuple[Part, ...]:
     return (
         # q (BH, q, d) @ k^T (BH, d, kv) -> scores (BH, q, kv)
         Part("qk", "bmm", dict(batch=bh, m=s.q_len, k=s.head_dim, n=s.kv_len, elem_bytes=e)),
+        Part("scale", "mul", dict(numel=scores, other_numel=0, elem_bytes=e)),  # by a Python scalar
         Part("softmax", "softmax", dict(numel=scores, elem_bytes=e),
              cost=OpCost(ZERO, ZERO, soft.full, soft.bytes_read + mask_read, soft.bytes_written),
              remainder=True),

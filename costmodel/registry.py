@@ -12,7 +12,9 @@ consumer needs to know about it, so that no consumer branches on an op's name:
 - `matmul`: how its matrix work is laid out (`Matmul`: the tiles and waves of planners/gpu_shapes);
 - `weights`: the parameters one launch reads (`Weights`: parameter counts, the largest weight
   matrix, autocast's weight casts);
-- `backward`: the FLOPs of its gradient in a training step;
+- `backward`: the FLOPs of its gradient in a training step; `backward_traffic`, for a pointwise
+  op, its backward's bytes over its forward's (default 1.5: dy and x in, dx out, against x in
+  and y out);
 - `profile_key` (and `profile_seconds` where one key is not enough): the curve of a device
   profile it is looked up in (planners/profile.py), and `torch_op`, how `coreplan profile` runs it
   alone;
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
 OP_CLASSES = ("gemm", "attention", "elementwise")
 MATRIX_CLASSES = ("gemm", "attention")  # run on the matrix units (tensor cores)
+ELEMENTWISE_BACKWARD_TRAFFIC = 1.5  # a pointwise backward: dy and x in, dx out, against x in, y out
 # torch.autocast's treatment of an op: "lower" runs it in 16 bits (matmuls; fp32 weights are cast
 # every forward), "fp32" runs it in fp32 (layer norms: inputs cast to fp32), "fp32_out" reads its
 # input as it is and writes fp32 (torch's fp32_set_opt_dtype policy: softmax is called with
@@ -154,6 +157,7 @@ class OpDef:
     matmul: Callable | None = None  # shape -> Matmul
     weights: Callable | None = None  # shape -> Weights
     backward: Callable | None = None  # (forward flop, shape, launches, attention_backward) -> flop
+    backward_traffic: Callable | None = None  # shape -> backward bytes / forward bytes (pointwise)
     profile_key: Callable | None = None  # shape -> the profile curve's key
     profile_seconds: Callable | None = None  # (lookup(key, work), shape) -> seconds per launch
     eager: EagerKernels | None = None
@@ -181,6 +185,12 @@ class OpDef:
         if self.backward is None:
             return 2 * forward
         return self.backward(forward, shape, launches, attention_backward)
+
+    def backward_bytes_ratio(self, shape) -> float:
+        """A pointwise op's backward bytes over its forward's (module docstring)."""
+        if self.backward_traffic is None:
+            return ELEMENTWISE_BACKWARD_TRAFFIC
+        return self.backward_traffic(as_shape(shape))
 
     def matmul_flops(self, shape):
         """The op's matrix FLOPs (2 per multiply-add) from its layout, or None without one."""

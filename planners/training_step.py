@@ -8,7 +8,8 @@ forward op then has a backward op (`backward_op`):
   tile and wave efficiency, so its compute and its traffic scale by that ratio; one launch per
   gradient (two for 2x, one otherwise);
 - an elementwise op y = f(x) moves 1.5x its forward bytes: forward reads x and writes y, backward
-  reads dy and x (or y) and writes dx; a cast's backward is a cast (1x);
+  reads dy and x (or y) and writes dx; a cast's backward is a cast (1x), and so is a product
+  by a constant's (unfused attention's scale: dx = dy * c);
 and the optimizer updates every parameter (fp32 master weights), as torch's optimizers run it
 (`optimizer_ops`):
 - SGD with momentum and Nesterov (timm's benchmark default), single-tensor: buf.mul_ (8 B),
@@ -35,7 +36,7 @@ from dataclasses import replace
 from costmodel.config import Config
 from costmodel.errors import check_choice
 from costmodel.params import parameter_count, parameter_tensors
-from costmodel.registry import REGISTRY
+from costmodel.registry import ELEMENTWISE_BACKWARD_TRAFFIC, REGISTRY
 from planners.devices import DeviceSpec
 from planners.roofline import OpRoofline, config_rooflines, host_per_launch_s
 
@@ -44,7 +45,6 @@ OPTIMIZER_KERNELS = {"sgd": 4, "adamw": 9}  # per parameter tensor
 OPTIMIZER_STATES = {"sgd": 1, "adamw": 2}  # tensors the size of the weights each keeps
 OPTIMIZERS = tuple(OPTIMIZER_BYTES)
 ACCUMULATE_BYTES = 12  # grad += new grad, fp32: read 4 + 4, write 4
-ELEMENTWISE_BACKWARD = 1.5  # dy and x in, dx out, against x in, y out
 FOREACH_TENSORS = 36  # tensors one foreach launch takes (multi_tensor_apply, four lists)
 
 
@@ -57,7 +57,10 @@ def backward_op(op: OpRoofline, attention_backward: str = "flash") -> OpRoofline
     per_launch_host = op.host_s / op.launches if op.launches else 0.0
     record = REGISTRY.get(op.op)
     if op.op_class == "elementwise" or record is None:
-        factor = 1.0 if op.op == "cast" else ELEMENTWISE_BACKWARD
+        if record is None:  # a kernel the roofline adds: a cast's backward is a cast
+            factor = 1.0 if op.op == "cast" else ELEMENTWISE_BACKWARD_TRAFFIC
+        else:
+            factor = record.backward_bytes_ratio(op.shape)
         launches = op.launches
         out = replace(op, path=op.path + "/backward", bytes=op.bytes * factor,
                       memory_s=op.memory_s * factor)

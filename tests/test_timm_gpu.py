@@ -284,21 +284,29 @@ def _vit_b16_ops(runtime: str, dtype: str = "fp16") -> dict:
     return {o.path: o for o in config_rooflines(c, get_device("rtx-3090"), runtime)}
 
 
-def test_unfused_attention_is_two_batched_gemms_and_a_softmax_worked_by_hand():
+def test_unfused_attention_is_two_batched_gemms_a_scale_and_a_softmax_worked_by_hand():
+    """As timm before 0.9 (`(q @ k.transpose(-2, -1)) * self.scale`) and Hugging Face's eager
+    attention (`scores / math.sqrt(d)`) run it: the scale is a kernel of its own over the
+    scores."""
     # vit_base_patch16_224, batch 2, fp16: B*H = 24 heads of S = 197 tokens, d = 64, 12 layers
     ops = _vit_b16_ops("unfused")
     assert "layer/attn/sdpa" not in ops
-    qk, soft, av = (ops[f"layer/attn/sdpa/{k}"] for k in ("qk", "softmax", "av"))
+    qk, scale, soft, av = (ops[f"layer/attn/sdpa/{k}"] for k in ("qk", "scale", "softmax", "av"))
     # scores 24 x 197^2 = 931,416 per layer; each GEMM 2 x 931,416 x 64 = 119,221,248 FLOPs
     assert qk.flops == av.flops == 12 * 119_221_248
-    assert qk.op_class == av.op_class == "gemm" and soft.op_class == "elementwise"
+    assert qk.op_class == av.op_class == "gemm"
+    assert soft.op_class == scale.op_class == "elementwise"
     # q k^T reads q and k (24 x 197 x 64 x 2 B each) and writes the scores (931,416 x 2 B)
     assert qk.bytes == 12 * 2 * (2 * 24 * 197 * 64 + 931_416) == 36_878_400
-    # softmax reads the scores and writes the probabilities
-    assert soft.bytes == 12 * 2 * 2 * 931_416 == 44_707_968
+    # the scale reads the scores and writes them scaled (a Python float: nothing else read),
+    # one multiply each; softmax reads the scores and writes the probabilities
+    assert scale.bytes == soft.bytes == 12 * 2 * 2 * 931_416 == 44_707_968
+    assert scale.flops == 12 * 931_416
     fused = _vit_b16_ops("eager")["layer/attn/sdpa"]
-    assert qk.flops + soft.flops + av.flops == fused.flops
-    assert qk.launches == soft.launches == av.launches == 12
+    assert qk.flops + scale.flops + soft.flops + av.flops == fused.flops
+    assert qk.launches == scale.launches == soft.launches == av.launches == 12
+    assert [p.removeprefix("layer/attn/sdpa/") for p in ops if p.startswith("layer/attn/sdpa/")] \
+        == ["qk", "scale", "softmax", "av"]
 
 
 def test_timm_files_before_torch_2_read_as_unfused(tmp_path):
@@ -368,7 +376,9 @@ def test_unfused_softmax_under_autocast_writes_fp32_worked_by_hand():
     assert amp["layer/attn/sdpa/softmax"].bytes == 12 * 6 * scores
     assert amp["layer/attn/sdpa/softmax/cast_out"].bytes == 12 * 6 * scores
     assert [p.removeprefix("layer/attn/sdpa/") for p in amp if p.startswith("layer/attn/sdpa/")] \
-        == ["qk", "softmax", "softmax/cast_out", "av"]
+        == ["qk", "scale", "softmax", "softmax/cast_out", "av"]
+    # the scale runs in the scores' 16 bits (autocast leaves mul to its inputs' type)
+    assert amp["layer/attn/sdpa/scale"].bytes == plain["layer/attn/sdpa/scale"].bytes
     assert amp["layer/attn/sdpa/softmax/cast_out"].launches == 12
     assert amp["layer/attn/sdpa/qk"].bytes == plain["layer/attn/sdpa/qk"].bytes
     # fused attention under autocast has no softmax of its own: nothing changes there

@@ -37,6 +37,13 @@ def test_backward_and_optimizer_worked_by_hand():
     assert step["patch_embed/backward"].flops == forward["patch_embed"].flops
     # GELU: dy and x in, dx out, against x in and y out: 1.5x the bytes
     assert step["layer/mlp/gelu/backward"].bytes == 1.5 * forward["layer/mlp/gelu"].bytes
+    # unfused attention's scale, y = x * c: dy in, dx out, as many bytes as the forward's
+    unfused = {o.path: o for o in config_rooflines(c, gpu, "unfused")}
+    old_step = {o.path: o for o in training_rooflines(c, gpu, "unfused", torch_version="1.12")}
+    scale = unfused["layer/attn/sdpa/scale"]
+    assert old_step["layer/attn/sdpa/scale/backward"].bytes == scale.bytes
+    assert old_step["layer/attn/sdpa/softmax/backward"].bytes == \
+        1.5 * unfused["layer/attn/sdpa/softmax"].bytes
     # SGD, momentum and Nesterov: 44 B a parameter (8 + 12 + 12 + 12) in 4 kernels; torch 2
     # runs them foreach: 150 tensors in ceil(150 / 36) = 5 launches each
     sgd = step["optimizer/sgd"]
