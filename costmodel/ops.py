@@ -60,7 +60,8 @@ def _tensors(shapes):
              matmul=lambda s: Matmul("gemm", 1, s.tokens, s.out_features, s.in_features),
              weights=lambda s: Weights(s.in_features * s.out_features,
                                        s.out_features if s.bias else 0),
-             profile_key=lambda s: (s.in_features, s.out_features), autocast="lower")
+             profile_key=lambda s: (s.in_features, s.out_features), autocast="lower",
+             backward_reduction=lambda s: s.tokens * s.out_features if s.bias else 0)
 def linear(*, tokens, in_features, out_features, bias: bool, elem_bytes) -> OpCost:
     """y = x W^T + b over `tokens` rows.
 
@@ -93,6 +94,8 @@ def _conv_counted(ins, outs):
              weights=lambda s: Weights(s.in_chans * s.kernel ** 2 * s.out_chans, s.out_chans),
              # NB: the patch embedding's input, the image, needs no gradient
              backward=_weight_only_backward,
+             # and its bias vector's gradient sums the output's over every pixel (always there)
+             backward_reduction=lambda s: s.batch * s.out_pixels * s.out_chans,
              profile_key=lambda s: (s.in_chans * s.kernel * s.kernel, s.out_chans),
              autocast="lower", unpack=_conv_counted)
 def conv2d(*, batch, in_chans, out_chans, kernel, out_pixels, bias: bool, elem_bytes) -> OpCost:
@@ -165,6 +168,9 @@ def softmax(*, numel, elem_bytes) -> OpCost:
              aten_ops=("aten::layer_norm", "aten::native_layer_norm"),
              per_element=5,  # mean, subtract, variance, normalise; affine adds 2 (scale, shift)
              profile_key=_by_name("layer_norm"), autocast="fp32",
+             # backward with weights: one kernel reads dy and x and writes dx, another reads dy
+             # and x again for the weights' gradients: 5 tensors against the forward's 2
+             backward_traffic=lambda s: 2.5 if s.affine else ELEMENTWISE_BACKWARD_TRAFFIC,
              unpack=lambda ins, outs: dict(numel=elements(outs), affine=True, elem_bytes=1),
              torch_op="reference.op_calls:layer_norm")
 def layer_norm(*, numel, affine: bool, elem_bytes) -> OpCost:
@@ -204,7 +210,12 @@ def mul(*, numel, elem_bytes, other_numel=None) -> OpCost:
 
 @register_op("add", op_class="elementwise", aten_ops=("aten::add", "aten::add_"),
              per_element=1, profile_key=_by_name("add"), autocast="promote",
-             torch_op="reference.op_calls:add")
+             torch_op="reference.op_calls:add",
+             # backward: the sum passes dy on to both inputs (no kernel); where the residual
+             # stream forks, its two gradients are summed (read 2, write 1: the forward's bytes);
+             # a broadcast term's gradient is dy summed over the batch (dy in, the term out)
+             backward_traffic=lambda s: 1.0 if s.other_numel is None else
+             (s.numel + s.other_numel) / (2 * s.numel + s.other_numel))
 def add(*, numel, elem_bytes, other_numel=None) -> OpCost:
     """Elementwise sum of two tensors (residuals), or of a tensor and a smaller one broadcast over
     it (the position table, shared by the batch: `other_numel` = its elements, read once)."""

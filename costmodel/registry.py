@@ -14,7 +14,8 @@ consumer needs to know about it, so that no consumer branches on an op's name:
   matrix, autocast's weight casts);
 - `backward`: the FLOPs of its gradient in a training step; `backward_traffic`, for a pointwise
   op, its backward's bytes over its forward's (default 1.5: dy and x in, dx out, against x in
-  and y out);
+  and y out); `backward_reduction`, the elements its backward sums in a kernel of its own (a
+  linear layer's bias gradient: its output's gradient summed over the tokens);
 - `profile_key` (and `profile_seconds` where one key is not enough): the curve of a device
   profile it is looked up in (planners/profile.py), and `torch_op`, how `coreplan profile` runs it
   alone;
@@ -158,6 +159,7 @@ class OpDef:
     weights: Callable | None = None  # shape -> Weights
     backward: Callable | None = None  # (forward flop, shape, launches, attention_backward) -> flop
     backward_traffic: Callable | None = None  # shape -> backward bytes / forward bytes (pointwise)
+    backward_reduction: Callable | None = None  # shape -> elements its backward sums in a kernel
     profile_key: Callable | None = None  # shape -> the profile curve's key
     profile_seconds: Callable | None = None  # (lookup(key, work), shape) -> seconds per launch
     eager: EagerKernels | None = None

@@ -7,9 +7,14 @@ forward op then has a backward op (`backward_op`):
   patch convolution, whose input needs none; flash attention's backward 2.5x) at the forward's
   tile and wave efficiency, so its compute and its traffic scale by that ratio; one launch per
   gradient (two for 2x, one otherwise);
-- an elementwise op y = f(x) moves 1.5x its forward bytes: forward reads x and writes y, backward
-  reads dy and x (or y) and writes dx; a cast's backward is a cast (1x), and so is a product
-  by a constant's (unfused attention's scale: dx = dy * c);
+- an elementwise op y = f(x) moves its record's `backward_traffic` times its forward bytes, by
+  default 1.5x: forward reads x and writes y, backward reads dy and x (or y) and writes dx; a
+  cast's backward is a cast (1x), and so is a product by a constant's (unfused attention's scale:
+  dx = dy * c); LayerNorm with weights 2.5x (dy and x read again by the weights' gradient
+  kernel); a residual add 1x (dy passes to both inputs; the forked stream's two gradients are
+  summed, read 2 write 1); a broadcast add's term gets dy summed over the batch;
+- an op whose record names a `backward_reduction` adds a kernel reading that many elements of its
+  gradient (`reduction_ops`: a linear layer's and the patch convolution's bias gradient);
 and the optimizer updates every parameter (fp32 master weights), as torch's optimizers run it
 (`optimizer_ops`):
 - SGD with momentum and Nesterov (timm's benchmark default), single-tensor: buf.mul_ (8 B),
@@ -75,6 +80,23 @@ def backward_op(op: OpRoofline, attention_backward: str = "flash") -> OpRoofline
     return replace(out, host_s=per_launch_host * launches)
 
 
+def reduction_ops(op: OpRoofline, device: DeviceSpec) -> tuple[OpRoofline, ...]:
+    """The kernel an op's backward adds to sum a gradient (its record's `backward_reduction`:
+    a linear layer's bias gradient reads its output's gradient, tokens x out, and writes out),
+    launched as often as the op; none for an op without one."""
+    record = REGISTRY.get(op.op)
+    if record is None or record.backward_reduction is None or op.shape is None:
+        return ()
+    elements = record.backward_reduction(op.shape)
+    if not elements:
+        return ()
+    nbytes = op.launches * elements * op.shape.elem_bytes
+    per_launch_host = op.host_s / op.launches if op.launches else 0.0
+    return (OpRoofline(op.path + "/backward/reduce", "reduce", "elementwise", 0, nbytes,
+                       op.launches, 0.0, nbytes / device.memory_bandwidth_bytes_per_s, None,
+                       host_s=per_launch_host * op.launches),)
+
+
 def optimizer_ops(config: Config, device: DeviceSpec, optimizer: str = "sgd",
                   torch_version: str | None = None, host_per_launch: float = 0.0) -> tuple:
     """The optimizer step over every parameter and, before torch 2.0, the accumulation of
@@ -100,6 +122,7 @@ def training_rooflines(config: Config, device: DeviceSpec, runtime: str = "eager
     """Forward, backward and optimizer ops of one training step (sum them with
     planners.roofline.latency_s)."""
     forward = config_rooflines(config, device, runtime)
-    backward = tuple(backward_op(op, attention_backward) for op in reversed(forward))
+    backward = tuple(k for op in reversed(forward)
+                     for k in (backward_op(op, attention_backward), *reduction_ops(op, device)))
     return forward + backward + optimizer_ops(config, device, optimizer, torch_version,
                                               host_per_launch_s(device, runtime))

@@ -37,6 +37,24 @@ def test_backward_and_optimizer_worked_by_hand():
     assert step["patch_embed/backward"].flops == forward["patch_embed"].flops
     # GELU: dy and x in, dx out, against x in and y out: 1.5x the bytes
     assert step["layer/mlp/gelu/backward"].bytes == 1.5 * forward["layer/mlp/gelu"].bytes
+    # LayerNorm with weights: dy and x read by the input's gradient kernel and again by the
+    # weights', dx written: 5 tensors against the forward's 2
+    assert step["layer/norm1/backward"].bytes == 2.5 * forward["layer/norm1"].bytes
+    # a residual add: dy passes to both inputs, the forked stream's two gradients are summed
+    # (read 2, write 1), the forward's bytes; the position table's gradient sums dy over the
+    # batch: 394 x 768 read, 197 x 768 written, against 394 x 768 + 197 x 768 read and 394 x 768
+    # written forward (fp16)
+    assert step["layer/attn/residual/backward"].bytes == forward["layer/attn/residual"].bytes
+    pos = forward["pos_embed/add"]
+    assert pos.bytes == 2 * (2 * 394 + 197) * 768
+    assert step["pos_embed/add/backward"].bytes == 2 * (394 + 197) * 768
+    # each linear layer's bias gradient: its output's gradient summed over the 2 x 197 = 394
+    # tokens, a kernel of its own reading 394 x 3072 fp16 values for fc1, once a layer
+    reduce = step["layer/mlp/fc1/backward/reduce"]
+    assert reduce.bytes == 12 * 394 * 3072 * 2 and reduce.launches == 12
+    assert reduce.op_class == "elementwise" and reduce.flops == 0
+    # and the patch embedding's bias (its bias vector is always read): 2 x 196 x 768 fp16 values
+    assert step["patch_embed/backward/reduce"].bytes == 2 * 196 * 768 * 2
     # unfused attention's scale, y = x * c: dy in, dx out, as many bytes as the forward's
     unfused = {o.path: o for o in config_rooflines(c, gpu, "unfused")}
     old_step = {o.path: o for o in training_rooflines(c, gpu, "unfused", torch_version="1.12")}
