@@ -168,7 +168,12 @@ def memory(model: str, resolution: Optional[str] = Resolution(None, NATIVE_HELP)
          caption=(f"MB: 10^6 bytes, as plan's GB are 10^9; dtype {dtype}"
                   + (" (the device's best supported, as plan takes it)" if dtype_auto else "")
                   + (f"\nfootprint on {dev.name} with {framework}: {dev.footprint.source}"
-                     if fp else "")))
+                     if fp else "")
+                  + (f"\nfootprint/activations: the peak's tensors up to "
+                     f"{dev.footprint.mapped_above_bytes / 2**20:g} MiB at x"
+                     f"{dev.footprint.activation_factor:.3g} (the allocator keeps what is freed); "
+                     f"activations_mapped: those above it, once (mapped apart, returned when "
+                     f"freed)" if fp and dev.footprint.mapped_above_bytes else "")))
 
 
 @app.command()

@@ -152,6 +152,10 @@ def test_memory_command_reports_the_footprint(cli):
     assert doc["footprint_bytes"] > 2 * doc["total_bytes"]
     code, _, err = cli("memory", "dinov2-small", "--resolution", "518", "--framework", "jax")
     assert code == 2 and "unknown framework 'jax'" in err
+    # the CPU's terms split the activations at glibc's threshold, and the caption says how
+    code, out, err = cli("memory", "dinov2-small", "--resolution", "1022", "--batch", "8")
+    assert code == 0, err
+    assert "footprint/activations_mapped" in out and "up to 32 MiB" in " ".join(out.split())
 
 
 def test_the_catalog_cpu_footprint_is_the_fit_of_the_committed_data():
