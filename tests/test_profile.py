@@ -212,6 +212,43 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
     assert back.mapped_above_bytes == known.mapped_above_bytes
 
 
+def test_a_small_footprint_process_is_measured_again_and_an_odd_run_outvoted(monkeypatch):
+    """A process with under 256 MB of activations is measured twice; where the two peaks differ
+    by more than 3% a third run decides (the median). The fake: dinov2-small at 224 px (4 MB of
+    activations) peaks at 350, then 320 (8.6% apart), then 352 MB: 350 MB is fitted on; a process
+    of about 1 GB (veca-small, 1024 px, batch 12) runs once."""
+    import reference.footprint as rf
+    from planners import footprint_fit
+    from reference.own_device import footprint_terms
+
+    peaks = {"dinov2-small": [350e6, 320e6, 352e6], "veca-small": [1600e6]}
+    calls = []
+
+    def fake(model, side, *, batch=1, cores=None, impl=None, threads=2, **_):
+        calls.append(model)
+        runs = peaks[model]
+        return rf.Footprint(200e6, 300e6, runs[(calls.count(model) - 1) % len(runs)])
+
+    seen = []
+    monkeypatch.setattr(rf, "measure", fake)
+    monkeypatch.setattr(footprint_fit, "fit_model", lambda rows, **_: seen.extend(rows) or "fit")
+    configs = [("torch", "dinov2-small", 224, 1, None), ("torch", "veca-small", 1024, 12, 64)] * 2
+    terms, ran, _ = footprint_terms(2, configs=configs)
+    assert calls.count("veca-small") == 2  # once each time it is listed
+    assert calls.count("dinov2-small") == 6  # three runs each time
+    assert terms == "fit" and ran == 4
+    assert [r.forward_bytes for r in seen] == [350e6, 1600e6, 350e6, 1600e6]
+
+
+def test_two_footprint_runs_that_agree_are_averaged():
+    from reference.footprint import Footprint
+    from reference.own_device import _centre, _disagree
+
+    a, b = Footprint(200, 300, 500_000_000), Footprint(202, 304, 510_000_000)  # 2% apart
+    assert not _disagree([a, b]) and _centre([a, b]) == Footprint(201, 302, 505_000_000)
+    assert _disagree([a, Footprint(200, 300, 460_000_000)])  # 8.7% apart
+
+
 def test_an_interrupted_profile_writes_nothing(tmp_path):
     out = tmp_path / "never.toml"
     proc = subprocess.Popen([sys.executable, "-m", "coreplan.cli", "profile", "--name", "x",
