@@ -304,18 +304,22 @@ def _sdpa_backward(forward, s, launches, attention_backward):
 
 def _sdpa_profiled(lookup, s):
     """Three regimes, chosen per element: few queries (the cores' call), few keys (the patches'
-    call), and the rest (square-ish: dense and masked attention)."""
+    call), and the rest (square-ish: dense and masked attention). Only the regimes the elements
+    fall in are looked up: a masked call is square, and a profile measures masked attention on
+    square calls only."""
     import numpy as np
 
     masked = bool(getattr(s, "masked", False))
     work = REGISTRY["sdpa"].profile_work(s)
-    regimes = {regime: lookup((regime, s.head_dim, masked), work)
-               for regime in ("few_queries", "few_keys", "square")}
-    if any(v is None for v in regimes.values()):
-        return None
     q, kv = np.asarray(s.q_len), np.asarray(s.kv_len)
-    return np.where(q <= SHORT, np.where(kv <= SHORT, regimes["square"], regimes["few_queries"]),
-                    np.where(kv <= SHORT, regimes["few_keys"], regimes["square"]))
+    regime = np.where(q <= SHORT, np.where(kv <= SHORT, "square", "few_queries"),
+                      np.where(kv <= SHORT, "few_keys", "square"))
+    needed = sorted(set(np.unique(regime).tolist()))
+    seconds = {r: lookup((r, s.head_dim, masked), work) for r in needed}
+    if any(v is None for v in seconds.values()):
+        return None
+    return np.select([regime == r for r in needed],
+                     [np.broadcast_to(seconds[r], regime.shape) for r in needed])
 
 
 def _sdpa_unfused(s) -> tuple[Part, ...]:

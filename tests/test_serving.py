@@ -277,14 +277,18 @@ def test_cli_solve_devices_and_chart(capsys, tmp_path):
     assert code == 0
     docs = json.loads(out)
     for d in docs:
-        assert d["result"]["latency_ms"]["p99"] <= 3000 < d["one_fewer"]["latency_ms"]["p99"]
+        # one fewer misses the objective, or serves less than is offered (then its percentiles
+        # are a transient's, whatever they came to in this run)
+        assert d["result"]["latency_ms"]["p99"] <= 3000
+        assert d["one_fewer_unstable"] or d["one_fewer"]["latency_ms"]["p99"] > 3000
         assert d["result"]["devices"] == d["devices"]
+    assert any(d["one_fewer_unstable"] for d in docs)
     assert chart.stat().st_size > 10_000 and "p99 latency" in chart.read_text()
 
 
 def test_cli_solve_devices_exits_3_when_no_fleet_can(capsys):
     # veca-small at 512 px on this CPU: dense dinov3-small takes longer for one image (plan says
-    # 412.6 ms) than the 400 ms objective; VECA at C = 64 (353 ms) can be served
+    # 402.2 ms) than the 400 ms objective; VECA at C = 64 (347 ms) can be served
     dense = json.loads(run(capsys, "plan", "dinov3-small", "--device", "cpu-epyc-2core",
                            "--resolution", "512", "--dtype", "fp32", "--format", "json")[1])
     assert dense["chosen"]["latency_ms"] > 400
