@@ -185,20 +185,17 @@ def agreement(first: Path, second: Path) -> str:
 
 def _device_held_out(path: Path, device):
     """A device's footprint terms against every row of a footprint file that its profile did
-    not measure itself (reference/own_device.FOOTPRINT)."""
+    not measure itself (planners.footprint_fit.FIT, the processes `coreplan profile` runs)."""
     from costmodel.memory import inference_memory
     from planners.footprint import footprint
-    from planners.footprint_fit import HeldOut, read_observations
-    from reference.own_device import FOOTPRINT
+    from planners.footprint_fit import FIT_KEYS, HeldOut, read_observations
 
-    seen = {("hf" if f == "transformers" else "reference", m, str(s), str(b))
-            for f, m, s, b, _ in FOOTPRINT}
     rows = read_observations(path)
     key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
     model = device.footprint
     out = [HeldOut(row, o.forward_bytes, footprint(o.config, model, o.framework).total_bytes,
                    inference_memory(o.config).total_bytes)
-           for row, o in rows if key(row) not in seen]
+           for row, o in rows if key(row) not in FIT_KEYS]
     return model, 0, out
 
 

@@ -7,8 +7,8 @@ An implementation (`AttentionImpl`) is registered once by `register_attention` a
   count, tile, profile and differentiate them);
 - `live_bytes`: what its call keeps live besides q, k, v, its output and the logsumexp
   (costmodel/memory.py: the inference peak): one number for one tensor, or a list of the
-  tensors' bytes (an allocator may treat large tensors apart: planners/footprint.py), and `saved`: what one layer keeps for backward from
-  the call, by name (the training memory);
+  tensors' bytes (an allocator may treat large tensors apart: planners/footprint.py), and
+  `saved`: what one layer keeps for backward from the call, by name (the training memory);
 - `kernel`: the PyTorch kernel that runs it (reference/attention.py, named "module:function" so
   that costmodel stays torch-free, or a callable): `kernel(q, k, v, *, core_tokens, compiled)` on
   q, k, v of shape (B, H, S, d), returning (B, S, H*d);
@@ -101,9 +101,9 @@ def _split_saved(c, u) -> dict:
     return {"sdpa_outputs": 2 * u["X"] + u["lse"]}  # two calls: each output kept
 
 
-def _mask_bytes(c, u) -> int:
-    """The boolean (S, S) mask and the float mask SDPA derives from it."""
-    return c.seq_len * c.seq_len * (1 + c.elem_bytes)
+def _masks(c, u) -> list:
+    """The bytes of the boolean (S, S) mask and of the float mask SDPA derives from it."""
+    return [c.seq_len * c.seq_len, c.seq_len * c.seq_len * c.elem_bytes]
 
 
 register_attention(
@@ -119,8 +119,8 @@ register_attention(
     description="one SDPA over all S^2 scores with a boolean core-periphery mask (the oracle)",
     nodes=lambda d: [("sdpa_masked", "sdpa",
                       dict(q_len=d.seq_len, kv_len=d.seq_len, masked=True, **_common(d)))],
-    live_bytes=lambda c, u: [c.seq_len * c.seq_len, c.seq_len * c.seq_len * c.elem_bytes],
-    saved=lambda c, u: {"sdpa_outputs": u["X"] + u["lse"], "mask": _mask_bytes(c, u)})
+    live_bytes=_masks,
+    saved=lambda c, u: {"sdpa_outputs": u["X"] + u["lse"], "mask": sum(_masks(c, u))})
 register_attention(
     "flex", kind="core", kernel="reference.attention:flex",
     description="FlexAttention with a block-sparse core-periphery BlockMask",

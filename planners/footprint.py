@@ -19,10 +19,10 @@
               + workspace_bytes                        (first-forward workspaces, thread pools)
 
 The peak is the forward's stage (costmodel.memory.inference_stage_tensors) where the two
-activation terms together are largest. Each term is named in the result. The numbers are a device's `footprint` table (devices.toml;
-this module reads and writes it): measured on the CPU this project runs on (planners/
-footprint_fit.py fits them on a few configurations, benchmarks/footprint.py holds the rest out),
-documented assumptions for GPUs.
+activation terms together are largest. Each term is named in the result. The numbers are a
+device's `footprint` table (devices.toml; this module reads and writes it): measured on the CPU
+this project runs on (planners/footprint_fit.py fits them on a few configurations,
+benchmarks/footprint.py holds the rest out), documented assumptions for GPUs.
 """
 
 from __future__ import annotations
