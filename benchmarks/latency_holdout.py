@@ -3,8 +3,12 @@
 Times dense ViTs built by a third party (Hugging Face transformers Dinov2 / DINOv3ViT from a config,
 random init, their default attention) and coreplan's own reference models at resolutions, batches
 and core budgets that are in neither the profile (op micro-benchmarks only) nor the committed
-validate data, with the trusted protocol (warm-up, a machine probe between repeats, busy rows
-re-timed). Run it on a quiet machine:
+validate data, with the trusted protocol (warm-up, a machine probe between repeats) in interleaved
+rounds: every configuration is built first, then each round times each of them once
+(`--min-time` / `--rounds` seconds of calls), so that the VM's drift over minutes reaches all of
+them alike; a row is the median of its quiet rounds, its `time_ms_iqr` the spread between rounds,
+and a configuration with fewer than half its rounds quiet gets as many again. Run it on a quiet
+machine:
 
     .venv/bin/python benchmarks/latency_holdout.py --device-file profile.toml --device NAME \
         [--out results.csv] [--threads 2]
@@ -14,7 +18,8 @@ re-timed). Run it on a quiet machine:
 `--against` compares the measured times of two runs of the same configurations: how far the machine
 agrees with itself (raw, and normalised by the probe), the floor under any prediction's error.
 Each row is written as a measurement record (costmodel/measurements.py; `note` says which
-implementation ran) as soon as it is timed; the summary prints MAPE and the share within ±10%.
+implementation ran and how many rounds were quiet) when the rounds end, or, interrupted, for every
+configuration with a quiet round; the summary prints MAPE and the share within ±10%.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from planners.accuracy import predict_measurement
 from planners.devices import get_device
 from reference.machine import machine_name
 from reference.models import build_model, forward_kwargs, hf_model
-from reference.timing import Probe, time_call
+from reference.timing import Probe
 
 # (implementation, catalog model, side px, batch, C or None, impl)
 HOLDOUT = (
@@ -76,7 +81,10 @@ def main() -> int:
     parser.add_argument("--device-file")
     parser.add_argument("--out", default="holdout.csv")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--min-time", type=float, default=1.0)
+    parser.add_argument("--min-time", type=float, default=1.0,
+                        help="seconds of timed calls per configuration, spread over the rounds")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds: each times every configuration once")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--report", help="only predict the rows of this file, timing nothing")
     parser.add_argument("--against", help="with --report: an earlier run of the same "
@@ -92,49 +100,85 @@ def main() -> int:
         return 0
     if args.against:
         parser.error("--against goes with --report")
+    if args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     torch.set_num_threads(args.threads)
     writer = MeasurementWriter(args.out, args.resume)
-    probe = Probe("cpu")
-    probe.settle()
     from costmodel.measurements import latest
 
     done = {r.key() for r in latest(writer.records) if not r.busy}  # busy rows are re-timed
+    todo = {}
+    for source, name, side, batch, cores, impl in HOLDOUT:
+        c = configure(get_model(name), side, cores=cores, batch=batch, impl=impl)
+        key = (name, str(side), str(c.core_tokens), c.impl, str(batch), "fp32", "cpu", "eager",
+               "transformers" if source == "hf" else "torch")
+        if key not in done:
+            todo[(source, c)] = None
     try:
-        for source, name, side, batch, cores, impl in HOLDOUT:
-            c = configure(get_model(name), side, cores=cores, batch=batch, impl=impl)
-            key = (name, str(side), str(c.core_tokens), c.impl, str(batch), "fp32", "cpu", "eager",
-                   "transformers" if source == "hf" else "torch")
-            if key in done:
-                continue
-            record = _time_one(source, c, args, probe)
-            writer.write(record)
-            print(f"{record.label():45s} {source:9s} {record.time_ms_median:9.1f} ms "
-                  f"(IQR {record.time_ms_iqr:.1f}, probe x{record.probe_ratio:.2f}) {record.status}",
-                  file=sys.stderr)
+        with torch.no_grad():
+            _time_rounds(todo, args, writer)
     finally:
         writer.close()
     _summary(latest(writer.records), device)
     return 0
 
 
-def _time_one(source, c, args, probe) -> Measurement:
-    with torch.no_grad():
-        forward = forward_of(source, c.spec.name, c.height, c.batch, c.core_tokens, c.impl)
-        for attempt in range(3):  # a busy row is re-timed, up to twice
-            t = time_call(forward, min_run_time_s=args.min_time, min_repeats=5, warmup=2,
-                          threads=args.threads, probe=probe)
-            if t.busy_reason() is None:
-                break
+def _time_rounds(todo: dict, args, writer) -> None:
+    """Time the configurations in interleaved rounds (reference.timing.interleaved): each round
+    times every configuration for min_time / rounds seconds; a configuration's row is its rounds
+    combined. Where fewer than half of a configuration's rounds were quiet, it gets as many rounds
+    again (those configurations alone). Rows are written when the rounds end, or, interrupted, for
+    every configuration with a quiet round so far."""
+    from reference.timing import combine_rounds, interleaved
+
+    for key in todo:
+        todo[key] = forward_of(key[0], key[1].spec.name, key[1].height, key[1].batch,
+                               key[1].core_tokens, key[1].impl)
+    probe = Probe("cpu")
+    probe.settle()
+    timings = {key: [] for key in todo}
+    per_round = args.min_time / args.rounds
+    try:
+        for attempt in range(2):
+            calls = {k: f for k, f in todo.items()
+                     if attempt == 0 or 2 * _quiet(timings[k]) < len(timings[k])}
+            for _, key, t in interleaved(calls, args.rounds, min_run_time_s=per_round,
+                                         min_repeats=1, warmup=2 if attempt == 0 else 0,
+                                         threads=args.threads, probe=probe):
+                timings[key].append(t)
+    except KeyboardInterrupt:
+        timings = {k: ts for k, ts in timings.items() if _quiet(ts)}
+        print(f"interrupted: writing the {len(timings)} configurations with a quiet round",
+              file=sys.stderr)
+        raise
+    finally:
+        for key, ts in timings.items():
+            if ts:
+                record = _record(key[0], key[1], combine_rounds(ts), args.threads)
+                writer.write(record)
+                print(f"{record.label():45s} {key[0]:9s} {record.time_ms_median:9.1f} ms "
+                      f"(spread {record.time_ms_iqr:.1f} over {record.note.split('; ')[1]}, "
+                      f"probe x{record.probe_ratio or 0:.2f}) {record.status}", file=sys.stderr)
+
+
+def _quiet(timings) -> int:
+    return sum(1 for t in timings if t.busy_reason() is None)
+
+
+def _record(source: str, c, r, threads: int) -> Measurement:
+    """The measurement row of one configuration's combined rounds (reference.timing.Rounds):
+    time_ms_iqr is the spread between rounds."""
+    note = f"implementation: {source}; {r.quiet} of {r.rounds} rounds quiet"
     return Measurement(c.spec.name, c.height, c.core_tokens, c.impl, c.batch, c.dtype,
-                       "busy" if t.busy_reason() else "ok", family=c.spec.family,
+                       "busy" if r.busy else "ok", family=c.spec.family,
                        patch_tokens=c.patch_tokens, device="cpu", device_name=machine_name("cpu"),
                        runtime="eager", framework="transformers" if source == "hf" else "torch",
-                       torch_version=torch.__version__, threads=args.threads,
-                       time_ms_median=round(t.median_ms, 4), time_ms_iqr=round(t.iqr_ms, 4),
-                       time_ms_min=round(t.min_ms, 4), repeats=t.repeats,
-                       probe_ms=round(t.probe_ms, 4), probe_ratio=round(t.probe_ratio, 4),
-                       note=f"implementation: {source}" + (f"; {t.busy_reason()}"
-                                                           if t.busy_reason() else ""))
+                       torch_version=torch.__version__, threads=threads,
+                       time_ms_median=round(r.median_ms, 4), time_ms_iqr=round(r.spread_ms, 4),
+                       time_ms_min=round(r.min_ms, 4), repeats=r.repeats,
+                       probe_ms=round(r.probe_ms, 4) if r.probe_ms else None,
+                       probe_ratio=round(r.probe_ratio, 4) if r.probe_ratio else None,
+                       note=note + (f"; {r.busy}" if r.busy else ""))
 
 
 def _summary(records, device) -> None:

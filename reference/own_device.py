@@ -191,7 +191,7 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
     from reference.counting import make_inputs
     from reference.machine import machine_name
     from reference.models import build_model, forward_kwargs
-    from reference.timing import Probe, time_call
+    from reference.timing import Probe, interleaved
 
     if threads:
         torch.set_num_threads(threads)
@@ -204,18 +204,15 @@ def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
         net = build_model(c.spec, impl=c.impl).eval()
         images, kwargs = make_inputs(c, device), forward_kwargs(c.spec, c.core_tokens)
         runs.append((c, lambda net=net, images=images, kwargs=kwargs: net(images, **kwargs)))
+    calls = dict(runs)
     with torch.no_grad():
-        for round_ in range(ROUNDS):
-            for c, forward in runs:
-                if time.monotonic() > deadline:
-                    break
-                t = time_call(forward, min_run_time_s=0.15, min_repeats=2,
-                              warmup=1 if round_ == 0 else 0, device=device, probe=probe)
-                times.setdefault(c, []).append(t)
-                if attributed:
-                    found = attribute(forward)
-                    classes.setdefault(c, []).append([found.seconds[k] for k in OP_CLASSES]
-                                                     + [found.unattributed_s])
+        for _, c, t in interleaved(calls, ROUNDS, min_run_time_s=0.15, min_repeats=2,
+                                   device=device, probe=probe, deadline=deadline):
+            times.setdefault(c, []).append(t)
+            if attributed:
+                found = attribute(calls[c])
+                classes.setdefault(c, []).append([found.seconds[k] for k in OP_CLASSES]
+                                                 + [found.unattributed_s])
     rows, spent = [], []
     for c, timings in times.items():
         busy = [t.busy_reason() for t in timings if t.busy_reason()]

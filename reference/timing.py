@@ -171,3 +171,57 @@ def time_call(fn, *, min_run_time_s: float = 1.0, min_repeats: int = 5, warmup: 
     return Timing(statistics.median(times) * 1e3, (q3 - q1) * 1e3, min(times) * 1e3, len(times),
                   threads, probe_s * 1e3 if probe_s else None,
                   probe_s / probe.quiet_s if probe_s else None)
+
+
+def interleaved(calls: dict, rounds: int, *, min_run_time_s: float, min_repeats: int = 1,
+                warmup: int = 1, threads: int | None = None, device: str = "cpu",
+                probe: Probe | None = None, deadline: float | None = None):
+    """Time every call once per round, round after round: yields (round, key, Timing) as each is
+    timed. A machine whose speed drifts over minutes reaches every call alike, and a slow minute
+    costs each call one round rather than one call all of its repeats (a call's time is then the
+    median of its rounds: `combine_rounds`). `calls`: key -> no-argument callable; the warm-up
+    runs in the first round only; past `deadline` (time.monotonic()) nothing more is timed. The
+    caller keeps what was yielded if it stops early."""
+    for round_ in range(rounds):
+        for key, fn in calls.items():
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            yield round_, key, time_call(fn, min_run_time_s=min_run_time_s,
+                                         min_repeats=min_repeats,
+                                         warmup=warmup if round_ == 0 else 0, threads=threads,
+                                         device=device, probe=probe)
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """One call's rounds combined: `median_ms` the median of the quiet rounds' medians,
+    `spread_ms` their interquartile range (the drift between rounds; 0 with fewer than two),
+    `min_ms` the fastest call of any quiet round, `repeats` the calls of the quiet rounds, the
+    probe's median readings over them; `quiet` and `rounds` count the rounds. All rounds busy: the
+    same over all of them, `busy` set to the last round's reason."""
+
+    median_ms: float
+    spread_ms: float
+    min_ms: float
+    repeats: int
+    probe_ms: float | None
+    probe_ratio: float | None
+    quiet: int
+    rounds: int
+    busy: str | None
+
+
+def combine_rounds(timings: list[Timing]) -> Rounds:
+    """`Rounds` of one call's per-round timings (at least one)."""
+    if not timings:
+        raise ValueError("combine_rounds needs at least one round")
+    quiet = [t for t in timings if t.busy_reason() is None]
+    use = quiet or timings
+    medians = [t.median_ms for t in use]
+    q1, _, q3 = statistics.quantiles(medians, n=4) if len(medians) >= 2 else (medians[0],) * 3
+    probes = [t.probe_ms for t in use if t.probe_ms is not None]
+    ratios = [t.probe_ratio for t in use if t.probe_ratio is not None]
+    return Rounds(statistics.median(medians), q3 - q1, min(t.min_ms for t in use),
+                  sum(t.repeats for t in use), statistics.median(probes) if probes else None,
+                  statistics.median(ratios) if ratios else None, len(quiet), len(timings),
+                  None if quiet else timings[-1].busy_reason())

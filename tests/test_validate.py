@@ -9,7 +9,7 @@ import torch
 from coreplan.cli import main
 from costmodel.spec import get_model
 from reference.models import build_model
-from reference.timing import time_call
+from reference.timing import Timing, combine_rounds, interleaved, time_call
 from reference.training import BudgetSampler, training_step
 from costmodel.measurements import NAMES, read_measurements
 from reference.validate import memory_error
@@ -125,3 +125,30 @@ def test_resume_refuses_a_file_with_other_columns(tmp_path, capsys):
     old.write_text("model,resolution,core_tokens,impl,batch,dtype,device,status\n")
     assert main(REDUCED + ["--no-time", "--out", str(old), "--resume"]) == 2
     assert "columns differ" in capsys.readouterr().err
+
+
+def test_interleaved_rounds_visit_every_call_once_per_round_and_stop_at_the_deadline():
+    order = []
+    calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    seen = [(r, k) for r, k, _ in interleaved(calls, 3, min_run_time_s=0.0, min_repeats=1,
+                                              warmup=1, threads=1)]
+    assert seen == [(0, "a"), (0, "b"), (1, "a"), (1, "b"), (2, "a"), (2, "b")]
+    # one warm-up call each in the first round only, then one timed call per round
+    assert order == ["a", "a", "b", "b", "a", "b", "a", "b"]
+    assert list(interleaved(calls, 3, min_run_time_s=0.0, deadline=time.monotonic() - 1)) == []
+
+
+def test_combine_rounds_takes_the_median_of_the_quiet_rounds():
+    def t(median, ratio):
+        return Timing(median, 0.0, median * 0.9, 2, 1, 2.0 * ratio, ratio)
+
+    # a busy round (probe 2x, above the limit) is left out: the median of 10, 11, 13 is 11
+    r = combine_rounds([t(10.0, 1.0), t(30.0, 2.0), t(13.0, 1.1), t(11.0, 1.0)])
+    assert (r.median_ms, r.quiet, r.rounds, r.busy, r.repeats) == (11.0, 3, 4, None, 6)
+    assert r.min_ms == 9.0 and r.probe_ratio == 1.0
+    assert r.spread_ms == 13.0 - 10.0  # quartiles of three values: the outer two (exclusive method)
+    everything_busy = combine_rounds([t(30.0, 2.0), t(20.0, 2.0)])
+    assert everything_busy.quiet == 0 and everything_busy.median_ms == 25.0
+    assert "probe 2.00x" in everything_busy.busy
+    with pytest.raises(ValueError):
+        combine_rounds([])
