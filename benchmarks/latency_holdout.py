@@ -134,6 +134,7 @@ def _time_rounds(todo: dict, args, writer) -> None:
     for key in todo:
         todo[key] = forward_of(key[0], key[1].spec.name, key[1].height, key[1].batch,
                                key[1].core_tokens, key[1].impl)
+    torch.set_num_threads(args.threads)  # the probe's quiet time at the threads it times with
     probe = Probe("cpu")
     probe.settle()
     timings = {key: [] for key in todo}

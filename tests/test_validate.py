@@ -152,3 +152,43 @@ def test_combine_rounds_takes_the_median_of_the_quiet_rounds():
     assert "probe 2.00x" in everything_busy.busy
     with pytest.raises(ValueError):
         combine_rounds([])
+
+
+def test_holdout_rounds_write_every_configuration_with_a_quiet_round_when_interrupted(
+        tmp_path, monkeypatch):
+    """benchmarks/latency_holdout.py: interrupted in its third round, the two configurations timed
+    so far are written (their two finished rounds), and the interrupt goes on to the caller."""
+    import sys
+    from argparse import Namespace
+    from pathlib import Path
+
+    from costmodel.config import configure
+    from costmodel.measurements import MeasurementWriter
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import latency_holdout
+
+    calls = {"n": 0}
+
+    def forward_of(source, name, side, batch, cores, impl):
+        def forward():
+            calls["n"] += 1
+            if calls["n"] > 2 * 2 + 2 * 2:  # 2 warm-up calls each, then 2 rounds of one call
+                raise KeyboardInterrupt
+            time.sleep(0.002 if name == "dinov2-small" else 0.004)
+        return forward
+
+    monkeypatch.setattr(latency_holdout, "forward_of", forward_of)
+    todo = {("hf", configure(get_model("dinov2-small"), 224)): None,
+            ("reference", configure(get_model("veca-small"), 224, cores=16)): None}
+    out = tmp_path / "h.csv"
+    writer = MeasurementWriter(str(out), False)
+    args = Namespace(min_time=0.0, rounds=5, threads=torch.get_num_threads())  # the probe's too
+    with pytest.raises(KeyboardInterrupt):
+        latency_holdout._time_rounds(todo, args, writer)
+    writer.close()
+    rows = {r.model: r for r in read_measurements(out)}
+    assert set(rows) == {"dinov2-small", "veca-small"}
+    assert rows["dinov2-small"].note.startswith("implementation: hf; ")
+    assert all(" of 2 rounds quiet" in r.note and r.repeats <= 2 for r in rows.values())
+    assert 2.0 <= rows["dinov2-small"].time_ms_median < rows["veca-small"].time_ms_median
