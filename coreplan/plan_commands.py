@@ -198,6 +198,10 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
          batch: int = Batch(),
          dtype: str = option("dtype", "auto", help="fp32, bf16, fp16, or auto: each device's best supported."),
          latency_ms: Optional[str] = option("latency_ms", None, help="Latency budget per batch (ms)."),
+         latency_at: str = option("latency_at", "predicted", help="What --latency-ms is checked "
+                                  "against: predicted, or p95 (the top of the device's `ms "
+                                  "5-95%` interval: the time 95% of the held-out measurements "
+                                  "behind it stayed under)."),
          memory_gb: Optional[str] = option("memory_gb", None, help="Decimal GB."),
          throughput: Optional[str] = option("throughput", None, help="Minimum img/s."),
          cores_allowed: Optional[str] = option("cores_allowed", None, help="Core budgets --solve cores may choose, comma list (default: the model's)."),
@@ -236,7 +240,10 @@ def plan(model: str, device: str = option("device", ..., help="Device name(s), c
     max_batch = MAX_BATCH if max_batch is None else max_batch
     spec = get_model(model, model_file)
     budgets = Budgets(number(latency_ms, "latency_ms"), number(memory_gb, "memory_gb"),
-                      number(throughput, "throughput"))
+                      number(throughput, "throughput"), latency_at)
+    if latency_at != "predicted" and latency_ms is None:
+        raise CoreplanError(f"--latency-at {latency_at} says how --latency-ms is checked; give "
+                            f"--latency-ms")
     devs = [with_host_launch(get_device(d, device_file), host_launch_us)
             for d in names(device, "device")]
     _warn_demand(number(demand, "demand"))
@@ -347,7 +354,10 @@ def _plan_table(p, device) -> None:
     from planners.roofline import HOST_COST_SOURCE
 
     rows = plan_rows(p)
-    limits = ", ".join(f"{k}={v:g}" for k, v in vars(p.budgets).items() if v is not None) or "none"
+    limits = ", ".join(f"{k}={v:g}" for k, v in vars(p.budgets).items()
+                       if v is not None and k != "latency_at") or "none"
+    if p.budgets.latency_at != "predicted" and p.budgets.latency_ms is not None:
+        limits += f" (at {p.budgets.latency_at})"
     caption = chosen_line(p, device)
     if p.devices_needed:
         caption += (f"; devices for {p.demand_img_per_s:g} img/s: {p.devices_needed} (each "
@@ -357,6 +367,9 @@ def _plan_table(p, device) -> None:
     if p.economics is not None:
         caption += f"\n{economics_line(p.economics, device)}"
     caption += "\nms: predicted latency per batch; tightest: the limit closest to binding (use)"
+    if p.budgets.latency_at == "p95" and p.budgets.latency_ms is not None:
+        caption += ("\nlatency budget checked at the top of ms 5-95% (--latency-at p95), not at "
+                    "the prediction")
     if device.footprint is not None:
         caption += ("\nGB: the process footprint (runtime, weights, forward peak with the "
                     "allocator's overhead; `coreplan memory --device` lists the terms)")

@@ -32,17 +32,32 @@ def _positive(name: str, value) -> None:
         raise ArgumentError(name, f"must be a positive number, got {value!r}")
 
 
+LATENCY_AT = ("predicted", "p95")
+
+
 @dataclass(frozen=True)
 class Budgets:
-    """Limits a plan must meet; None = no limit. Device memory capacity always applies."""
+    """Limits a plan must meet; None = no limit. Device memory capacity always applies.
+    `latency_at`: what the latency budget is checked against: the predicted latency, or "p95" the
+    top of the device's latency interval (`ms 5-95%`: the time that 95% of the held-out
+    measurements behind the interval stayed under, for the prediction's error)."""
 
     latency_ms: float | None = None
     memory_gb: float | None = None
     throughput_img_per_s: float | None = None
+    latency_at: str = "predicted"
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            _positive(name, value)
+            if name != "latency_at":
+                _positive(name, value)
+        if self.latency_at not in LATENCY_AT:
+            raise ArgumentError("latency_at", f"must be one of {', '.join(LATENCY_AT)}, got "
+                                f"{self.latency_at!r}")
+
+    def checked_latency_ms(self, c: "Candidate") -> float:
+        """The candidate's latency the budget is checked against."""
+        return c.latency_ms_interval[1] if self.latency_at == "p95" else c.latency_ms
 
 
 @dataclass(frozen=True)
@@ -145,16 +160,21 @@ def _candidate(c: Config, seconds: float, flops: float, device: DeviceSpec,
     memory = process_bytes(c, device, mode=mode, optimizer=optimizer)
     throughput = c.batch / seconds
     usage = {"capacity": memory / device.memory_capacity_bytes}
-    if budgets.latency_ms is not None:
-        usage["latency"] = seconds * 1e3 / budgets.latency_ms
-    if budgets.memory_gb is not None:
-        usage["memory"] = memory / (budgets.memory_gb * GB)
-    if budgets.throughput_img_per_s is not None:
-        usage["throughput"] = budgets.throughput_img_per_s / throughput
     interval = None
     if device.latency_interval:
         low = (work if host_bound else seconds) * device.latency_interval[0]
         interval = (low * 1e3, seconds * 1e3 * device.latency_interval[1])
+    if budgets.latency_ms is not None:
+        if budgets.latency_at == "p95" and interval is None:
+            raise ArgumentError("latency_at", f"p95 checks the budget at the top of the "
+                                f"device's latency interval, and {device.name} has none (a "
+                                f"calibrated or profiled device file carries one)")
+        checked = interval[1] if budgets.latency_at == "p95" else seconds * 1e3
+        usage["latency"] = checked / budgets.latency_ms
+    if budgets.memory_gb is not None:
+        usage["memory"] = memory / (budgets.memory_gb * GB)
+    if budgets.throughput_img_per_s is not None:
+        usage["throughput"] = budgets.throughput_img_per_s / throughput
     tightest = max(usage, key=usage.get)
     return Candidate(c.core_tokens or None, c.height, c.batch, flops, seconds * 1e3, interval,
                      memory, throughput, usage[tightest] <= 1.0, tightest, usage,
@@ -510,7 +530,8 @@ def describe(c: Candidate, budgets: Budgets, device: DeviceSpec) -> str:
     """The candidate's tightest constraint in words, e.g. 'latency 25.1 ms > 20 ms'."""
     sign = ">" if not c.feasible else "<="
     if c.tightest == "latency":
-        return f"latency {c.latency_ms:.4g} ms {sign} {budgets.latency_ms:g} ms"
+        at = " at the interval's top (p95)" if budgets.latency_at == "p95" else ""
+        return f"latency {budgets.checked_latency_ms(c):.4g} ms{at} {sign} {budgets.latency_ms:g} ms"
     if c.tightest == "memory":
         return f"memory {c.memory_bytes / GB:.4g} GB {sign} {budgets.memory_gb:g} GB"
     if c.tightest == "throughput":

@@ -223,7 +223,8 @@ def test_plan_json_has_the_documented_schema(cli):
     assert {"device", "model", "resolution", "batch", "dtype", "runtime", "budgets", "chosen",
             "candidates", "baseline", "devices_needed"} <= set(doc)
     assert doc["runtime"] == "eager"
-    assert doc["budgets"] == {"latency_ms": 25.0, "memory_gb": 10.0, "throughput_img_per_s": None}
+    assert doc["budgets"] == {"latency_ms": 25.0, "memory_gb": 10.0, "throughput_img_per_s": None,
+                              "latency_at": "predicted"}
     keys = {"cores", "flops", "latency_ms", "latency_ms_interval", "memory_bytes",
             "throughput_img_per_s", "feasible", "tightest"}
     assert all(keys <= set(c) for c in doc["candidates"]) and keys <= set(doc["baseline"])
@@ -259,6 +260,10 @@ def test_plan_infeasible_exits_3_with_one_line(cli):
      "--cores-allowed 12 invalid"),
     (("plan", "veca-base", "--device", "l4", "--solve", "width"), "unknown solve"),
     (("calibrate", "--measurements", "nope.csv", "--device", "cpu-epyc-2core"), "no such file"),
+    (("plan", "veca-base", "--device", "l4", "--resolution", "512", "--latency-at", "p95"),
+     "give --latency-ms"),
+    (("plan", "veca-base", "--device", "l4", "--resolution", "512", "--latency-ms", "9",
+      "--latency-at", "p99"), "--latency-at must be one of predicted, p95"),
 ])
 def test_plan_and_calibrate_bad_input(cli, args, message):
     code, _, err = cli(*args)
@@ -351,3 +356,36 @@ def test_a_model_file_model_can_be_calibrated(tmp_path, cli):
                          "--model-file", str(model), "--format", "json")
     assert code == 0, err
     assert json.loads(out)["efficiencies"]["gemm"] == pytest.approx(0.6, rel=0.05)
+
+
+def test_latency_at_p95_checks_the_budget_at_the_interval_top():
+    """With --latency-at p95 a core budget fits where its interval's top is within the budget: a
+    budget between C=32's prediction and its interval's top admits C=32 at the prediction and
+    not at p95; the p95 answer is the largest C whose top fits."""
+    device = get_device("cpu-epyc-2core")
+    spec = get_model("veca-small")
+    loose = plan(spec, device, resolution=448, dtype="fp32", budgets=Budgets())
+    by_c = {c.cores: c for c in loose.candidates}
+    low, high = by_c[32].latency_ms_interval
+    assert low < by_c[32].latency_ms < high
+    budget = (by_c[32].latency_ms + high) / 2
+    at_prediction = plan(spec, device, resolution=448, dtype="fp32", budgets=Budgets(budget))
+    at_p95 = plan(spec, device, resolution=448, dtype="fp32",
+                  budgets=Budgets(budget, latency_at="p95"))
+    assert at_prediction.chosen.cores >= 32 and at_p95.chosen.cores < 32
+    fits = [c for c, x in by_c.items() if x.latency_ms_interval[1] <= budget]
+    assert at_p95.chosen.cores == max(fits)
+    assert at_p95.chosen.usage["latency"] == at_p95.chosen.latency_ms_interval[1] / budget
+
+
+def test_latency_at_p95_refuses_a_device_without_an_interval(tmp_path, cli):
+    path = tmp_path / "d.toml"
+    path.write_text('[devices.bare]\nkind = "cpu"\npeak_flops_per_s = { fp32 = 1e11 }\n'
+                    'memory_bandwidth_bytes_per_s = 1e10\nmemory_capacity_bytes = 1e10\n'
+                    'source = "a test"\n')
+    code, _, err = cli("plan", "veca-small", "--device", "bare", "--device-file", str(path),
+                       "--resolution", "224", "--latency-ms", "100", "--latency-at", "p95")
+    assert code == 2 and "bare has none" in err and len(err.strip().splitlines()) == 1
+    code, _, _ = cli("plan", "veca-small", "--device", "bare", "--device-file", str(path),
+                     "--resolution", "224", "--latency-ms", "100")
+    assert code in (0, 3)
