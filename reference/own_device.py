@@ -135,7 +135,12 @@ def _measured_on(device: str, run) -> str:
     return f"{machine_name(device)}, {n} thread{'s' if n != 1 else ''}, torch {torch.__version__}"
 
 
-ROUNDS = 3  # the calibration's models are timed in turn, round after round (the VM's speed drifts)
+# the calibration's models are timed in turn, round after round (the VM's speed drifts). Three
+# back-to-back calibrations against one profile's curves (2026-12-01, 2 cores) gave gemm 0.92,
+# 0.95, 1.00 as the probe's median went 2.51, 2.43, 2.41 ms: what a calibration measures moves
+# with the machine's speed while it runs. Five rounds took the whole profile to 296 s of its 300
+# (the calibration 71 s) with no sign of a steadier result, so three it is.
+ROUNDS = 3
 
 
 def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
