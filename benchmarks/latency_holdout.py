@@ -195,17 +195,21 @@ def _summary(records, device) -> None:
     scales = [probe_scale(r, device) for r, _ in rows]
     scaled = (np.array([p * s / r.time_s - 1 for (r, p), s in zip(rows, scales)])
               if rows and all(scales) else None)
-    print(f"\n{'configuration':45s} {'impl.':9s} {'measured':>9s} {'predicted':>9s} {'error':>7s}"
-          + (f" {'probe':>6s} {'scaled':>7s}" if scaled is not None else ""))
+    print(f"\n{'configuration':45s} {'impl.':9s} {'measured':>9s} {'IQR':>5s} {'predicted':>9s} "
+          f"{'error':>7s}" + (f" {'probe':>6s} {'scaled':>7s}" if scaled is not None else ""))
     for i, ((r, p), e) in enumerate(zip(rows, errors)):
         source = (r.note or "").split(";")[0].removeprefix("implementation: ")
         extra = f" {scales[i]:6.2f} {scaled[i]:+7.1%}" if scaled is not None else ""
-        print(f"{r.label():45s} {source:9s} {r.time_ms_median:9.1f} {p * 1e3:9.1f} {e:+7.1%}{extra}")
+        spread = f"{r.time_ms_iqr / r.time_ms_median:5.1%}" if r.time_ms_iqr is not None else ""
+        print(f"{r.label():45s} {source:9s} {r.time_ms_median:9.1f} {spread:>5s} {p * 1e3:9.1f} "
+              f"{e:+7.1%}{extra}")
     busy = sum(1 for r in records if r.status == "busy")
     print(f"\nheld-out rows: {len(rows)} ({busy} busy rows left out); {_line(errors)}")
     if scaled is not None:
         print(f"scaled by the probe (the machine's speed then over the profile's, median "
               f"{np.median(scales):.2f}): {_line(scaled)}")
+    print("IQR: the measured time's interquartile range over its median (between the rounds, in "
+          "a file timed in rounds; within its one block in one timed before)")
 
 
 def _agreement(first, second) -> None:
