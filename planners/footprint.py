@@ -111,7 +111,10 @@ def footprint(c: Config, model: FootprintModel, framework: str = "torch") -> Foo
     """The footprint of a process running one inference forward of `c`."""
     if framework not in model.baseline_bytes:
         known = ", ".join(model.baseline_bytes) or "none"
-        raise CoreplanError(f"no footprint baseline for framework {framework!r} (known: {known})")
+        raise CoreplanError(f"no footprint baseline for framework {framework!r} (known: {known}): "
+                            f"this device's footprint terms measured no {framework} process (a "
+                            f"profile within a small --budget-s leaves them out; a larger one "
+                            f"measures them)")
     if framework == "transformers" and c.spec.is_core:  # its process would be another's
         raise CoreplanError(f"transformers has no {c.spec.name} (core-periphery models run in "
                             f"plain torch): use --framework torch")
