@@ -208,6 +208,10 @@ def _summary(records, device) -> None:
     if scaled is not None:
         print(f"scaled by the probe (the machine's speed then over the profile's, median "
               f"{np.median(scales):.2f}): {_line(scaled)}")
+    if len(errors) > 1:  # one factor for the whole run: the machine's speed then, as the rows say
+        offset = float(np.median(errors))
+        print(f"with the run's median error ({offset:+.1%}) taken out of every row: "
+              f"{_line((1 + errors) / (1 + offset) - 1)}")
     print("IQR: the measured time's interquartile range over its median (between the rounds, in "
           "a file timed in rounds; within its one block in one timed before)")
 
