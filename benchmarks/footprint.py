@@ -229,9 +229,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from costmodel.errors import CoreplanError
+    from costmodel.errors import script_main
 
-    try:
-        sys.exit(main())
-    except CoreplanError as e:  # a file without the rows asked for: one line, not a traceback
-        sys.exit(f"error: {e}")
+    script_main(main)  # a file without the rows asked for: one line, exit 2

@@ -102,6 +102,8 @@ def main() -> int:
         parser.error("--against goes with --report")
     if args.rounds < 1:
         parser.error("--rounds must be 1 or more")
+    if not args.min_time > 0:
+        parser.error("--min-time must be a positive number of seconds")
     torch.set_num_threads(args.threads)
     writer = MeasurementWriter(args.out, args.resume)
     from costmodel.measurements import latest
@@ -238,4 +240,6 @@ def _line(errors) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from costmodel.errors import script_main
+
+    script_main(main)  # an unknown device, a missing or malformed file: one line, exit 2

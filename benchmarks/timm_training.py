@@ -50,4 +50,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from costmodel.errors import script_main
+
+    script_main(main)

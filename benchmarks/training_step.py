@@ -65,5 +65,18 @@ def main(name: str = "veca-small", resolution: int = 128, batch: int = 4,
           f"expected {expected / 1e9:.2f} GFLOP/step under weights {list(spec.budget_weights)}")
 
 
+def _arguments(argv: list[str]) -> list:
+    from costmodel.errors import CoreplanError
+
+    if len(argv) > 4:
+        raise CoreplanError("usage: training_step.py [MODEL] [RESOLUTION] [BATCH] [TEACHER]")
+    try:
+        return [int(a) if i in (1, 2) else a for i, a in enumerate(argv)]
+    except ValueError:
+        raise CoreplanError(f"RESOLUTION and BATCH are whole numbers, got {argv[1:3]}") from None
+
+
 if __name__ == "__main__":
-    main(*(int(a) if i in (1, 2) else a for i, a in enumerate(sys.argv[1:])))
+    from costmodel.errors import script_main
+
+    script_main(lambda: main(*_arguments(sys.argv[1:])))

@@ -50,3 +50,16 @@ def check_choice(kind: str, value: str, allowed) -> str:
     if value not in allowed:
         raise CoreplanError(f"unknown {kind} {value!r}; choose one of {', '.join(allowed)}")
     return value
+
+
+def script_main(main) -> None:
+    """A benchmark script's entry point: exit with main()'s status (None: 0); bad input (a
+    CoreplanError) is one line on stderr and exit status 2, as in the CLI."""
+    import sys
+
+    try:
+        status = main()
+    except CoreplanError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(status)

@@ -433,3 +433,22 @@ def test_absurd_demand_and_objective_are_answered_with_a_warning(cli, argv, said
 def test_lists_naming_a_value_twice_and_absurd_variation_are_refused(cli, argv, said):
     code, _, err = cli(*argv)
     assert one_line(code, err) and said in err
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("timm_holdout.py", ("--timm-dir", "no-such-dir"), "two devices at least"),
+    ("training_step.py", ("veca-small", "abc"), "RESOLUTION and BATCH are whole numbers"),
+    ("latency_holdout.py", ("--device", "h10", "--report", "x.csv"), "unknown device 'h10'"),
+])
+def test_benchmark_scripts_answer_bad_input_in_one_line(script, args, message):
+    """The benchmark scripts a user runs by hand: bad input is one line on stderr and exit 2
+    (costmodel.errors.script_main), never a traceback or an empty table."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
