@@ -5,9 +5,12 @@ Three stages within one time budget (default 300 s with start-up, on 2 cores):
    point beside the machine probe, busy points and falling curves measured again;
 2. calibration: a small fixed set of whole models spanning the op mix (VECA split and masked,
    DINOv2 with a learned position table, DINOv3 with RoPE; small and base; a few sides and
-   batches), timed as `validate` times them (interleaved rounds: the machine's drift reaches them
-   all alike); on a CPU each round also runs each model under the profiler, and each op class's
-   efficiency is its ops' profiled seconds over the seconds the models spent in them, and the
+   batches), timed as `validate` times them in interleaved rounds spread over the profile (one
+   before the op curves, one after them, one at the end), so that the machine's drift over the
+   profile's minutes reaches them all alike and its size, the spread between a model's rounds,
+   widens the latency interval; on a CPU each round also runs each model under the profiler,
+   and each op class's efficiency is its ops' profiled seconds over the seconds the models
+   spent in them, and the
    per-op overhead the time between the top-level ops over the graph's launches
    (reference/attribution.py, planners/calibrate.calibrate_attributed); elsewhere the
    efficiencies are fitted as `calibrate` fits them with the overhead held at the profile's
@@ -92,32 +95,50 @@ def measure(name: str, *, device: str = "cpu", dtype: str = "fp32", threads: int
         nonlocal mark
         took[stage], mark = time.monotonic() - mark, time.monotonic()
 
+    # the calibration's rounds: one before the op curves, one after them, one at the end (after
+    # the footprint), each a third of its share
+    rounds, per_round = None, budget.get("calibration", 0.0) / ROUNDS
+
+    def calibration_round(which: str) -> None:
+        nonlocal mark
+        if rounds is None:
+            return
+        say("calibration", f"round {which} of {ROUNDS}: {len(CALIBRATION)} whole models, about "
+                           f"{per_round:.0f} s")
+        begin = time.monotonic()
+        rounds.round(begin + per_round)
+        took["calibration"] = took.get("calibration", 0.0) + time.monotonic() - begin
+        mark = time.monotonic()
+
+    if "calibration" in stages:
+        say("calibration", f"{len(CALIBRATION)} whole models in {ROUNDS} rounds spread over the "
+                           f"profile, about {budget['calibration']:.0f} s in all")
+        built = time.monotonic()
+        rounds = CalibrationRounds(CALIBRATION, device, dtype, threads, attributed=device == "cpu")
+        took["calibration"] = time.monotonic() - built
+        calibration_round("1")
     say("curves", f"op times, about {budget['curves']:.0f} s")
     run = run_profile(device=device, dtype=dtype, threads=threads, budget_s=budget["curves"],
                       source=_source(device, dtype), on_point=on_point)
     spec = replace(profiled_device(name, device, run), measured_on=_measured_on(device, run))
     done("curves")
-    calibration, note = None, "not made"
-    if "calibration" in stages:
-        say("calibration", f"{len(CALIBRATION)} whole models, about {budget['calibration']:.0f} s")
-        calibration, note = _calibrate(spec, device, dtype, threads,
-                                       start + _until(budget, stages, "calibration"))
-        if calibration is not None:
-            spec = calibration.device
-        done("calibration")
-    rows, left = 0, ""
+    for which in range(2, ROUNDS):
+        calibration_round(str(which))
+    rows, left, terms = 0, "", None
     if "footprint" in stages:
         say("footprint", f"{len(FOOTPRINT)} fresh processes, about {budget['footprint']:.0f} s")
-        terms, rows, left = footprint_terms(threads, start + budget_s, device=spec)
-        if terms is not None:
-            spec = replace(spec, footprint=terms)
+        last_round = per_round if rounds is not None else 0.0  # kept for the round at the end
+        terms, rows, left = footprint_terms(threads, start + budget_s - last_round, device=spec)
         done("footprint")
+    calibration_round(str(ROUNDS))
+    calibration, note = None, "not made"
+    if rounds is not None:
+        calibration, note = _calibrate(spec, rounds)
+        if calibration is not None:
+            spec = calibration.device
+    if terms is not None:
+        spec = replace(spec, footprint=terms)
     return OwnDevice(spec, run, calibration, note, rows, time.monotonic() - start, took, left)
-
-
-def _until(budget: dict, stages: list, stage: str) -> float:
-    """Seconds from the start by which `stage` must end (its share and every earlier one's)."""
-    return sum(budget[s] for s in stages[:stages.index(stage) + 1])
 
 
 def _source(device: str, dtype: str) -> str:
@@ -143,15 +164,14 @@ def _measured_on(device: str, run) -> str:
 ROUNDS = 3
 
 
-def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
-    """Time the CALIBRATION models until the deadline, interleaved (each round times every model
-    once, so that the machine's drift reaches them all alike; a model's time is the median of
-    its rounds) and fit the efficiencies and overhead relative to the profile (as `calibrate`
-    does); (Calibration or None, a line)."""
+def _calibrate(spec, rounds: "CalibrationRounds"):
+    """Fit the efficiencies and overhead relative to the profile (as `calibrate` does) to the
+    CALIBRATION models' rounds (a model's time is the median of its rounds); the latency interval
+    of the held-out error widened by the machine's drift between the rounds (`widened`);
+    (Calibration or None, a line)."""
     from planners.calibrate import calibrate, calibrate_attributed
 
-    attributed = device == "cpu"  # the profiler's CPU times are the ops' own only on a CPU
-    rows, spent = _time_interleaved(CALIBRATION, device, dtype, threads, deadline, attributed)
+    rows, spent = rounds.records()
     timed = [i for i, r in enumerate(rows) if r.timed]
     groups = {round(rows[i].resolution / 64) for i in timed}
     if len(groups) < 2:
@@ -160,7 +180,7 @@ def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
     # on a CPU each class's efficiency and the per-op overhead (the time between the top-level
     # ops) are measured by attribution; elsewhere ten rows cannot tell an overhead from the
     # efficiencies: it is held at the profile's dispatch cost and the three are fitted
-    if attributed:
+    if rounds.attributed:
         cal = calibrate_attributed([rows[i] for i in timed], [spent[i][:-1] for i in timed],
                                    spec, spec.profile.dispatch_s, [spent[i][-1] for i in timed])
     else:
@@ -170,71 +190,148 @@ def _calibrate(spec, device: str, dtype: str, threads, deadline: float):
         return None, f"not used: {problems[0]}"
     # the speed these times stand for: the probe's median reading while they were timed
     readings = [rows[i].probe_ms for i in timed if rows[i].probe_ms]
+    device = cal.device
     if readings:
-        profile = replace(cal.device.profile, probe_ms=statistics.median(readings))
-        cal = replace(cal, device=replace(cal.device, profile=profile))
+        device = replace(device, profile=replace(device.profile,
+                                                 probe_ms=statistics.median(readings)))
+    drift = rounds.drift()
+    if drift is not None and device.latency_interval:
+        device = replace(device, latency_interval=widened(device.latency_interval, drift))
+    cal = replace(cal, device=device)
     h = cal.holdout
-    how = "attributed by op class" if attributed else "fitted"
+    how = "attributed by op class" if rounds.attributed else "fitted"
     eff = ", ".join(f"{k} {v:.2f}" for k, v in cal.fit.efficiency.items())
+    lo, hi = device.latency_interval or (None, None)
+    spread = (f"; the rounds, {rounds.span_s():.0f} s apart at most, moved x{drift[0]:.3f} to "
+              f"x{drift[1]:.3f} (5-95%), so the interval is x{lo:.3f} to x{hi:.3f}"
+              if drift is not None and lo else "")
     return cal, (f"{h.rows} whole models, efficiencies {how} ({eff}), held out by resolution: "
                  f"MAPE {h.mape:.1%}, within ±10% {h.within_10pct:.0%}, max |error| "
-                 f"{h.max_abs_error:.1%}")
+                 f"{h.max_abs_error:.1%}{spread}")
+
+
+def widened(interval: tuple[float, float], drift: tuple[float, float]) -> tuple[float, float]:
+    """A latency interval (measured / predicted, 5-95%) widened by the machine's own drift (a
+    model's round over its median, 5-95%): on each side of the interval's geometric middle, the
+    two log-widths added in quadrature, as for two independent errors (the model's on a
+    configuration, the machine's speed when it runs). A drift of (1, 1) leaves it as it is."""
+    import math
+
+    middle = math.sqrt(interval[0] * interval[1])
+    low = math.hypot(math.log(interval[0] / middle), math.log(min(drift[0], 1.0)))
+    high = math.hypot(math.log(interval[1] / middle), math.log(max(drift[1], 1.0)))
+    return middle * math.exp(-low), middle * math.exp(high)
+
+
+class CalibrationRounds:
+    """The calibration's whole models, built once and timed a round at a time beside the machine
+    probe (reference.timing.interleaved: each round times each model once), so that the rounds
+    can be spread over the profile: one before the op curves, one between the stages, one at the
+    end. What they measure then stands for the minutes the profile took, and the spread between a
+    model's rounds is the machine's drift over them. With `attributed`, each round also runs each
+    model once under the profiler (reference/attribution.py)."""
+
+    def __init__(self, cases, device: str, dtype: str, threads, attributed: bool = False):
+        import torch
+
+        from reference.counting import make_inputs
+        from reference.models import build_model, forward_kwargs
+        from reference.timing import Probe
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.device, self.attributed = device, attributed
+        self.probe = Probe(device)
+        self.probe.settle()
+        self.calls, self.times, self.classes, self.starts = {}, {}, {}, []
+        for model, side, batch, cores, impl in cases:
+            c = configure(get_model(model), side, cores=cores, batch=batch, impl=impl,
+                          dtype=dtype)
+            torch.manual_seed(0)
+            net = build_model(c.spec, impl=c.impl).eval()
+            images, kwargs = make_inputs(c, device), forward_kwargs(c.spec, c.core_tokens)
+            self.calls[c] = lambda net=net, images=images, kwargs=kwargs: net(images, **kwargs)
+
+    def round(self, deadline: float) -> int:
+        """One round (warm-up calls in the first); nothing more is timed past `deadline`
+        (time.monotonic()). Returns how many models it timed."""
+        import torch
+
+        from costmodel.registry import OP_CLASSES
+        from reference.attribution import attribute
+        from reference.timing import interleaved
+
+        first, timed = not self.starts, 0
+        self.starts.append(time.monotonic())
+        with torch.no_grad():
+            for _, c, t in interleaved(self.calls, 1, min_run_time_s=0.15, min_repeats=2,
+                                       warmup=1 if first else 0, device=self.device,
+                                       probe=self.probe, deadline=deadline):
+                self.times.setdefault(c, []).append(t)
+                timed += 1
+                if self.attributed:
+                    found = attribute(self.calls[c])
+                    self.classes.setdefault(c, []).append(
+                        [found.seconds[k] for k in OP_CLASSES] + [found.unattributed_s])
+        return timed
+
+    def span_s(self) -> float:
+        """Seconds from the first round's start to the last's."""
+        return self.starts[-1] - self.starts[0] if self.starts else 0.0
+
+    def drift(self) -> tuple[float, float] | None:
+        """5th and 95th percentile of each model's quiet rounds over that model's median, pooled
+        over the models with two quiet rounds or more; None with fewer than four such ratios."""
+        import numpy as np
+
+        ratios = []
+        for timings in self.times.values():
+            quiet = [t.median_ms for t in timings if not t.busy_reason()]
+            if len(quiet) >= 2:
+                middle = statistics.median(quiet)
+                ratios += [q / middle for q in quiet]
+        if len(ratios) < 4:
+            return None
+        low, high = np.percentile(ratios, [5, 95])
+        return float(low), float(high)
+
+    def records(self) -> tuple[list, list]:
+        """Measurement records of the models timed so far (a model's time the median of its
+        quiet rounds) and, per record, its mean seconds per op class (OP_CLASSES order) followed
+        by its unattributed seconds, or None."""
+        import torch
+
+        from costmodel.measurements import Measurement
+        from reference.machine import machine_name
+
+        rows, spent = [], []
+        for c, timings in self.times.items():
+            busy = [t.busy_reason() for t in timings if t.busy_reason()]
+            quiet = [t for t in timings if not t.busy_reason()] or timings
+            rows.append(Measurement(
+                c.spec.name, c.height, c.core_tokens, c.impl, c.batch, c.dtype,
+                "busy" if len(busy) == len(timings) else "ok", family=c.spec.family,
+                patch_tokens=c.patch_tokens, device=self.device,
+                device_name=machine_name(self.device), threads=torch.get_num_threads(),
+                repeats=sum(t.repeats for t in quiet),
+                time_ms_median=statistics.median(t.median_ms for t in quiet),
+                time_ms_iqr=statistics.median(t.iqr_ms for t in quiet),  # the spread within a round
+                probe_ms=_median(t.probe_ms for t in quiet),
+                probe_ratio=_median(t.probe_ratio for t in quiet),
+                note=f"calibration, {len(quiet)} of {len(timings)} rounds quiet"))
+            split = self.classes.get(c)
+            spent.append([statistics.mean(k) for k in zip(*split)] if split else None)
+        return rows, spent
 
 
 def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
                       attributed: bool = False) -> tuple[list, list]:
-    """Measurement records of whole models, timed in ROUNDS interleaved rounds beside the
-    machine probe (reference/timing.py); models that do not fit the deadline are left out. With
-    `attributed`, each round also runs each model once under the profiler (reference/
-    attribution.py); the second list holds each record's mean seconds per op class (OP_CLASSES
-    order) followed by its unattributed seconds, or None."""
-    import torch
-
-    from costmodel.measurements import Measurement
-    from costmodel.registry import OP_CLASSES
-    from reference.attribution import attribute
-    from reference.counting import make_inputs
-    from reference.machine import machine_name
-    from reference.models import build_model, forward_kwargs
-    from reference.timing import Probe, interleaved
-
-    if threads:
-        torch.set_num_threads(threads)
-    probe = Probe(device)
-    probe.settle()
-    runs, times, classes = [], {}, {}
-    for model, side, batch, cores, impl in cases:
-        c = configure(get_model(model), side, cores=cores, batch=batch, impl=impl, dtype=dtype)
-        torch.manual_seed(0)
-        net = build_model(c.spec, impl=c.impl).eval()
-        images, kwargs = make_inputs(c, device), forward_kwargs(c.spec, c.core_tokens)
-        runs.append((c, lambda net=net, images=images, kwargs=kwargs: net(images, **kwargs)))
-    calls = dict(runs)
-    with torch.no_grad():
-        for _, c, t in interleaved(calls, ROUNDS, min_run_time_s=0.15, min_repeats=2,
-                                   device=device, probe=probe, deadline=deadline):
-            times.setdefault(c, []).append(t)
-            if attributed:
-                found = attribute(calls[c])
-                classes.setdefault(c, []).append([found.seconds[k] for k in OP_CLASSES]
-                                                 + [found.unattributed_s])
-    rows, spent = [], []
-    for c, timings in times.items():
-        busy = [t.busy_reason() for t in timings if t.busy_reason()]
-        quiet = [t for t in timings if not t.busy_reason()] or timings
-        rows.append(Measurement(
-            c.spec.name, c.height, c.core_tokens, c.impl, c.batch, c.dtype,
-            "busy" if len(busy) == len(timings) else "ok", family=c.spec.family,
-            patch_tokens=c.patch_tokens, device=device, device_name=machine_name(device),
-            threads=torch.get_num_threads(), repeats=sum(t.repeats for t in quiet),
-            time_ms_median=statistics.median(t.median_ms for t in quiet),
-            time_ms_iqr=statistics.median(t.iqr_ms for t in quiet),  # the spread within a round
-            probe_ms=_median(t.probe_ms for t in quiet),
-            probe_ratio=_median(t.probe_ratio for t in quiet),
-            note=f"calibration, {len(quiet)} of {len(timings)} rounds quiet"))
-        split = classes.get(c)
-        spent.append([statistics.mean(k) for k in zip(*split)] if split else None)
-    return rows, spent
+    """CalibrationRounds' records of `cases`, their ROUNDS rounds run back to back until the
+    deadline."""
+    rounds = CalibrationRounds(cases, device, dtype, threads, attributed)
+    for _ in range(ROUNDS):
+        rounds.round(deadline)
+    return rounds.records()
 
 
 def _median(values) -> float | None:

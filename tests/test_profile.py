@@ -515,3 +515,32 @@ def test_a_device_files_host_launch_runtimes_keep_the_defaults_for_the_rest(devi
     (device,) = load_devices(path).values()
     assert device.host_launch_s == {"eager": 2e-05, "compiled": defaults["compiled"],
                                     "unfused": defaults["unfused"]}
+
+
+def test_the_latency_interval_is_widened_by_the_machines_drift_in_quadrature():
+    """reference.own_device.widened, by hand: (x0.9, x1.1) and a drift of (x0.9, x1.1) around
+    the middle sqrt(0.99) = 0.99499: low side log-widths -0.10034 and -0.10536, in quadrature
+    0.14550, so 0.99499 * exp(-0.14550) = 0.86026; high side 0.10034 and 0.09531 -> 0.13839, so
+    0.99499 * exp(0.13839) = 1.14266. No drift leaves the interval as it is."""
+    from reference.own_device import widened
+
+    assert widened((0.9, 1.1), (0.9, 1.1)) == pytest.approx((0.86026, 1.14266), abs=2e-5)
+    assert widened((0.944, 1.053), (1.0, 1.0)) == pytest.approx((0.944, 1.053))
+
+
+def test_the_calibration_rounds_drift_pools_each_models_rounds_over_its_median():
+    """CalibrationRounds.drift by hand: model a's quiet rounds 10, 11, 9 ms (its median 10: ratios
+    1.0, 1.1, 0.9; a busy round of 30 ms left out), model b's 20, 20 (1.0, 1.0); pooled and
+    sorted 0.9, 1.0, 1.0, 1.0, 1.1: the 5th percentile at 0.2 of the first step, 0.92, the 95th
+    at 0.8 of the last, 1.08 (linear interpolation). Under four ratios: no drift."""
+    from reference.own_device import CalibrationRounds
+    from reference.timing import Timing
+
+    def t(ms, ratio=1.0):
+        return Timing(ms, 0.0, ms, 2, 1, 2.0 * ratio, ratio)
+
+    rounds = CalibrationRounds.__new__(CalibrationRounds)
+    rounds.times = {"a": [t(10.0), t(11.0), t(30.0, ratio=2.0), t(9.0)], "b": [t(20.0), t(20.0)]}
+    assert rounds.drift() == pytest.approx((0.92, 1.08))
+    rounds.times = {"a": [t(10.0), t(11.0)], "b": [t(20.0)]}
+    assert rounds.drift() is None
