@@ -54,7 +54,8 @@ def check_choice(kind: str, value: str, allowed) -> str:
 
 def script_main(main) -> None:
     """A benchmark script's entry point: exit with main()'s status (None: 0); bad input (a
-    CoreplanError) is one line on stderr and exit status 2, as in the CLI."""
+    CoreplanError) is one line on stderr and exit status 2, an interrupt exit status 130, as in
+    the CLI (what the script finished before it is its own to keep)."""
     import sys
 
     try:
@@ -62,4 +63,7 @@ def script_main(main) -> None:
     except CoreplanError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     sys.exit(status)
