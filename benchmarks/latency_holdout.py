@@ -108,7 +108,9 @@ def main() -> int:
     writer = MeasurementWriter(args.out, args.resume)
     from costmodel.measurements import latest
 
-    done = {r.key() for r in latest(writer.records) if not r.busy}  # busy rows are re-timed
+    # busy rows are re-timed, and rows with fewer than half of --rounds quiet (an interrupted run)
+    done = {r.key() for r in latest(writer.records)
+            if not r.busy and 2 * _rounds_quiet(r, args.rounds) >= args.rounds}
     todo = {}
     for source, name, side, batch, cores, impl in HOLDOUT:
         c = configure(get_model(name), side, cores=cores, batch=batch, impl=impl)
@@ -162,6 +164,15 @@ def _time_rounds(todo: dict, args, writer) -> None:
                 print(f"{record.label():45s} {key[0]:9s} {record.time_ms_median:9.1f} ms "
                       f"(spread {record.time_ms_iqr:.1f} over {record.note.split('; ')[1]}, "
                       f"probe x{record.probe_ratio or 0:.2f}) {record.status}", file=sys.stderr)
+
+
+def _rounds_quiet(record, rounds: int) -> int:
+    """The quiet rounds a written row says it had ("k of n rounds quiet" in its note); a row
+    timed in one block (before rounds) counts as all `rounds`."""
+    import re
+
+    found = re.search(r"(\d+) of \d+ rounds quiet", record.note or "")
+    return int(found.group(1)) if found else rounds
 
 
 def _quiet(timings) -> int:

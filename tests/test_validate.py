@@ -202,3 +202,24 @@ def test_holdout_rounds_write_every_configuration_with_a_quiet_round_when_interr
     assert rows["dinov2-small"].note.startswith("implementation: hf; ")
     assert all(" of 2 rounds quiet" in r.note and r.repeats <= 2 for r in rows.values())
     assert 2.0 <= rows["dinov2-small"].time_ms_median < rows["veca-small"].time_ms_median
+
+
+def test_holdout_resume_counts_the_quiet_rounds_a_row_says_it_had():
+    """--resume keeps a row whose note says at least half of --rounds were quiet; an interrupted
+    run's "2 of 2 rounds quiet" is re-timed under --rounds 5; a row timed in one block (no
+    rounds in its note) is kept."""
+    import sys
+    from pathlib import Path
+
+    from costmodel.measurements import Measurement
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import latency_holdout
+
+    def row(note):
+        return Measurement("veca-small", 224, 16, "split", 1, "fp32", "ok", note=note)
+
+    assert latency_holdout._rounds_quiet(row("implementation: hf; 2 of 2 rounds quiet"), 5) == 2
+    assert latency_holdout._rounds_quiet(row("implementation: reference; 3 of 5 rounds quiet"),
+                                         5) == 3
+    assert latency_holdout._rounds_quiet(row("implementation: hf"), 5) == 5
