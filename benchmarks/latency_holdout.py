@@ -19,7 +19,8 @@ machine:
 agrees with itself (raw, and normalised by the probe), the floor under any prediction's error.
 Each row is written as a measurement record (costmodel/measurements.py; `note` says which
 implementation ran and how many rounds were quiet) when the rounds end, or, interrupted, for every
-configuration with a quiet round; the summary prints MAPE and the share within ±10%.
+configuration with a quiet round (`--resume` times again a row with fewer than half of `--rounds`
+quiet, as such an interrupted row is); the summary prints MAPE and the share within ±10%.
 """
 
 from __future__ import annotations
