@@ -48,6 +48,11 @@ def _units(c: Config) -> dict[str, int]:
                 lse=LOGSUMEXP_BYTES * B * s.num_heads * S)
 
 
+def residual_bytes(c: Config) -> int:
+    """One (B, S, D) tensor: the residual stream's bytes (the unit X below)."""
+    return _units(c)["X"]
+
+
 def inference_stage_tensors(c: Config) -> dict[str, list[int]]:
     """The bytes of each tensor live at each candidate peak of one forward (no_grad), as the
     module docstring enumerates them: a fused qkv projection is one (B, S, 3D) tensor whose views

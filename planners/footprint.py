@@ -144,7 +144,7 @@ def training_footprint(c: Config, model: FootprintModel, optimizer_states: int =
     MLP's temporaries are split as a forward's are, and the saved activations (pieces of at
     least one residual-stream tensor, bar the norms' statistics) count once where that tensor is
     above the threshold: the inference rule carried over, not measured on a training process."""
-    from costmodel.memory import inference_stage_tensors, training_memory
+    from costmodel.memory import inference_stage_tensors, residual_bytes, training_memory
 
     forward = footprint(c, model, framework)
     mem = training_memory(c, optimizer_states)
@@ -154,8 +154,7 @@ def training_footprint(c: Config, model: FootprintModel, optimizer_states: int =
     if model.mapped_above_bytes:
         heap, mapped = split_tensors(inference_stage_tensors(c)["mlp"], model.mapped_above_bytes)
         saved = mem.terms["saved_activations"]
-        residual = c.batch * c.seq_len * c.spec.embed_dim * c.elem_bytes
-        if residual > model.mapped_above_bytes:
+        if residual_bytes(c) > model.mapped_above_bytes:
             mapped += saved
         else:
             heap += saved

@@ -303,41 +303,24 @@ class CalibrationRounds:
 
         from costmodel.measurements import Measurement
         from reference.machine import machine_name
+        from reference.timing import combine_rounds
 
         rows, spent = [], []
         for c, timings in self.times.items():
-            busy = [t.busy_reason() for t in timings if t.busy_reason()]
+            r = combine_rounds(timings)
             quiet = [t for t in timings if not t.busy_reason()] or timings
             rows.append(Measurement(
                 c.spec.name, c.height, c.core_tokens, c.impl, c.batch, c.dtype,
-                "busy" if len(busy) == len(timings) else "ok", family=c.spec.family,
+                "busy" if r.busy else "ok", family=c.spec.family,
                 patch_tokens=c.patch_tokens, device=self.device,
                 device_name=machine_name(self.device), threads=torch.get_num_threads(),
-                repeats=sum(t.repeats for t in quiet),
-                time_ms_median=statistics.median(t.median_ms for t in quiet),
+                repeats=r.repeats, time_ms_median=r.median_ms,
                 time_ms_iqr=statistics.median(t.iqr_ms for t in quiet),  # the spread within a round
-                probe_ms=_median(t.probe_ms for t in quiet),
-                probe_ratio=_median(t.probe_ratio for t in quiet),
-                note=f"calibration, {len(quiet)} of {len(timings)} rounds quiet"))
+                probe_ms=r.probe_ms, probe_ratio=r.probe_ratio,
+                note=f"calibration, {r.quiet} of {r.rounds} rounds quiet"))
             split = self.classes.get(c)
             spent.append([statistics.mean(k) for k in zip(*split)] if split else None)
         return rows, spent
-
-
-def _time_interleaved(cases, device: str, dtype: str, threads, deadline: float,
-                      attributed: bool = False) -> tuple[list, list]:
-    """CalibrationRounds' records of `cases`, their ROUNDS rounds run back to back until the
-    deadline."""
-    rounds = CalibrationRounds(cases, device, dtype, threads, attributed)
-    for _ in range(ROUNDS):
-        rounds.round(deadline)
-    return rounds.records()
-
-
-def _median(values) -> float | None:
-    """The median of the values that are not None, or None."""
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
 
 
 def footprint_terms(threads: int | None = None, deadline: float | None = None,

@@ -482,10 +482,12 @@ def test_profile_rows_record_the_spread_of_repeated_forwards():
     import time
 
     from planners.calibrate import service_cv
-    from reference.own_device import _time_interleaved
+    from reference.own_device import ROUNDS, CalibrationRounds
 
-    rows, _ = _time_interleaved([("veca-small", 224, 1, 8, "split")], "cpu", "fp32", 1,
-                                time.monotonic() + 30)
+    rounds = CalibrationRounds([("veca-small", 224, 1, 8, "split")], "cpu", "fp32", 1)
+    for _ in range(ROUNDS):
+        rounds.round(time.monotonic() + 30)
+    rows, _ = rounds.records()
     (row,) = rows
     assert row.time_ms_iqr is not None and row.time_ms_iqr >= 0
     assert service_cv(rows) == pytest.approx(row.time_ms_iqr / 1.349 / row.time_ms_median)
