@@ -1,6 +1,8 @@
 """`coreplan profile`: time this machine's ops at the shapes the catalog's models produce.
 
-What is measured (each point: warm-up, then the median of repeated timed calls):
+What is measured (each point in two interleaved rounds, the second in reverse order, each round a
+fresh copy of its tensors, a warm-up call, then timed calls; the point's time is the median of
+its quiet rounds):
 - linear: every (in_features, out_features) pair of the catalog's projections and MLPs, over a
   geometric ladder of token counts (batch x sequence);
 - conv2d: every patch embedding (3*P*P -> D), over a ladder of output positions;
@@ -197,12 +199,12 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_point(fn, device: str, min_time_s: float, repeats: int) -> float:
-    """One call's median seconds (reference.timing.time_call: one warm-up call, then at least
-    `repeats` calls and `min_time_s` of them, at most 200)."""
+def time_point(fn, device: str, min_time_s: float, repeats: int, warmup: int = 1) -> float:
+    """One call's median seconds (reference.timing.time_call: `warmup` untimed calls, then at
+    least `repeats` calls and `min_time_s` of them, at most 200)."""
     from reference.timing import time_call
 
-    timing = time_call(fn, min_run_time_s=min_time_s, min_repeats=repeats, warmup=1,
+    timing = time_call(fn, min_run_time_s=min_time_s, min_repeats=repeats, warmup=warmup,
                        device=device, max_repeats=200)
     return timing.median_ms / 1e3
 
@@ -280,8 +282,7 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
     start = time.perf_counter()
     state = _MachineState()
     measured: dict[tuple, list[tuple[float, float]]] = {}
-    fastest: dict[str, float] = {}  # work per second seen so far, per kind
-    skipped, ratios, retried = 0, [], 0
+    ratios: list[float] = []  # the probe's reading of every point's round (its quietest try)
     points = all_points(device, torch_dtype)
     try:
         with torch.no_grad():
@@ -293,22 +294,12 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
             if probe is None:
                 probe = Probe(device)
                 probe.settle()
-            for index, point in enumerate(points):
-                if on_point:
-                    on_point(index, len(points), point)
-                if time.perf_counter() - start > budget_s:
-                    skipped += len(points) - index
-                    break
-                expected = point.work / fastest[point.kind] if point.kind in fastest else 0.0
-                timed = None if expected > 2 * max_call_s else _quiet(point, device, max_call_s,
-                                                                      probe)
-                if timed is None:
-                    skipped += 1
-                    continue
-                seconds, ratio, tries = timed
-                ratios.append(ratio)
-                retried += tries > 1
-                fastest[point.kind] = max(fastest.get(point.kind, 0.0), point.work / seconds)
+            timed_rounds, skipped, retried = _rounds(points, device, max_call_s, probe,
+                                                     lambda: time.perf_counter() - start > budget_s,
+                                                     on_point)
+            for point, rounds in timed_rounds.items():
+                seconds, point_ratios = _combined(rounds)
+                ratios.extend(point_ratios)
                 measured.setdefault((point.kind, point.key), []).append((point.work, seconds))
             if not any(kind == "linear" for kind, _ in measured):
                 _first_linear(points, measured, device, max_call_s)  # the peak needs one
@@ -319,7 +310,7 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
         torch.set_num_threads(previous)
     run = _result(measured, skipped, dispatch, bandwidth, dtype, threads or previous, source,
                   time.perf_counter() - start)
-    busy = sum(r > BUSY_PROBE_RATIO for r in ratios)
+    busy = sum(min(r for _, r in rounds) > BUSY_PROBE_RATIO for rounds in timed_rounds.values())
     run = replace(run, busy=busy, probe_ratio_max=max(ratios, default=None), notes=tuple(notes),
                   host_launch_s=host_launch)
     reading = probe.quiet_s * statistics.median(ratios) * 1e3 if ratios and probe.quiet_s else None
@@ -327,8 +318,10 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
         probe, ratios, retried, busy), probe_ms=reading))
 
 
-def _measure(point: Point, device: str, max_call_s: float) -> float | None:
-    """Median seconds of one point, or None when one call is far too slow for the budget."""
+def _measure(point: Point, device: str, max_call_s: float, share: float = 1.0) -> float | None:
+    """Median seconds of one point, or None when one call is far too slow for the budget. The
+    first call (which checks that) is the warm-up; then `share` of the point's timed calls (one
+    round's share, when it is timed in several)."""
     fn = point.make()
     _sync(device)
     first = time.perf_counter()
@@ -336,20 +329,27 @@ def _measure(point: Point, device: str, max_call_s: float) -> float | None:
     _sync(device)
     if time.perf_counter() - first > 4 * max_call_s:  # far too big for the budget: skip
         return None
-    return time_point(fn, device, min_time_s=min(0.05, max_call_s), repeats=3)
+    return time_point(fn, device, min_time_s=min(0.05, max_call_s) * share,
+                      repeats=max(1, int(3 * share)), warmup=0 if share < 1 else 1)
 
 
 RETRIES = 2  # a point timed busy is measured again at most this many times
+# rounds each op point is timed in (reference.profile._rounds): one block per point put the
+# machine's drift over the stage's minutes into whole ranks of points (every curve's 512-token
+# linear, say, timed in the same few seconds). Two rounds, the second in reverse order, put every
+# point's mean at the stage's middle, so a steady drift scales every point alike; three (tried on
+# 2026-12-01) took the stage past its 120 s share, a fresh copy of every point's tensors a round
+CURVE_ROUNDS = 2
 MONOTONE_SLACK = 0.25  # a curve may dip this much as its work grows (the machine's own noise)
 
 
-def _quiet(point: Point, device: str, max_call_s: float, probe):
+def _quiet(point: Point, device: str, max_call_s: float, probe, share: float = 1.0):
     """(seconds, probe ratio, tries) of a point: measured again while its probe reads busy, the
     quietest of the tries kept; None when one call is far too slow for the budget."""
     best = None
     for tries in range(1, RETRIES + 2):
         ratio = probe.sample() / probe.quiet_s
-        seconds = _measure(point, device, max_call_s)
+        seconds = _measure(point, device, max_call_s, share)
         if seconds is None:
             return None
         if best is None or ratio < best[1]:
@@ -357,6 +357,57 @@ def _quiet(point: Point, device: str, max_call_s: float, probe):
         if ratio <= BUSY_PROBE_RATIO:
             break
     return best[0], best[1], tries
+
+
+def _rounds(points, device, max_call_s, probe, over_budget, on_point=None):
+    """Every point timed in CURVE_ROUNDS interleaved rounds: the first round takes the points in
+    order (skipping one whose time, by the fastest rate seen of its kind, is over twice the cap),
+    each later round the first round's points again, in reverse order every other round, so that
+    every point's rounds sit at different moments of the stage and on average at its middle.
+    Each round times a fresh copy of the point with its share of the calls (`_quiet`).
+    The budget cuts the rounds short: a point keeps the rounds it got; points the first round
+    did not reach are skipped. Returns ({point: [(seconds, probe ratio), ...]}, skipped, points
+    measured again as busy)."""
+    timed: dict[Point, list[tuple[float, float]]] = {}
+    fastest: dict[str, float] = {}  # work per second seen so far, per kind
+    skipped, done, retried = 0, 0, set()
+    total = len(points) * CURVE_ROUNDS
+    for turn in range(CURVE_ROUNDS):
+        order = points if turn == 0 else list(timed)[::-1 if turn % 2 else 1]
+        for index, point in enumerate(order):
+            if on_point:
+                on_point(done, total, point)
+            done += 1
+            if over_budget():
+                if turn == 0:
+                    skipped += len(points) - index
+                return timed, skipped, len(retried)
+            if turn == 0:
+                expected = point.work / fastest[point.kind] if point.kind in fastest else 0.0
+                if expected > 2 * max_call_s:
+                    skipped += 1
+                    continue
+            result = _quiet(point, device, max_call_s, probe, share=1 / CURVE_ROUNDS)
+            if result is None:
+                skipped += turn == 0
+                continue
+            seconds, ratio, tries = result
+            if tries > 1:
+                retried.add(point)
+            timed.setdefault(point, []).append((seconds, ratio))
+            fastest[point.kind] = max(fastest.get(point.kind, 0.0), point.work / seconds)
+        if turn == 0:
+            total = len(points) + len(timed) * (CURVE_ROUNDS - 1)
+    return timed, skipped, len(retried)
+
+
+def _combined(rounds: list[tuple[float, float]]) -> tuple[float, list[float]]:
+    """A point's seconds from its rounds: the median of the quiet ones (probe at most
+    BUSY_PROBE_RATIO), or the quietest round's where none was quiet; and the rounds' probe
+    readings."""
+    quiet = [s for s, r in rounds if r <= BUSY_PROBE_RATIO]
+    seconds = statistics.median(quiet) if quiet else min(rounds, key=lambda sr: sr[1])[0]
+    return seconds, [r for _, r in rounds]
 
 
 def _first_linear(points, measured: dict, device, max_call_s) -> None:

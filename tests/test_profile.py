@@ -145,7 +145,7 @@ def test_the_profile_pipeline_recovers_known_op_times(monkeypatch):
 
     rate = {"linear": 8e10, "conv2d": 4e10, "sdpa": 3e10}
 
-    def synthetic(point, device, max_call_s):
+    def synthetic(point, device, max_call_s, share=1.0):
         return point.work / rate.get(point.kind, 1e9) + 2e-6
 
     monkeypatch.setattr(rp, "_measure", synthetic)
@@ -158,6 +158,41 @@ def test_the_profile_pipeline_recovers_known_op_times(monkeypatch):
         == pytest.approx(3 * (4 * 12 * 1024 * 1024 * 64 / 3e10 + 2e-6), rel=1e-9)
     numel = 640_000 // 384 * 384  # a measured size (rows of 384)
     assert p.seconds("gelu", dict(numel=numel), 1) == pytest.approx(numel / 1e9 + 2e-6, rel=1e-9)
+
+
+def test_op_points_are_timed_in_two_rounds_so_a_steady_drift_scales_every_point_alike(monkeypatch):
+    """Three points, two rounds: the first in order, the second reversed, each with half the
+    calls. The machine slows steadily, 10% more with every call timed (call k at 1 + 0.1 k): the
+    points' calls are 0 and 5, 1 and 4, 2 and 3, so each point's median (of two, their mean) is
+    at 1.25 its own time: the drift moves every point alike and no curve's shape."""
+    import reference.profile as rp
+
+    assert rp.CURVE_ROUNDS == 2
+    points = [p for p in rp.all_points("cpu", None) if p.kind == "linear"][:3]
+    monkeypatch.setattr(rp, "all_points", lambda device, dtype: points)
+    calls, shares = [], set()
+
+    def synthetic(point, device, max_call_s, share=1.0):
+        shares.add(share)
+        calls.append(points.index(point))
+        return (1 + 0.1 * (len(calls) - 1)) * point.work / 8e10
+
+    monkeypatch.setattr(rp, "_measure", synthetic)
+    run = rp.run_profile(budget_s=60, max_call_s=1e6, probe=QuietProbe())
+    assert calls == [0, 1, 2, 2, 1, 0]
+    assert shares == {0.5}
+    curve = {c.key: c for c in run.profile.curves["linear"]}
+    for p in points:
+        assert curve[p.key].seconds[curve[p.key].work.index(p.work)] == pytest.approx(
+            1.25 * p.work / 8e10, rel=1e-12)
+
+
+def test_a_busy_round_of_a_point_is_left_out_of_its_median():
+    from reference.profile import _combined
+
+    # probe readings 1.0, 2.0 (busy: above 1.5x) and 1.1: the median of 1.0 and 1.2 s
+    assert _combined([(1.0, 1.0), (5.0, 2.0), (1.2, 1.1)]) == (pytest.approx(1.1), [1.0, 2.0, 1.1])
+    assert _combined([(3.0, 1.9), (2.5, 1.7)])[0] == 2.5  # none quiet: the quietest round's
 
 
 def test_profile_command_writes_a_usable_device_file(cli, tmp_path):
@@ -546,3 +581,30 @@ def test_the_calibration_rounds_drift_pools_each_models_rounds_over_its_median()
     assert rounds.drift() == pytest.approx((0.92, 1.08))
     rounds.times = {"a": [t(10.0), t(11.0)], "b": [t(20.0)]}
     assert rounds.drift() is None
+
+
+def test_curve_rounds_report_gives_each_arms_spread_over_its_runs(tmp_path):
+    """benchmarks/curve_rounds.py --report on four made-up runs. One round: configuration a
+    predicted 1.0 and 1.2 s, b 2.0 and 2.4 s: each varies by std/mean = 0.1414/1.1 = 12.9%, and
+    once each run's level (the geometric mean of its two) is taken out, by 0. Two rounds: a 1.0
+    and 1.0, b 2.0 and 2.0: 0.0%."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run(rounds, a, b):
+        return {"rounds": rounds, "seconds": 90, "points": 276, "skipped": 17,
+                "machine_state": "", "predicted_s": {"a": a, "b": b}}
+
+    path = tmp_path / "runs.json"
+    path.write_text(json.dumps([run(1, 1.0, 2.0), run(2, 1.0, 2.0), run(1, 1.2, 2.4),
+                                run(2, 1.0, 2.0)]))
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "benchmarks/curve_rounds.py", "--report", str(path)],
+                         cwd=root, capture_output=True, text=True, timeout=60).stdout
+    assert "1 round(s), 2 runs (90-90 s each): a configuration's prediction varies by a median " \
+           "12.9% (mean 12.9%, max 12.9%)" in out
+    assert "with each run's level taken out: median 0.0%" in out
+    assert "2 round(s), 2 runs (90-90 s each): a configuration's prediction varies by a median " \
+           "0.0%" in out
