@@ -228,6 +228,28 @@ def _summary(records, device) -> None:
               f"{_line((1 + errors) / (1 + offset) - 1)}")
     print("IQR: the measured time's interquartile range over its median (between the rounds, in "
           "a file timed in rounds; within its one block in one timed before)")
+    noisy = unsteady(records)
+    if noisy:
+        print(noisy)
+
+
+UNSTEADY = 0.10  # a run whose rows' rounds spread by more than this (IQR over median) is unsteady
+
+
+def unsteady(records) -> str | None:
+    """One line when the rows' rounds spread by a median above UNSTEADY of their median (the
+    goal's ±10%): the machine was not quiet while they ran, whatever the probe read, and the
+    run's errors say as much about the machine as about the model. None otherwise, or where no
+    row says its spread."""
+    import numpy as np
+
+    spreads = [r.time_ms_iqr / r.time_ms_median for r in records
+               if r.timed and r.time_ms_iqr is not None and r.time_ms_median]
+    if not spreads or np.median(spreads) <= UNSTEADY:
+        return None
+    return (f"unsteady: the rows' rounds spread by a median {np.median(spreads):.1%} of their "
+            f"time (above {UNSTEADY:.0%}): the machine was not quiet while this ran (the probe "
+            f"does not see all of it); time it again before reading its errors as the model's")
 
 
 def _agreement(first, second) -> None:

@@ -320,17 +320,20 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
 
 def _measure(point: Point, device: str, max_call_s: float, share: float = 1.0) -> float | None:
     """Median seconds of one point, or None when one call is far too slow for the budget. The
-    first call (which checks that) is the warm-up; then `share` of the point's timed calls (one
-    round's share, when it is timed in several)."""
+    first call checks that; then one warm-up call (none in a round where that first call took
+    over WARM_CALL_S: it was the warm-up) and `share` of the point's timed calls (one round's
+    share, when it is timed in several)."""
     fn = point.make()
     _sync(device)
     first = time.perf_counter()
     fn()
     _sync(device)
-    if time.perf_counter() - first > 4 * max_call_s:  # far too big for the budget: skip
+    took = time.perf_counter() - first
+    if took > 4 * max_call_s:  # far too big for the budget: skip
         return None
     return time_point(fn, device, min_time_s=min(0.05, max_call_s) * share,
-                      repeats=max(1, int(3 * share)), warmup=0 if share < 1 else 1)
+                      repeats=max(1, int(3 * share)),
+                      warmup=0 if share < 1 and took > WARM_CALL_S else 1)
 
 
 RETRIES = 2  # a point timed busy is measured again at most this many times
@@ -340,6 +343,7 @@ RETRIES = 2  # a point timed busy is measured again at most this many times
 # point's mean at the stage's middle, so a steady drift scales every point alike; three (tried on
 # 2026-12-01) took the stage past its 120 s share, a fresh copy of every point's tensors a round
 CURVE_ROUNDS = 2
+WARM_CALL_S = 0.01  # a first call this long warms a round's point alone (no warm-up call after)
 MONOTONE_SLACK = 0.25  # a curve may dip this much as its work grows (the machine's own noise)
 
 

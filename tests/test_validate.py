@@ -223,3 +223,26 @@ def test_holdout_resume_counts_the_quiet_rounds_a_row_says_it_had():
     assert latency_holdout._rounds_quiet(row("implementation: reference; 3 of 5 rounds quiet"),
                                          5) == 3
     assert latency_holdout._rounds_quiet(row("implementation: hf"), 5) == 5
+
+
+def test_holdout_says_when_its_rows_rounds_spread_beyond_the_goal():
+    """benchmarks/latency_holdout.py: rows whose rounds spread (IQR over median) by 5%, 12% and
+    20% have a median spread of 12%, above the goal's 10%: one line says the run was unsteady.
+    5%, 8% and 20%: median 8%, nothing said; nor for rows that say no spread."""
+    import sys
+    from pathlib import Path
+
+    from costmodel.measurements import Measurement
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import latency_holdout
+
+    def rows(*spreads):
+        return [Measurement("veca-small", 224, 16, "split", 1, "fp32", "ok", time_ms_median=100.0,
+                            time_ms_iqr=s) for s in spreads]
+
+    line = latency_holdout.unsteady(rows(5.0, 12.0, 20.0))
+    assert line.startswith("unsteady: the rows' rounds spread by a median 12.0% of their time "
+                           "(above 10%)")
+    assert latency_holdout.unsteady(rows(5.0, 8.0, 20.0)) is None
+    assert latency_holdout.unsteady(rows(None, None)) is None
