@@ -226,11 +226,25 @@ def _summary(records, device) -> None:
         offset = float(np.median(errors))
         print(f"with the run's median error ({offset:+.1%}) taken out of every row: "
               f"{_line((1 + errors) / (1 + offset) - 1)}")
+    if device.latency_interval and len(errors):
+        print(inside_interval(errors, device.latency_interval))
     print("IQR: the measured time's interquartile range over its median (between the rounds, in "
           "a file timed in rounds; within its one block in one timed before)")
     noisy = unsteady(records)
     if noisy:
         print(noisy)
+
+
+def inside_interval(errors, interval) -> str:
+    """The share of rows whose measured time over the prediction lies inside the device's
+    latency interval (`ms 5-95%`: [lo, hi] multipliers of a prediction); `errors` are
+    predicted / measured - 1."""
+    import numpy as np
+
+    ratio = 1 / (1 + np.asarray(errors))  # measured / predicted
+    inside = (ratio >= interval[0]) & (ratio <= interval[1])
+    return (f"inside the device's interval (measured / predicted in x{interval[0]:.3f} ... "
+            f"x{interval[1]:.3f}): {inside.mean():.0%} ({int(inside.sum())} of {len(ratio)})")
 
 
 UNSTEADY = 0.10  # a run whose rows' rounds spread by more than this (IQR over median) is unsteady

@@ -246,3 +246,16 @@ def test_holdout_says_when_its_rows_rounds_spread_beyond_the_goal():
                            "(above 10%)")
     assert latency_holdout.unsteady(rows(5.0, 8.0, 20.0)) is None
     assert latency_holdout.unsteady(rows(None, None)) is None
+
+
+def test_holdout_counts_the_rows_inside_the_devices_interval():
+    """Errors (predicted / measured - 1) of +25%, 0% and -20%: measured / predicted 0.8, 1.0 and
+    1.25; inside x0.9 ... x1.2 only the second: 33% (1 of 3)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import latency_holdout
+
+    line = latency_holdout.inside_interval([0.25, 0.0, -0.2], (0.9, 1.2))
+    assert line.endswith("x0.900 ... x1.200): 33% (1 of 3)")
