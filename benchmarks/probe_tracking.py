@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,14 +40,11 @@ def main() -> int:
     return 0
 
 
-def _median_s(fn, calls: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _median_s(fn) -> float:
+    """The median of 3 calls after a warm-up (reference.profile.time_point: the one timer)."""
+    from reference.profile import time_point
+
+    return time_point(fn, "cpu", min_time_s=0.0, repeats=3)
 
 
 def sample(seconds: float, threads: int) -> list[dict]:
