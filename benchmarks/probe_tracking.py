@@ -34,6 +34,9 @@ def main() -> int:
     if not args.seconds > 0:
         raise CoreplanError("--seconds must be a positive number")
     rows = sample(args.seconds, args.threads)
+    if len(rows) < 3:
+        raise CoreplanError(f"{len(rows)} iteration(s) in {args.seconds:g} s: too few to "
+                            f"correlate, give more --seconds")
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     report(rows)
