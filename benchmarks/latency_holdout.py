@@ -7,7 +7,8 @@ validate data, with the trusted protocol (warm-up, a machine probe between repea
 rounds: every configuration is built first, then each round times each of them once
 (`--min-time` / `--rounds` seconds of calls), so that the VM's drift over minutes reaches all of
 them alike; a row is the median of its quiet rounds, its `time_ms_iqr` the spread between rounds,
-and a configuration with fewer than half its rounds quiet gets as many again. Run it on a quiet
+and a configuration with fewer than half its rounds quiet, or whose rounds spread by more than
+10% of their median (UNSTEADY), gets as many again. Run it on a quiet
 machine:
 
     .venv/bin/python benchmarks/latency_holdout.py --device-file profile.toml --device NAME \
@@ -131,8 +132,9 @@ def main() -> int:
 def _time_rounds(todo: dict, args, writer) -> None:
     """Time the configurations in interleaved rounds (reference.timing.interleaved): each round
     times every configuration for min_time / rounds seconds; a configuration's row is its rounds
-    combined. Where fewer than half of a configuration's rounds were quiet, it gets as many rounds
-    again (those configurations alone). Rows are written when the rounds end, or, interrupted, for
+    combined. Where fewer than half of a configuration's rounds were quiet, or its rounds spread by
+    more than UNSTEADY of their median, it gets as many rounds again (those configurations alone:
+    a noisy machine's rows get twice the rounds, and the run up to twice the time). Rows are written when the rounds end, or, interrupted, for
     every configuration with a quiet round so far."""
     from reference.timing import combine_rounds, interleaved
 
@@ -147,7 +149,8 @@ def _time_rounds(todo: dict, args, writer) -> None:
     try:
         for attempt in range(2):
             calls = {k: f for k, f in todo.items()
-                     if attempt == 0 or 2 * _quiet(timings[k]) < len(timings[k])}
+                     if attempt == 0 or 2 * _quiet(timings[k]) < len(timings[k])
+                     or _spread(timings[k]) > UNSTEADY}
             for _, key, t in interleaved(calls, args.rounds, min_run_time_s=per_round,
                                          min_repeats=1, warmup=2 if attempt == 0 else 0,
                                          threads=args.threads, probe=probe):
@@ -178,6 +181,17 @@ def _rounds_quiet(record, rounds: int) -> int:
 
 def _quiet(timings) -> int:
     return sum(1 for t in timings if t.busy_reason() is None)
+
+
+def _spread(timings) -> float:
+    """The spread between a configuration's rounds over their median (reference.timing.
+    combine_rounds: the quiet rounds' IQR), 0 before it has any."""
+    from reference.timing import combine_rounds
+
+    if not timings:
+        return 0.0
+    r = combine_rounds(timings)
+    return r.spread_ms / r.median_ms
 
 
 def _record(source: str, c, r, threads: int) -> Measurement:

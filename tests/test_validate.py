@@ -259,3 +259,46 @@ def test_holdout_counts_the_rows_inside_the_devices_interval():
 
     line = latency_holdout.inside_interval([0.25, 0.0, -0.2], (0.9, 1.2))
     assert line.endswith("x0.900 ... x1.200): 33% (1 of 3)")
+
+
+def test_holdout_gives_a_configuration_whose_rounds_spread_as_many_rounds_again(
+        tmp_path, monkeypatch):
+    """benchmarks/latency_holdout.py with the timer faked: dinov2-small's five rounds read 100,
+    130, 100, 130, 100 ms (IQR 30 over a median 100: 30%, above 10%), veca-small's 50 ms each
+    time. dinov2-small is timed five rounds more (10 in all), veca-small not (5)."""
+    import sys
+    from argparse import Namespace
+    from pathlib import Path
+
+    import reference.timing as rt
+    from costmodel.config import configure
+    from costmodel.measurements import MeasurementWriter
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import latency_holdout
+
+    def fake(calls, rounds, **_):
+        for round_ in range(rounds):
+            for key in calls:
+                slow = key[1].spec.name == "dinov2-small" and round_ % 2 == 1
+                ms = 130.0 if slow else (100.0 if key[1].spec.name == "dinov2-small" else 50.0)
+                yield round_, key, rt.Timing(ms, 0.0, ms, 1, 2, 1.0, 1.0)
+
+    class QuietProbe:
+        quiet_s = 1e-3
+
+        def settle(self):
+            return self.quiet_s
+
+    monkeypatch.setattr(rt, "interleaved", fake)
+    monkeypatch.setattr(latency_holdout, "forward_of", lambda *a: (lambda: None))
+    monkeypatch.setattr(latency_holdout, "Probe", lambda device: QuietProbe())
+    todo = {("hf", configure(get_model("dinov2-small"), 224)): None,
+            ("reference", configure(get_model("veca-small"), 224, cores=16)): None}
+    out = tmp_path / "h.csv"
+    writer = MeasurementWriter(str(out), False)
+    latency_holdout._time_rounds(todo, Namespace(min_time=1.0, rounds=5, threads=2), writer)
+    writer.close()
+    rows = {r.model: r for r in read_measurements(out)}
+    assert "10 of 10 rounds quiet" in rows["dinov2-small"].note
+    assert "5 of 5 rounds quiet" in rows["veca-small"].note
