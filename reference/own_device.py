@@ -333,31 +333,37 @@ def footprint_terms(threads: int | None = None, deadline: float | None = None,
     from planners.footprint_fit import Observation, fit_model
     from reference.footprint import measure as measure_process
 
-    rows, left = [], []
-    for framework, model, side, batch, cores in configs:
+    left, measured = [], []  # measured: (framework, config, process runner, need, runs)
+    for framework, model, side, batch, cores in configs:  # each process once, in order
         c = configure(get_model(model), get_model(model).round_resolution(side), batch=batch,
                       cores=cores)
-        if deadline is not None:
-            need = STARTUP_S[framework] + (_forward_s(c, device) if device is not None else 0.0)
-            if time.monotonic() + need > deadline:
-                cores_text = f" C={cores}" if cores else ""
-                left.append(f"{framework} {model} {side} px{cores_text} B={batch} (about "
-                            f"{need:.0f} s)")
-                continue
-        run = lambda: measure_process(  # noqa: E731
-            model, side, batch=batch, cores=cores, threads=threads or 2,
-            source="hf" if framework == "transformers" else "reference")
+        need = STARTUP_S[framework] + (_forward_s(c, device) if device is not None else 0.0)
+        if deadline is not None and time.monotonic() + need > deadline:
+            cores_text = f" C={cores}" if cores else ""
+            left.append(f"{framework} {model} {side} px{cores_text} B={batch} (about "
+                        f"{need:.0f} s)")
+            continue
+        run = (lambda model=model, side=side, batch=batch, cores=cores, framework=framework:
+               measure_process(model, side, batch=batch, cores=cores, threads=threads or 2,
+                               source="hf" if framework == "transformers" else "reference"))
         try:
-            runs = [run()]
-            # a small process is measured again (a few seconds), and a third time where the
-            # two disagree: its peak RSS now and then lands 8% off (458 against 497-510 MB in
-            # seven runs of one), enough to move the fitted factor
-            small = inference_memory(c).activation_peak_bytes < REPEAT_BELOW_BYTES
+            measured.append((framework, c, run, need, [run()]))
+        except (RuntimeError, OSError):
+            continue  # transformers missing, or a process that failed: fit on the others
+    # then, as time allows, a small process is measured again (a few seconds), and a third time
+    # where the two disagree: its peak RSS now and then lands 8% off (458 against 497-510 MB in
+    # seven runs of one), enough to move the fitted factor. Repeats come after every process has
+    # run once, so that they never crowd out a large process the budget has room for.
+    for framework, c, run, need, runs in measured:
+        small = inference_memory(c).activation_peak_bytes < REPEAT_BELOW_BYTES
+        try:
             while small and len(runs) < 3 and (len(runs) == 1 or _disagree(runs)) and (
                     deadline is None or time.monotonic() + need < deadline):
                 runs.append(run())
         except (RuntimeError, OSError):
-            continue  # transformers missing, or a process that failed: fit on the others
+            pass  # keep the runs it had
+    rows = []
+    for framework, c, _, _, runs in measured:
         f = _centre(runs)
         rows.append(Observation(c, framework, f.baseline_bytes, f.built_bytes, f.forward_bytes))
     note = f"left out to keep to the budget: {'; '.join(left)}" if left else ""

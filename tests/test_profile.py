@@ -249,30 +249,60 @@ def test_profile_fits_footprint_terms_and_writes_them(monkeypatch, tmp_path):
 
 def test_a_small_footprint_process_is_measured_again_and_an_odd_run_outvoted(monkeypatch):
     """A process with under 256 MB of activations is measured twice; where the two peaks differ
-    by more than 3% a third run decides (the median). The fake: dinov2-small at 224 px (4 MB of
-    activations) peaks at 350, then 320 (8.6% apart), then 352 MB: 350 MB is fitted on; a process
-    of about 1 GB (veca-small, 1024 px, batch 12) runs once."""
+    by more than 3% a third run decides (the median). The fake: dinov2-small at 224 px, batch 1
+    (4 MB of activations) peaks at 350, then 320 (8.6% apart), then 352 MB: 350 MB is fitted
+    on; at batch 2, 400 then 401 MB (they agree): their mean, 400.5; veca-small at 1024 px,
+    batch 12 and 8 (about 1 GB and 0.7 GB) run once. Every process runs once before any is
+    repeated."""
     import reference.footprint as rf
     from planners import footprint_fit
     from reference.own_device import footprint_terms
 
-    peaks = {"dinov2-small": [350e6, 320e6, 352e6], "veca-small": [1600e6]}
+    peaks = {("dinov2-small", 1): [350e6, 320e6, 352e6], ("dinov2-small", 2): [400e6, 401e6],
+             ("veca-small", 12): [1600e6], ("veca-small", 8): [1200e6]}
     calls = []
 
     def fake(model, side, *, batch=1, cores=None, impl=None, threads=2, **_):
-        calls.append(model)
-        runs = peaks[model]
-        return rf.Footprint(200e6, 300e6, runs[(calls.count(model) - 1) % len(runs)])
+        calls.append((model, batch))
+        runs = peaks[(model, batch)]
+        return rf.Footprint(200e6, 300e6, runs[(calls.count((model, batch)) - 1) % len(runs)])
 
     seen = []
     monkeypatch.setattr(rf, "measure", fake)
     monkeypatch.setattr(footprint_fit, "fit_model", lambda rows, **_: seen.extend(rows) or "fit")
-    configs = [("torch", "dinov2-small", 224, 1, None), ("torch", "veca-small", 1024, 12, 64)] * 2
+    configs = [("torch", "dinov2-small", 224, 1, None), ("torch", "dinov2-small", 224, 2, None),
+               ("torch", "veca-small", 1024, 12, 64), ("torch", "veca-small", 1024, 8, 64)]
     terms, ran, _ = footprint_terms(2, configs=configs)
-    assert calls.count("veca-small") == 2  # once each time it is listed
-    assert calls.count("dinov2-small") == 6  # three runs each time
+    assert calls == [("dinov2-small", 1), ("dinov2-small", 2), ("veca-small", 12),
+                     ("veca-small", 8), ("dinov2-small", 1), ("dinov2-small", 1),
+                     ("dinov2-small", 2)]
     assert terms == "fit" and ran == 4
-    assert [r.forward_bytes for r in seen] == [350e6, 1600e6, 350e6, 1600e6]
+    assert [r.forward_bytes for r in seen] == [350e6, 400.5e6, 1600e6, 1200e6]
+
+
+def test_a_short_footprint_budget_drops_repeats_before_a_large_process(monkeypatch):
+    """A clock that moves 10 s a process, a deadline 21 s on and a 2.5 s start-up a torch
+    process: the small process runs at 0 s, the large one at 10 s (10 + 2.5 < 21); the small
+    one's repeat, due at 20 s, would end past the deadline and is dropped. (Repeating first, the
+    large process would have been left out.)"""
+    import reference.footprint as rf
+    import reference.own_device as od
+    from planners import footprint_fit
+
+    clock = {"now": 0.0}
+    calls = []
+
+    def fake(model, side, *, batch=1, cores=None, impl=None, threads=2, **_):
+        calls.append(model)
+        clock["now"] += 10.0
+        return rf.Footprint(200e6, 300e6, 400e6 if model == "dinov2-small" else 1600e6)
+
+    monkeypatch.setattr(od, "time", type("Clock", (), {"monotonic": lambda: clock["now"]}))
+    monkeypatch.setattr(rf, "measure", fake)
+    monkeypatch.setattr(footprint_fit, "fit_model", lambda rows, **_: "fit")
+    configs = [("torch", "dinov2-small", 224, 1, None), ("torch", "veca-small", 1024, 12, 64)]
+    _, ran, left = od.footprint_terms(2, deadline=21.0, configs=configs)
+    assert calls == ["dinov2-small", "veca-small"] and ran == 2 and left == ""
 
 
 def test_two_footprint_runs_that_agree_are_averaged():
