@@ -341,7 +341,7 @@ RETRIES = 2  # a point timed busy is measured again at most this many times
 # machine's drift over the stage's minutes into whole ranks of points (every curve's 512-token
 # linear, say, timed in the same few seconds). Two rounds, the second in reverse order, put every
 # point's mean at the stage's middle, so a steady drift scales every point alike; three (tried on
-# 2026-12-01) took the stage past its 120 s share, a fresh copy of every point's tensors a round
+# 2026-12-01) used the stage's whole 120 s share, a fresh copy of every point's tensors a round
 CURVE_ROUNDS = 2
 WARM_CALL_S = 0.01  # a first call this long warms a round's point alone (no warm-up call after)
 MONOTONE_SLACK = 0.25  # a curve may dip this much as its work grows (the machine's own noise)
