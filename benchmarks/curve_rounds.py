@@ -60,23 +60,19 @@ def measure(count: int, threads: int, budget_s: float, out: Path) -> list[dict]:
     from planners.accuracy import predict_measurement
 
     records = [m for m in read_measurements(HOLDOUT_ROWS) if m.timed]
-    rounds, runs = rp.CURVE_ROUNDS, []
-    try:
-        for index in range(count):
-            rp.CURVE_ROUNDS = 1 if index % 2 == 0 else rounds
-            begin = time.monotonic()
-            run = rp.run_profile(budget_s=budget_s, threads=threads)
-            device = rp.profiled_device("curves", "cpu", run)
-            runs.append({"rounds": rp.CURVE_ROUNDS, "seconds": round(time.monotonic() - begin, 1),
-                         "points": run.measured, "skipped": run.skipped,
-                         "machine_state": run.profile.machine_state,
-                         "predicted_s": {m.label(): predict_measurement(m, device)
-                                         for m in records}})
-            out.write_text(json.dumps(runs, indent=1))
-            print(f"run {index + 1} of {count}: {rp.CURVE_ROUNDS} round(s), "
-                  f"{runs[-1]['seconds']:.0f} s; {run.profile.machine_state}", flush=True)
-    finally:
-        rp.CURVE_ROUNDS = rounds
+    runs = []
+    for index in range(count):
+        rounds = 1 if index % 2 == 0 else rp.CURVE_ROUNDS
+        begin = time.monotonic()
+        run = rp.run_profile(budget_s=budget_s, threads=threads, rounds=rounds)
+        device = rp.profiled_device("curves", "cpu", run)
+        runs.append({"rounds": rounds, "seconds": round(time.monotonic() - begin, 1),
+                     "points": run.measured, "skipped": run.skipped,
+                     "machine_state": run.profile.machine_state,
+                     "predicted_s": {m.label(): predict_measurement(m, device) for m in records}})
+        out.write_text(json.dumps(runs, indent=1))
+        print(f"run {index + 1} of {count}: {rounds} round(s), {runs[-1]['seconds']:.0f} s; "
+              f"{run.profile.machine_state}", flush=True)
     return runs
 
 

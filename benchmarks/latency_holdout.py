@@ -8,8 +8,7 @@ rounds: every configuration is built first, then each round times each of them o
 (`--min-time` / `--rounds` seconds of calls), so that the VM's drift over minutes reaches all of
 them alike; a row is the median of its quiet rounds, its `time_ms_iqr` the spread between rounds,
 and a configuration with fewer than half its rounds quiet, or whose rounds spread by more than
-10% of their median (UNSTEADY), gets as many again. Run it on a quiet
-machine:
+10% of their median (UNSTEADY), gets as many again. Run it on a quiet machine:
 
     .venv/bin/python benchmarks/latency_holdout.py --device-file profile.toml --device NAME \
         [--out results.csv] [--threads 2]
@@ -134,8 +133,9 @@ def _time_rounds(todo: dict, args, writer) -> None:
     times every configuration for min_time / rounds seconds; a configuration's row is its rounds
     combined. Where fewer than half of a configuration's rounds were quiet, or its rounds spread by
     more than UNSTEADY of their median, it gets as many rounds again (those configurations alone:
-    a noisy machine's rows get twice the rounds, and the run up to twice the time). Rows are written when the rounds end, or, interrupted, for
-    every configuration with a quiet round so far."""
+    a noisy machine's rows get twice the rounds, and the run up to twice the time). Rows are
+    written when the rounds end, or, interrupted, for every configuration with a quiet round so
+    far."""
     from reference.timing import combine_rounds, interleaved
 
     for key in todo:

@@ -62,12 +62,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--timm-dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args()
-    if len(newest_per_device(gpu_files(args.timm_dir, "eager"))) < 2:  # one device: nothing held out
+    eager = newest_per_device(gpu_files(args.timm_dir, "eager"))
+    if len(eager) < 2:  # one device: nothing held out
         from costmodel.errors import CoreplanError
 
         raise CoreplanError(f"--timm-dir {args.timm_dir}: timm's eager fp16 GPU benchmark files "
                             f"of two devices at least are needed (benchmark-infer-amp-*.csv)")
-    eager = newest_per_device(gpu_files(args.timm_dir, "eager"))
     device_of = {p: read_timm(p).file.device for p in gpu_files(args.timm_dir, "eager")
                  + gpu_files(args.timm_dir, "compiled")}
     torch_of = {p: read_timm(p).file.torch_version for p in device_of}

@@ -10,9 +10,8 @@ Three stages within one time budget (default 300 s with start-up, on 2 cores):
    profile's minutes reaches them all alike and its size, the spread between a model's rounds,
    widens the latency interval; on a CPU each round also runs each model under the profiler,
    and each op class's efficiency is its ops' profiled seconds over the seconds the models
-   spent in them, and the
-   per-op overhead the time between the top-level ops over the graph's launches
-   (reference/attribution.py, planners/calibrate.calibrate_attributed); elsewhere the
+   spent in them, and the per-op overhead the time between the top-level ops over the graph's
+   launches (reference/attribution.py, planners/calibrate.calibrate_attributed); elsewhere the
    efficiencies are fitted as `calibrate` fits them with the overhead held at the profile's
    dispatch cost; held out by resolution;
 3. footprint: fresh processes of plain torch and of Hugging Face transformers running forwards

@@ -268,13 +268,14 @@ class ProfileRun:
 
 def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
                 budget_s: float = 300.0, max_call_s: float = 0.25, source: str = "",
-                on_point=None, probe=None) -> ProfileRun:
+                on_point=None, probe=None, rounds: int | None = None) -> ProfileRun:
     """Measure every point within `budget_s`; `on_point(done, total, point)` reports progress.
 
     Every point is timed beside a sample of the machine probe; a point timed busy is measured
     again (up to RETRIES times, the quietest kept); a curve whose time falls as its work grows by
     more than MONOTONE_SLACK is measured again and, still falling, left out (said in the run's
-    notes). `probe`: the machine probe (default: a reference.timing.Probe of the device)."""
+    notes). `probe`: the machine probe (default: a reference.timing.Probe of the device);
+    `rounds`: the rounds each point is timed in (default CURVE_ROUNDS; 1: one block a point)."""
     torch_dtype = DTYPES[dtype]
     previous = torch.get_num_threads()
     if threads:
@@ -296,7 +297,7 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
                 probe.settle()
             timed_rounds, skipped, retried = _rounds(points, device, max_call_s, probe,
                                                      lambda: time.perf_counter() - start > budget_s,
-                                                     on_point)
+                                                     on_point, rounds or CURVE_ROUNDS)
             for point, rounds in timed_rounds.items():
                 seconds, point_ratios = _combined(rounds)
                 ratios.extend(point_ratios)
@@ -363,8 +364,9 @@ def _quiet(point: Point, device: str, max_call_s: float, probe, share: float = 1
     return best[0], best[1], tries
 
 
-def _rounds(points, device, max_call_s, probe, over_budget, on_point=None):
-    """Every point timed in CURVE_ROUNDS interleaved rounds: the first round takes the points in
+def _rounds(points, device, max_call_s, probe, over_budget, on_point=None,
+            rounds: int = CURVE_ROUNDS):
+    """Every point timed in `rounds` interleaved rounds: the first round takes the points in
     order (skipping one whose time, by the fastest rate seen of its kind, is over twice the cap),
     each later round the first round's points again, in reverse order every other round, so that
     every point's rounds sit at different moments of the stage and on average at its middle.
@@ -375,8 +377,8 @@ def _rounds(points, device, max_call_s, probe, over_budget, on_point=None):
     timed: dict[Point, list[tuple[float, float]]] = {}
     fastest: dict[str, float] = {}  # work per second seen so far, per kind
     skipped, done, retried = 0, 0, set()
-    total = len(points) * CURVE_ROUNDS
-    for turn in range(CURVE_ROUNDS):
+    total = len(points) * rounds
+    for turn in range(rounds):
         order = points if turn == 0 else list(timed)[::-1 if turn % 2 else 1]
         for index, point in enumerate(order):
             if on_point:
@@ -391,7 +393,7 @@ def _rounds(points, device, max_call_s, probe, over_budget, on_point=None):
                 if expected > 2 * max_call_s:
                     skipped += 1
                     continue
-            result = _quiet(point, device, max_call_s, probe, share=1 / CURVE_ROUNDS)
+            result = _quiet(point, device, max_call_s, probe, share=1 / rounds)
             if result is None:
                 skipped += turn == 0
                 continue
@@ -401,7 +403,7 @@ def _rounds(points, device, max_call_s, probe, over_budget, on_point=None):
             timed.setdefault(point, []).append((seconds, ratio))
             fastest[point.kind] = max(fastest.get(point.kind, 0.0), point.work / seconds)
         if turn == 0:
-            total = len(points) + len(timed) * (CURVE_ROUNDS - 1)
+            total = len(points) + len(timed) * (rounds - 1)
     return timed, skipped, len(retried)
 
 
