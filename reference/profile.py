@@ -4,7 +4,9 @@ What is measured (each point in two interleaved rounds, the second in reverse or
 fresh copy of its tensors, a warm-up call, then timed calls; the point's time is the median of
 its quiet rounds):
 - linear: every (in_features, out_features) pair of the catalog's projections and MLPs, over a
-  geometric ladder of token counts (batch x sequence);
+  geometric ladder of token counts (batch x sequence), each call with the next of many copies of
+  its weight spread over a pool four times the last-level cache (a model's layers each bring their
+  own weights from memory; the same weight again would be timed from cache);
 - conv2d: every patch embedding (3*P*P -> D), over a ladder of output positions;
 - sdpa (head dims of the catalog): square calls (dense attention; masked with the core-periphery
   mask built as the reference kernel builds it) over sequence lengths; the split layout's two calls:
@@ -24,6 +26,8 @@ machine's state (load, CPU steal, the probe's readings) and says how many points
 
 from __future__ import annotations
 
+import glob
+import itertools
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -84,14 +88,66 @@ def _point(op: str, make, key=None, **shape) -> Point:
                  float(record.profile_work(typed)), make)
 
 
+def last_level_cache_bytes(device: str) -> int:
+    """The largest cache between the cores and memory: the CPU's last level (from sysfs), a CUDA
+    device's L2; CACHE_FALLBACK_BYTES where the machine does not say."""
+    if device == "cuda":
+        return int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0)
+                   or CACHE_FALLBACK_BYTES)
+    sizes = []
+    for entry in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            text = open(entry).read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            sizes.append(int(text.rstrip("KMG")) * scale)
+        except (OSError, ValueError):
+            continue
+    return max(sizes, default=CACHE_FALLBACK_BYTES)
+
+
+CACHE_FALLBACK_BYTES = 32 << 20
+# A model's every layer has its own weights, so a layer's weights reach the GEMM from memory, not
+# from the cache the previous call of the same layer left them in (the activations it multiplies
+# were written just before and are in cache). Linear points therefore cycle through copies of
+# their weight laid out in one pool this many times the last-level cache. Measured on 2026-12-01
+# (2-core EPYC, 32 MiB L3, scratch): cold over cached weights x1.3-1.6 at 32 tokens, x1.1-1.24 at
+# 128, x1.06-1.14 at 257, x1.0-1.03 from 513 (ViT-S and ViT-B shapes).
+POOL_CACHES = 4
+_POOLS: dict = {}
+
+
+def _weight_pool(device: str, dtype) -> torch.Tensor:
+    """One flat buffer of POOL_CACHES x the last-level cache (64 MiB at least), made once per
+    device and dtype while a profile runs (run_profile frees it)."""
+    key = (device, dtype)
+    if key not in _POOLS:
+        numel = max(POOL_CACHES * last_level_cache_bytes(device), 64 << 20) // _bytes(dtype)
+        _POOLS[key] = torch.randn(numel, device=device, dtype=dtype)
+    return _POOLS[key]
+
+
+def cold_weights(n: int, k: int, device: str, dtype) -> list[torch.Tensor]:
+    """(n, k) weights laid out one after another in the pool: as many as it holds, at least
+    one (a weight larger than half the pool is a fresh read from memory every call anyway)."""
+    pool = _weight_pool(device, dtype)
+    size = n * k
+    if size > pool.numel():
+        return [torch.randn(n, k, device=device, dtype=dtype)]
+    return [pool[i * size:(i + 1) * size].view(n, k) for i in range(pool.numel() // size)]
+
+
 def _linear_points(pairs, device, dtype):
     for k, n in pairs:
         for m in TOKENS:
             def make(m=m, k=k, n=n):
                 x = torch.randn(m, k, device=device, dtype=dtype)
-                w = torch.randn(n, k, device=device, dtype=dtype)
+                weights = cold_weights(n, k, device, dtype)
                 b = torch.randn(n, device=device, dtype=dtype)
-                return lambda: F.linear(x, w, b)  # x (m,k) @ w^T (k,n) -> (m,n)
+                turn = itertools.count()
+
+                def call():  # x (m,k) @ w^T (k,n) -> (m,n), the next copy of w each call
+                    return F.linear(x, weights[next(turn) % len(weights)], b)
+                return call
             yield _point("linear", make, tokens=m, in_features=k, out_features=n, bias=True,
                          elem_bytes=_bytes(dtype))
 
@@ -309,6 +365,7 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
                               lambda: time.perf_counter() - start < budget_s)
     finally:
         torch.set_num_threads(previous)
+        _POOLS.clear()
     run = _result(measured, skipped, dispatch, bandwidth, dtype, threads or previous, source,
                   time.perf_counter() - start)
     busy = sum(min(r for _, r in rounds) > BUSY_PROBE_RATIO for rounds in timed_rounds.values())

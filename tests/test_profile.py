@@ -638,3 +638,42 @@ def test_curve_rounds_report_gives_each_arms_spread_over_its_runs(tmp_path):
     assert "with each run's level taken out: median 0.0%" in out
     assert "2 round(s), 2 runs (90-90 s each): a configuration's prediction varies by a median " \
            "0.0%" in out
+
+
+def test_linear_points_read_a_fresh_copy_of_their_weight_each_call(monkeypatch):
+    # a model's layers each bring their own weights from memory: a linear point cycles through
+    # copies laid out in a pool of 4 x the last-level cache, so no call finds its weight cached
+    import reference.profile as rp
+
+    monkeypatch.setattr(rp, "last_level_cache_bytes", lambda device: 1 << 20)  # 1 MiB
+    seen = []
+    real = rp.F.linear
+    monkeypatch.setattr(rp.F, "linear", lambda x, w, b: (seen.append(w.data_ptr()), real(x, w, b))[1])
+    try:
+        # 64 x 128 fp32 weights are 32 KiB; the pool is max(4 MiB, 64 MiB) = 64 MiB: 2048 copies
+        point = next(p for p in rp._linear_points([(128, 64)], "cpu", None) if p.key)
+        fn = point.make()
+        for _ in range(3):
+            fn()
+        pool = rp._POOLS[("cpu", None)]
+        assert pool.numel() * 4 == 64 << 20
+        assert len(set(seen)) == 3  # three calls, three different weights
+        assert seen[1] - seen[0] == 64 * 128 * 4  # one after another in the pool
+        copies = rp.cold_weights(64, 128, "cpu", None)
+        assert len(copies) == 2048
+        assert copies[-1].data_ptr() + 64 * 128 * 4 == pool.data_ptr() + (64 << 20)
+    finally:
+        rp._POOLS.clear()
+
+
+def test_the_last_level_cache_is_read_from_sysfs(monkeypatch, tmp_path):
+    import reference.profile as rp
+
+    for index, size in enumerate(("32K", "512K", "32768K")):
+        (tmp_path / f"index{index}").mkdir()
+        (tmp_path / f"index{index}" / "size").write_text(size + "\n")
+    monkeypatch.setattr(rp.glob, "glob", lambda pattern: sorted(
+        str(p) for p in tmp_path.glob("index*/size")))
+    assert rp.last_level_cache_bytes("cpu") == 32768 * 1024
+    monkeypatch.setattr(rp.glob, "glob", lambda pattern: [])
+    assert rp.last_level_cache_bytes("cpu") == rp.CACHE_FALLBACK_BYTES
