@@ -110,8 +110,8 @@ CACHE_FALLBACK_BYTES = 32 << 20
 # from the cache the previous call of the same layer left them in (the activations it multiplies
 # were written just before and are in cache). Linear points therefore cycle through copies of
 # their weight laid out in one pool this many times the last-level cache. Measured on 2026-12-01
-# (2-core EPYC, 32 MiB L3, scratch): cold over cached weights x1.3-1.6 at 32 tokens, x1.1-1.24 at
-# 128, x1.06-1.14 at 257, x1.0-1.03 from 513 (ViT-S and ViT-B shapes).
+# (2-core EPYC, 32 MiB L3; benchmarks/cold_weights.py, ViT-S and ViT-B shapes): cold over cached
+# weights x1.24-1.53 at 32 tokens, x1.04-1.17 at 128, x1.01-1.10 at 257, x0.98-1.04 from 513.
 POOL_CACHES = 4
 _POOLS: dict = {}
 

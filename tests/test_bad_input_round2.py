@@ -442,6 +442,8 @@ def test_lists_naming_a_value_twice_and_absurd_variation_are_refused(cli, argv, 
     ("curve_rounds.py", ("--report", "no-such.json"), "no-such.json: no such file"),
     ("curve_rounds.py", ("--out", "x.json", "--runs", "1"), "needs 2 or more"),
     ("probe_tracking.py", ("--seconds", "0"), "--seconds must be a positive number"),
+    ("cold_weights.py", ("--rounds", "1"), "--rounds must be 2 or more"),
+    ("cold_weights.py", ("--report", "no-such.json"), "no-such.json: not a file this script wrote"),
 ])
 def test_benchmark_scripts_answer_bad_input_in_one_line(script, args, message):
     """The benchmark scripts a user runs by hand: bad input is one line on stderr and exit 2

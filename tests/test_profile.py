@@ -677,3 +677,21 @@ def test_the_last_level_cache_is_read_from_sysfs(monkeypatch, tmp_path):
     assert rp.last_level_cache_bytes("cpu") == 32768 * 1024
     monkeypatch.setattr(rp.glob, "glob", lambda pattern: [])
     assert rp.last_level_cache_bytes("cpu") == rp.CACHE_FALLBACK_BYTES
+
+
+def test_cold_weights_report_gives_each_ways_median_and_their_ratio(tmp_path):
+    """benchmarks/cold_weights.py --report on made-up rounds: cached 1, 2, 3 ms (median 2), cold
+    2.2, 2.4, 2.6 ms (median 2.4): ratio 1.20; round by round 2.2, 1.2, 0.87 -> 0.87-2.20."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "cold.json"
+    path.write_text(json.dumps({"rows": [{"in": 384, "out": 1536, "tokens": 257, "copies": 40,
+                                          "cached": [1e-3, 2e-3, 3e-3],
+                                          "cold": [2.2e-3, 2.4e-3, 2.6e-3]}]}))
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "benchmarks/cold_weights.py", "--report", str(path)],
+                         cwd=root, capture_output=True, text=True, timeout=60).stdout
+    assert "  384 -> 1536     257     2.000     2.400    1.20  0.87-2.20" in out
