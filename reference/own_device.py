@@ -204,8 +204,11 @@ def _calibrate(spec, rounds: "CalibrationRounds"):
     spread = (f"; the rounds, {rounds.span_s():.0f} s apart at most, moved x{drift[0]:.3f} to "
               f"x{drift[1]:.3f} (5-95%), so the interval is x{lo:.3f} to x{hi:.3f}"
               if drift is not None and lo else "")
-    return cal, (f"{h.rows} whole models, efficiencies {how} ({eff}), held out by resolution: "
-                 f"MAPE {h.mape:.1%}, within ±10% {h.within_10pct:.0%}, max |error| "
+    slowed = rounds.profiler_ratio() if rounds.attributed else None
+    under = (f" (their profiled forwards x{slowed:.2f} their timed ones: the profiler's shares "
+             f"of the timed times)" if slowed else "")
+    return cal, (f"{h.rows} whole models, efficiencies {how}{under} ({eff}), held out by "
+                 f"resolution: MAPE {h.mape:.1%}, within ±10% {h.within_10pct:.0%}, max |error| "
                  f"{h.max_abs_error:.1%}{spread}")
 
 
@@ -296,8 +299,9 @@ class CalibrationRounds:
 
     def records(self) -> tuple[list, list]:
         """Measurement records of the models timed so far (a model's time the median of its
-        quiet rounds) and, per record, its mean seconds per op class (OP_CLASSES order) followed
-        by its unattributed seconds, or None."""
+        quiet rounds) and, per record, its seconds per op class (OP_CLASSES order) followed by
+        its unattributed seconds, or None: the record's own time split by the profiler's shares
+        (`split`)."""
         import torch
 
         from costmodel.measurements import Measurement
@@ -317,9 +321,33 @@ class CalibrationRounds:
                 time_ms_iqr=statistics.median(t.iqr_ms for t in quiet),  # the spread within a round
                 probe_ms=r.probe_ms, probe_ratio=r.probe_ratio,
                 note=f"calibration, {r.quiet} of {r.rounds} rounds quiet"))
-            split = self.classes.get(c)
-            spent.append([statistics.mean(k) for k in zip(*split)] if split else None)
+            spent.append(split(self.classes.get(c), r.median_ms / 1e3))
         return rows, spent
+
+    def profiler_ratio(self) -> float | None:
+        """How much slower the models ran under the profiler than timed plainly: the median over
+        the models of their profiled wall time (mean over rounds) over their time; None where
+        nothing was attributed."""
+        from reference.timing import combine_rounds
+
+        ratios = [statistics.mean(sum(k) for k in self.classes[c]) /
+                  (combine_rounds(t).median_ms / 1e3)
+                  for c, t in self.times.items() if self.classes.get(c)]
+        return statistics.median(ratios) if ratios else None
+
+
+def split(attributed, seconds: float):
+    """`seconds` (a model's time, timed without the profiler) split as the profiler split its
+    forwards: `attributed` holds one forward's profiled seconds per op class and unattributed
+    seconds per round; each round's shares of its own total, averaged over the rounds, times
+    `seconds`. The profiler's own cost per op (a forward ran x1.01-1.10 slower under it on
+    2026-12-01, 2-core EPYC, scratch) stays out of the efficiencies: the profiler says where the
+    time goes, the timer how much there is. None without rounds."""
+    rounds = [k for k in attributed or () if sum(k) > 0]
+    if not rounds:
+        return None
+    shares = [statistics.mean(k[i] / sum(k) for k in rounds) for i in range(len(rounds[0]))]
+    return [share * seconds for share in shares]
 
 
 def footprint_terms(threads: int | None = None, deadline: float | None = None,

@@ -695,3 +695,35 @@ def test_cold_weights_report_gives_each_ways_median_and_their_ratio(tmp_path):
     out = subprocess.run([sys.executable, "benchmarks/cold_weights.py", "--report", str(path)],
                          cwd=root, capture_output=True, text=True, timeout=60).stdout
     assert "  384 -> 1536     257     2.000     2.400    1.20  0.87-2.20" in out
+
+
+def test_a_models_timed_time_is_split_by_the_profilers_shares():
+    """Calibration by attribution: the profiler says where a forward's time goes, the plain
+    timing how much there is (a profiled forward runs slower: its own cost per op). By hand:
+    rounds (gemm 1, attention 2, gaps 1) and (2, 2, 0) s, shares (0.25, 0.5, 0.25) and
+    (0.5, 0.5, 0), their mean (0.375, 0.5, 0.125), times a timed 2 s: 0.75, 1.0, 0.25 s."""
+    from reference.own_device import split
+
+    assert split([[1.0, 2.0, 1.0], [2.0, 2.0, 0.0]], 2.0) == pytest.approx([0.75, 1.0, 0.25])
+    assert split(None, 2.0) is None and split([[0.0, 0.0, 0.0]], 2.0) is None
+
+
+def test_the_profile_budget_counts_from_the_process_start(monkeypatch):
+    """`coreplan profile --budget-s 300` means 300 s of wall time with start-up: what the
+    imports took is taken off the stages' budget."""
+    import subprocess
+    import sys
+
+    import reference.machine
+    import reference.own_device
+    from coreplan.measure_commands import _profile_with_progress
+
+    age = subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5); from "
+                          "reference.machine import process_age_s; print(process_age_s())"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert 0.5 <= float(age) < 30
+    got = {}
+    monkeypatch.setattr(reference.machine, "process_age_s", lambda: 7.0)
+    monkeypatch.setattr(reference.own_device, "measure", lambda *a, **k: got.update(k))
+    _profile_with_progress("x", "cpu", "fp32", 1, 300.0, True, True)
+    assert got["budget_s"] == 293.0
