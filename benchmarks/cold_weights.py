@@ -46,8 +46,7 @@ def main() -> int:
         raise CoreplanError("--threads must be 1 or more")
     rows = measure(args.rounds, args.threads)
     if args.out:
-        from reference.machine import machine_name
-        from reference.profile import last_level_cache_bytes
+        from reference.machine import last_level_cache_bytes, machine_name
 
         Path(args.out).write_text(json.dumps(
             {"machine": machine_name("cpu"), "threads": args.threads,
@@ -70,7 +69,7 @@ def measure(rounds: int, threads: int) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    from reference.profile import _POOLS, cold_weights
+    from reference.profile import cold_weights, release_weight_pools
 
     torch.set_num_threads(threads)
     rows = []
@@ -90,7 +89,7 @@ def measure(rounds: int, threads: int) -> list[dict]:
                 rows.append(row)
                 print(_line(row), flush=True)
     finally:
-        _POOLS.clear()
+        release_weight_pools()
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 
 
@@ -44,3 +45,25 @@ def process_age_s() -> float:
         return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return 0.0
+
+
+def last_level_cache_bytes(device: str) -> int:
+    """The largest cache between the cores and memory: the CPU's last level (from sysfs), a CUDA
+    device's L2; CACHE_FALLBACK_BYTES where the machine does not say."""
+    if device == "cuda":
+        import torch
+
+        return int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0)
+                   or CACHE_FALLBACK_BYTES)
+    sizes = []
+    for entry in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            text = open(entry).read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            sizes.append(int(text.rstrip("KMG")) * scale)
+        except (OSError, ValueError):
+            continue
+    return max(sizes, default=CACHE_FALLBACK_BYTES)
+
+
+CACHE_FALLBACK_BYTES = 32 << 20

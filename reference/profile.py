@@ -26,7 +26,6 @@ machine's state (load, CPU steal, the probe's readings) and says how many points
 
 from __future__ import annotations
 
-import glob
 import itertools
 import statistics
 import time
@@ -43,6 +42,7 @@ from costmodel.spec import catalog
 from planners.profile import Curve, Profile
 from reference.attention import core_periphery_mask
 from reference.counting import DTYPES
+from reference.machine import last_level_cache_bytes
 
 TOKENS = (32, 128, 512, 2048, 8192, 32768)
 SEQUENCES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -88,24 +88,6 @@ def _point(op: str, make, key=None, **shape) -> Point:
                  float(record.profile_work(typed)), make)
 
 
-def last_level_cache_bytes(device: str) -> int:
-    """The largest cache between the cores and memory: the CPU's last level (from sysfs), a CUDA
-    device's L2; CACHE_FALLBACK_BYTES where the machine does not say."""
-    if device == "cuda":
-        return int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0)
-                   or CACHE_FALLBACK_BYTES)
-    sizes = []
-    for entry in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
-        try:
-            text = open(entry).read().strip().upper()
-            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-            sizes.append(int(text.rstrip("KMG")) * scale)
-        except (OSError, ValueError):
-            continue
-    return max(sizes, default=CACHE_FALLBACK_BYTES)
-
-
-CACHE_FALLBACK_BYTES = 32 << 20
 # A model's every layer has its own weights, so a layer's weights reach the GEMM from memory, not
 # from the cache the previous call of the same layer left them in (the activations it multiplies
 # were written just before and are in cache). Linear points therefore cycle through copies of
@@ -118,12 +100,17 @@ _POOLS: dict = {}
 
 def _weight_pool(device: str, dtype) -> torch.Tensor:
     """One flat buffer of POOL_CACHES x the last-level cache (64 MiB at least), made once per
-    device and dtype while a profile runs (run_profile frees it)."""
+    device and dtype while a profile runs (release_weight_pools frees it)."""
     key = (device, dtype)
     if key not in _POOLS:
         numel = max(POOL_CACHES * last_level_cache_bytes(device), 64 << 20) // _bytes(dtype)
         _POOLS[key] = torch.randn(numel, device=device, dtype=dtype)
     return _POOLS[key]
+
+
+def release_weight_pools() -> None:
+    """Free the pools cold_weights laid its copies in (at the end of a profile or benchmark)."""
+    _POOLS.clear()
 
 
 def cold_weights(n: int, k: int, device: str, dtype) -> list[torch.Tensor]:
@@ -365,7 +352,7 @@ def run_profile(*, device: str = "cpu", dtype: str = "fp32", threads: int | None
                               lambda: time.perf_counter() - start < budget_s)
     finally:
         torch.set_num_threads(previous)
-        _POOLS.clear()
+        release_weight_pools()
     run = _result(measured, skipped, dispatch, bandwidth, dtype, threads or previous, source,
                   time.perf_counter() - start)
     busy = sum(min(r for _, r in rounds) > BUSY_PROBE_RATIO for rounds in timed_rounds.values())

@@ -663,20 +663,20 @@ def test_linear_points_read_a_fresh_copy_of_their_weight_each_call(monkeypatch):
         assert len(copies) == 2048
         assert copies[-1].data_ptr() + 64 * 128 * 4 == pool.data_ptr() + (64 << 20)
     finally:
-        rp._POOLS.clear()
+        rp.release_weight_pools()
 
 
 def test_the_last_level_cache_is_read_from_sysfs(monkeypatch, tmp_path):
-    import reference.profile as rp
+    import reference.machine as rm
 
     for index, size in enumerate(("32K", "512K", "32768K")):
         (tmp_path / f"index{index}").mkdir()
         (tmp_path / f"index{index}" / "size").write_text(size + "\n")
-    monkeypatch.setattr(rp.glob, "glob", lambda pattern: sorted(
+    monkeypatch.setattr(rm.glob, "glob", lambda pattern: sorted(
         str(p) for p in tmp_path.glob("index*/size")))
-    assert rp.last_level_cache_bytes("cpu") == 32768 * 1024
-    monkeypatch.setattr(rp.glob, "glob", lambda pattern: [])
-    assert rp.last_level_cache_bytes("cpu") == rp.CACHE_FALLBACK_BYTES
+    assert rm.last_level_cache_bytes("cpu") == 32768 * 1024
+    monkeypatch.setattr(rm.glob, "glob", lambda pattern: [])
+    assert rm.last_level_cache_bytes("cpu") == rm.CACHE_FALLBACK_BYTES
 
 
 def test_cold_weights_report_gives_each_ways_median_and_their_ratio(tmp_path):
