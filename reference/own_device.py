@@ -340,8 +340,8 @@ def split(attributed, seconds: float):
     """`seconds` (a model's time, timed without the profiler) split as the profiler split its
     forwards: `attributed` holds one forward's profiled seconds per op class and unattributed
     seconds per round; each round's shares of its own total, averaged over the rounds, times
-    `seconds`. The profiler's own cost per op (profiled forwards ran x1.03-1.24 their timed
-    time in three profiles of 2026-12-01, 2-core EPYC: CalibrationRounds.profiler_ratio) stays
+    `seconds`. The profiler's own cost per op (profiled forwards ran x1.02-1.24 their timed
+    time in four profiles of 2026-12-01, 2-core EPYC: CalibrationRounds.profiler_ratio) stays
     out of the efficiencies: the profiler says where the time goes, the timer how much there is.
     None without rounds."""
     rounds = [k for k in attributed or () if sum(k) > 0]
