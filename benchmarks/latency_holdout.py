@@ -14,7 +14,12 @@ and a configuration with fewer than half its rounds quiet, or whose rounds sprea
         [--out results.csv] [--threads 2]
     .venv/bin/python benchmarks/latency_holdout.py --device NAME --report results.csv
     .venv/bin/python benchmarks/latency_holdout.py --device NAME --report run2.csv --against run1.csv
+    .venv/bin/python benchmarks/latency_holdout.py --device-file profile.toml --device NAME \
+        --cores-sweep veca-small:640 --out sweep.csv
 
+`--cores-sweep MODEL:SIDE` times one VECA model at every core budget instead (split layout, batch
+1): how latency moves with C, measured and predicted (`--report` prints the largest C over the
+smallest both ways).
 `--against` compares the measured times of two runs of the same configurations: how far the machine
 agrees with itself (raw, and normalised by the probe), the floor under any prediction's error.
 Each row is written as a measurement record (costmodel/measurements.py; `note` says which
@@ -64,6 +69,20 @@ HOLDOUT = (
 )
 
 
+def cores_sweep(text: str) -> tuple:
+    """The configurations of `--cores-sweep MODEL:SIDE`: that VECA model at that side, batch 1,
+    split layout, at every core budget it was trained with (C = 8, 16, ..., 64)."""
+    from costmodel.errors import CoreplanError
+
+    name, _, side = text.partition(":")
+    if not side.isdigit() or int(side) < 1:
+        raise CoreplanError(f"--cores-sweep {text!r}: expected MODEL:SIDE, e.g. veca-small:640")
+    spec = get_model(name)
+    if not spec.is_core:
+        raise CoreplanError(f"--cores-sweep: {name} has no core tokens (a VECA model has)")
+    return tuple(("reference", name, int(side), 1, c, "split") for c in spec.budgets)
+
+
 def forward_of(source: str, name: str, side: int, batch: int, cores, impl: str):
     torch.manual_seed(0)
     images = torch.randn(batch, 3, side, side)
@@ -87,6 +106,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds: each times every configuration once")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--cores-sweep", metavar="MODEL:SIDE",
+                        help="time this VECA model (split layout, batch 1) at this side at every "
+                        "core budget, 8 to 64, instead of the held-out set: how latency moves "
+                        "with C")
     parser.add_argument("--report", help="only predict the rows of this file, timing nothing")
     parser.add_argument("--against", help="with --report: an earlier run of the same "
                         "configurations; print how far the two runs' measured times agree")
@@ -105,6 +128,7 @@ def main() -> int:
         parser.error("--rounds must be 1 or more")
     if not args.min_time > 0:
         parser.error("--min-time must be a positive number of seconds")
+    cases = cores_sweep(args.cores_sweep) if args.cores_sweep else HOLDOUT
     torch.set_num_threads(args.threads)
     writer = MeasurementWriter(args.out, args.resume)
     from costmodel.measurements import latest
@@ -113,7 +137,7 @@ def main() -> int:
     done = {r.key() for r in latest(writer.records)
             if not r.busy and 2 * _rounds_quiet(r, args.rounds) >= args.rounds}
     todo = {}
-    for source, name, side, batch, cores, impl in HOLDOUT:
+    for source, name, side, batch, cores, impl in cases:
         c = configure(get_model(name), side, cores=cores, batch=batch, impl=impl)
         key = (name, str(side), str(c.core_tokens), c.impl, str(batch), "fp32", "cpu", "eager",
                "transformers" if source == "hf" else "torch")
@@ -242,11 +266,33 @@ def _summary(records, device) -> None:
               f"{_line((1 + errors) / (1 + offset) - 1)}")
     if device.latency_interval and len(errors):
         print(inside_interval(errors, device.latency_interval))
+    for line in core_slopes(rows):
+        print(line)
     print("IQR: the measured time's interquartile range over its median (between the rounds, in "
           "a file timed in rounds; within its one block in one timed before)")
     noisy = unsteady(records)
     if noisy:
         print(noisy)
+
+
+def core_slopes(rows) -> list[str]:
+    """How the time moves with C, measured and predicted, for each model, side and batch timed
+    at two core budgets or more (`--cores-sweep`): one line each, the largest C over the
+    smallest. `rows`: (record, predicted seconds)."""
+    groups: dict[tuple, dict[int, tuple[float, float]]] = {}
+    for r, p in rows:
+        if r.core_tokens:
+            key = (r.model, r.resolution, r.batch, r.impl, r.framework)
+            groups.setdefault(key, {})[r.core_tokens] = (r.time_s, float(p))
+    lines = []
+    for (model, side, batch, impl, _), by_c in groups.items():
+        if len(by_c) < 2:
+            continue
+        low, high = min(by_c), max(by_c)
+        (m_low, p_low), (m_high, p_high) = by_c[low], by_c[high]
+        lines.append(f"{model} {side}px B={batch} {impl}: C={high} over C={low}: measured "
+                     f"x{m_high / m_low:.3f}, predicted x{p_high / p_low:.3f}")
+    return lines
 
 
 def inside_interval(errors, interval) -> str:

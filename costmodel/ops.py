@@ -306,20 +306,32 @@ def _sdpa_profiled(lookup, s):
     """Three regimes, chosen per element: few queries (the cores' call), few keys (the patches'
     call), and the rest (square-ish: dense and masked attention). Only the regimes the elements
     fall in are looked up: a masked call is square, and a profile measures masked attention on
-    square calls only."""
+    square calls only. The two split regimes' curves are keyed by the short side's length too
+    (regime, head dim, masked, C): calls of equal work and different C run differently (C=8
+    keys over 4,096 queries is not C=64 over 512), so each C is looked up on its own (a profile
+    written before holds one curve over C: the lookup falls back to it)."""
     import numpy as np
 
     masked = bool(getattr(s, "masked", False))
-    work = REGISTRY["sdpa"].profile_work(s)
-    q, kv = np.asarray(s.q_len), np.asarray(s.kv_len)
+    q, kv, work = np.broadcast_arrays(np.asarray(s.q_len), np.asarray(s.kv_len),
+                                      np.asarray(REGISTRY["sdpa"].profile_work(s), dtype=float))
     regime = np.where(q <= SHORT, np.where(kv <= SHORT, "square", "few_queries"),
                       np.where(kv <= SHORT, "few_keys", "square"))
-    needed = sorted(set(np.unique(regime).tolist()))
-    seconds = {r: lookup((r, s.head_dim, masked), work) for r in needed}
-    if any(v is None for v in seconds.values()):
-        return None
-    return np.select([regime == r for r in needed],
-                     [np.broadcast_to(seconds[r], regime.shape) for r in needed])
+    out = np.empty(regime.shape)
+    for r in np.unique(regime).tolist():
+        where = regime == r
+        if r == "square":
+            groups = [((r, s.head_dim, masked), where)]
+        else:
+            short = q if r == "few_queries" else kv
+            groups = [((r, s.head_dim, masked, int(c)), where & (short == c))
+                      for c in np.unique(short[where]).tolist()]
+        for key, chosen in groups:
+            seconds = lookup(key, work[chosen])
+            if seconds is None:
+                return None
+            out[chosen] = seconds
+    return out
 
 
 def _sdpa_unfused(s) -> tuple[Part, ...]:

@@ -5,12 +5,15 @@ keyed by the op's discrete shape (a linear layer's in/out features, an attention
 mask and which side is short). `coreplan profile` measures them on the machine at hand
 (`reference/profile.py`) and stores them in a device file (`[devices.NAME.profile]`).
 
-Prediction for one op of the cost graph: find its curve (the same key, else the nearest key in log
-space, numeric parts only), interpolate log(throughput) piecewise-linearly in log(work), clamped at
-the curve's ends (beyond the largest measured size the throughput is taken as flat), and divide the
-op's work by it; times its launches. An op's curve key and work come from its registry record
-(`profile_key`, `profile_work`: the `flop` count for matmul-class ops, the element count for
-elementwise ops; attention picks its curve by which side is short, `profile_seconds`). An op kind
+Prediction for one op of the cost graph: find its curve (the same key; else, where two curves differ
+from the key in one numeric part only, one below and one above, both, the time log-linear in that
+part between them at the same work; else the nearest key in log space, numeric parts only),
+interpolate log(throughput) piecewise-linearly in log(work), clamped at the curve's ends (beyond
+the largest measured size the throughput is taken as flat), and divide the op's work by it; times
+its launches. An op's curve key and work come from its registry record (`profile_key`,
+`profile_work`: the `flop` count for matmul-class ops, the element count for elementwise ops;
+attention picks its curve by which side is short and, for the split layout's two calls, by the
+short side's length, `profile_seconds`). An op kind
 the profile does not hold is left to the roofline. Everything broadcasts over numpy arrays of
 shapes.
 """
@@ -97,10 +100,39 @@ class Profile:
         return min(same, key=lambda c: _distance(c.key, key))
 
     def _time(self, kind: str, key: tuple, work):
+        between = self._bracket(kind, key)
+        if between is not None:
+            (low, x_low), (high, x_high), x = between
+            f = (math.log(x) - math.log(x_low)) / (math.log(x_high) - math.log(x_low))
+            return np.exp((1 - f) * np.log(low.seconds_at(work)) + f * np.log(high.seconds_at(work)))
         curve = self._curve(kind, key)
         if curve is None:
             return None
         return curve.seconds_at(work)
+
+    def _bracket(self, kind: str, key: tuple):
+        """Where no curve has `key` but two differ from it in one numeric part only, one below
+        and one above (the split layout's curves, one per C: C=24 between 16 and 32): the nearest
+        on each side, ((curve, its value), (curve, its value), the key's value); else None."""
+        curves = self.curves.get(kind, ())
+        if any(c.key == key for c in curves):
+            return None
+        for i, x in enumerate(key):
+            if not _numeric(x) or not x > 0:
+                continue
+            rest = key[:i] + key[i + 1:]
+            along = [(c, c.key[i]) for c in curves if len(c.key) == len(key)
+                     and c.key[:i] + c.key[i + 1:] == rest and _numeric(c.key[i])
+                     and c.key[i] > 0]
+            below = [cv for cv in along if cv[1] < x]
+            above = [cv for cv in along if cv[1] > x]
+            if below and above:
+                return (max(below, key=lambda cv: cv[1]), min(above, key=lambda cv: cv[1]), x)
+        return None
+
+
+def _numeric(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _categorical(key: tuple) -> tuple:

@@ -11,7 +11,7 @@ its quiet rounds):
 - sdpa (head dims of the catalog): square calls (dense attention; masked with the core-periphery
   mask built as the reference kernel builds it) over sequence lengths; the split layout's two calls:
   few queries (the C cores over [cores; patches]) and few keys (the N patches over the C cores),
-  written into the output as the reference kernel writes them;
+  written into the output as the reference kernel writes them, a curve per C over N;
 - every pointwise op whose registry record says how PyTorch runs it alone (`torch_op`:
   layer norm, GELU, SiLU, mul, add, tanh, 2D RoPE and its tables) over a ladder of sizes;
 - the dispatch cost of a trivial op.
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 import costmodel.ops  # noqa: F401  (registers the formulas)
 from costmodel.measurements import BUSY_PROBE_RATIO
+from costmodel.ops import SHORT
 from costmodel.registry import OP_CLASSES, REGISTRY, resolve
 from costmodel.spec import catalog
 from planners.profile import Curve, Profile
@@ -46,8 +47,13 @@ from reference.machine import last_level_cache_bytes
 
 TOKENS = (32, 128, 512, 2048, 8192, 32768)
 SEQUENCES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
-SHORT_SIDES = (8, 16, 32, 64)
-LONG_SIDES = (64, 256, 1024, 4096)
+# the split layout's calls: a curve per core budget (every one VECA's nested dropout trains, a
+# multiple of 8 up to 64) over the patches. On 2026-12-01 (2-core EPYC, benchmarks/split_curves.py,
+# 24 calls off every grid) one curve over every C by work alone, as profiles had it before, missed
+# them by a mean 56%; curves at C = 8, 16, 32, 64 read log-linear in C between them 15% (the
+# patches' call at C = 24, 40 and 56 13-44% too fast); a curve at every budget 12%.
+SHORT_SIDES = (8, 16, 24, 32, 40, 48, 56, 64)
+LONG_SIDES = (64, 256, 512, 1024, 2048, 4096)
 NUMELS = (10_000, 40_000, 160_000, 640_000, 2_560_000, 10_240_000, 40_960_000)
 REFERENCE_HEADS = 12  # batch x heads of the attention points (a base model at batch 1)
 
@@ -173,10 +179,12 @@ def _sdpa_points(head_dims, device, dtype):
                 yield _attention_point(("square", d, masked), make, h, s, s, d, dtype, masked)
         for c in SHORT_SIDES:
             for n in LONG_SIDES:
-                yield _attention_point(("few_queries", d, False),
+                yield _attention_point(("few_queries", d, False, c),
                                        _split_half(h, c, n, d, device, dtype, cores_half=True),
                                        h, c, c + n, d, dtype)
-                yield _attention_point(("few_keys", d, False),
+                if n <= SHORT:  # as many patches as cores at most: a square call
+                    continue
+                yield _attention_point(("few_keys", d, False, c),
                                        _split_half(h, c, n, d, device, dtype, cores_half=False),
                                        h, n, c, d, dtype)
 

@@ -444,6 +444,13 @@ def test_lists_naming_a_value_twice_and_absurd_variation_are_refused(cli, argv, 
     ("probe_tracking.py", ("--seconds", "0"), "--seconds must be a positive number"),
     ("cold_weights.py", ("--rounds", "1"), "--rounds must be 2 or more"),
     ("cold_weights.py", ("--report", "no-such.json"), "no-such.json: not a file this script wrote"),
+    ("latency_holdout.py", ("--device", "cpu-epyc-2core", "--cores-sweep", "dinov2-small:224",
+                            "--out", "never-written.csv"), "dinov2-small has no core tokens"),
+    ("latency_holdout.py", ("--device", "cpu-epyc-2core", "--cores-sweep", "veca-small",
+                            "--out", "never-written.csv"), "expected MODEL:SIDE"),
+    ("split_curves.py", ("--rounds", "1"), "--rounds must be 2 or more"),
+    ("split_curves.py", ("--threads", "0"), "--threads must be 1 or more"),
+    ("split_curves.py", ("--report", "no-such.json"), "no-such.json: not a file this script wrote"),
 ])
 def test_benchmark_scripts_answer_bad_input_in_one_line(script, args, message):
     """The benchmark scripts a user runs by hand: bad input is one line on stderr and exit 2
@@ -457,3 +464,4 @@ def test_benchmark_scripts_answer_bad_input_in_one_line(script, args, message):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (root / "never-written.csv").exists()  # refused before any file is opened

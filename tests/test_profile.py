@@ -405,6 +405,70 @@ def test_masked_attention_on_a_profiled_cpu_is_its_measured_curve():
     assert bare.source == "roofline"
 
 
+def _split_profile(*curves) -> Profile:
+    return Profile("fp32", 2, 0.0, {"sdpa": tuple(curves)}, "synthetic")
+
+
+def _few_keys(cores, patches, heads=6):
+    from costmodel.registry import REGISTRY
+
+    return REGISTRY["sdpa"].make_shape(batch=1, heads=heads, q_len=patches, kv_len=cores,
+                                       head_dim=64, elem_bytes=4)
+
+
+def test_the_split_calls_are_looked_up_by_their_number_of_cores():
+    """Curves per C: C=16 and C=32 are their own curves; C=24 lies between them, log-linear in C
+    at the call's work: with 1 ms at C=16 and 4 ms at C=32 (constant over work here), C=24 takes
+    1 ms x 4^(log2(24/16)) = 1 ms x 1.5^2 = 2.25 ms; C=64, past the last curve, takes the nearest
+    (C=32)."""
+    flat = lambda key, t: Curve(key, (1.0, 1e15), (t, t))  # noqa: E731
+    profile = _split_profile(flat(("few_keys", 64, False, 16), 1e-3),
+                             flat(("few_keys", 64, False, 32), 4e-3))
+    seconds = lambda c: float(profile.seconds("sdpa", _few_keys(c, 1024), 1))  # noqa: E731
+    assert seconds(16) == pytest.approx(1e-3, rel=1e-12)
+    assert seconds(32) == pytest.approx(4e-3, rel=1e-12)
+    assert seconds(24) == pytest.approx(2.25e-3, rel=1e-12)
+    assert seconds(64) == pytest.approx(4e-3, rel=1e-12)
+    # a shape over several C at once (the planner's candidates) answers element by element
+    import numpy as np
+
+    many = profile.seconds("sdpa", _few_keys(np.array([16, 24, 32]), 1024), 1)
+    assert list(many) == pytest.approx([1e-3, 2.25e-3, 4e-3], rel=1e-12)
+
+
+def test_a_profile_with_one_split_curve_over_every_c_still_answers():
+    """Profiles written before the split curves were keyed by C hold one curve per call over
+    every C: the lookup falls back to it (the shipped CPU entry's profile is one)."""
+    old = _split_profile(Curve(("few_keys", 64, False), (1e6, 1e9), (1e-4, 1e-1)))
+    # 2 FLOPs a multiply-add; q k^T (1024 x 64 by 64 x 24) and p v (1024 x 24 by 24 x 64); B*H = 4
+    work = 2 * 2 * 4 * 1024 * 24 * 64
+    assert float(old.seconds("sdpa", _few_keys(24, 1024, heads=4), 1)) == pytest.approx(work * 1e-10, rel=1e-9)
+    cpu = get_device("cpu-epyc-2core")
+    c = configure(get_model("veca-small"), 320, cores=24, batch=1, impl="split")
+    assert {o.source for o in simulate(c, cpu).ops if "attn" in o.path} == {"profile"}
+
+
+def test_a_fresh_profile_times_the_split_calls_on_a_curve_per_c():
+    import torch
+
+    from reference.profile import LONG_SIDES, SHORT_SIDES, all_points
+
+    keys = {p.key for p in all_points("cpu", torch.float32) if p.key[0] != "square"
+            and p.kind == "sdpa"}
+    heads = {k[1] for k in keys}
+    assert keys == {(r, d, False, c) for r in ("few_queries", "few_keys") for d in heads
+                    for c in SHORT_SIDES}
+    per_curve = {}
+    for p in all_points("cpu", torch.float32):
+        if p.kind == "sdpa" and p.key in keys:
+            per_curve[p.key] = per_curve.get(p.key, 0) + 1
+    # every N for the cores' call; the patches' call only where the patches outnumber 64 (with
+    # fewer, both sides are short and the lookup takes the square curve)
+    assert {k: n for k, n in per_curve.items()} == {
+        k: len(LONG_SIDES) if k[0] == "few_queries" else sum(n > 64 for n in LONG_SIDES)
+        for k in keys}
+
+
 def test_unfused_attention_on_a_profiled_cpu_runs_its_parts():
     """Where the masked call has no profiled curve (here left out of the committed CPU entry's
     profile), the unfused runtime runs it as two batched GEMMs, the scale and a softmax; the
@@ -695,6 +759,35 @@ def test_cold_weights_report_gives_each_ways_median_and_their_ratio(tmp_path):
     out = subprocess.run([sys.executable, "benchmarks/cold_weights.py", "--report", str(path)],
                          cwd=root, capture_output=True, text=True, timeout=60).stdout
     assert "  384 -> 1536     257     2.000     2.400    1.20  0.87-2.20" in out
+
+
+def test_split_curves_report_predicts_an_off_grid_call_from_the_curves_per_c(tmp_path):
+    """benchmarks/split_curves.py --report on made-up times: the patches' call takes N x 1 us
+    whatever C (its time follows the patches). At C=24, N=1600: today's curve at C=24 is a
+    constant rate over N, so 1.6 ms; the curves of before at C=16 and 32 read at the call's work
+    (that of N = 2400 at C=16, 1200 at C=32: 2.4 and 1.2 ms), log-linear in C: 2.4 ms x 0.5^
+    log2(1.5) = 1.6 ms. Measured 3.2 ms: both -50.0%."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from reference.profile import LONG_SIDES, SHORT_SIDES
+
+    grid = {(c, n) for c in SHORT_SIDES for n in LONG_SIDES if n > 64} | {
+        (c, n) for c in (8, 16, 32, 64) for n in (256, 1024, 4096)}
+    rows = [{"regime": "few_keys", "cores": c, "patches": n, "grid": True,
+             "seconds": [n * 1e-6, n * 1e-6]} for c, n in sorted(grid)]
+    rows.append({"regime": "few_keys", "cores": 24, "patches": 1600, "grid": False,
+                 "seconds": [3.1e-3, 3.3e-3]})
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"rows": rows}))
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "benchmarks/split_curves.py", "--report", str(path)],
+                         cwd=root, capture_output=True, text=True, timeout=60).stdout
+    (line,) = [x for x in out.splitlines() if x.endswith("off grid")]
+    assert line.split()[:4] == ["few_keys", "24", "1600", "3.200"]
+    assert line.split()[-4:-2] == ["-50.0%", "-50.0%"]
 
 
 def test_a_models_timed_time_is_split_by_the_profilers_shares():

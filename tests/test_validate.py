@@ -261,6 +261,32 @@ def test_holdout_counts_the_rows_inside_the_devices_interval():
     assert line.endswith("x0.900 ... x1.200): 33% (1 of 3)")
 
 
+def test_holdout_cores_sweep_times_every_budget_and_reports_the_slope():
+    """`--cores-sweep veca-small:640`: the split layout at C = 8, 16, ..., 64 (veca-small's
+    budgets), batch 1. The slope line by hand: measured 500 ms at C=8 and 600 at C=64 (x1.200),
+    predicted 0.45 and 0.495 s (x1.100); a row at another side, and a dense row, are not in it."""
+    import sys
+    from pathlib import Path
+
+    from costmodel.measurements import Measurement
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import latency_holdout
+
+    sweep = latency_holdout.cores_sweep("veca-small:640")
+    assert [c[4] for c in sweep] == [8, 16, 24, 32, 40, 48, 56, 64]
+    assert {(c[1], c[2], c[3], c[5]) for c in sweep} == {("veca-small", 640, 1, "split")}
+
+    def row(c, ms, side=640, model="veca-small"):
+        return Measurement(model, side, c, "split" if c else "dense", 1, "fp32", "ok",
+                           time_ms_median=ms)
+
+    rows = [(row(8, 500.0), 0.45), (row(64, 600.0), 0.495), (row(16, 700.0, side=224), 0.5),
+            (row(0, 300.0, model="dinov2-small"), 0.3)]
+    assert latency_holdout.core_slopes(rows) == [
+        "veca-small 640px B=1 split: C=64 over C=8: measured x1.200, predicted x1.100"]
+
+
 def test_holdout_gives_a_configuration_whose_rounds_spread_as_many_rounds_again(
         tmp_path, monkeypatch):
     """benchmarks/latency_holdout.py with the timer faked: dinov2-small's five rounds read 100,
