@@ -4,13 +4,15 @@
     .venv/bin/python benchmarks/footprint.py --report data/measurements/footprint-cpu-....csv
     .venv/bin/python benchmarks/footprint.py --report B.csv --fitted-on A.csv
     .venv/bin/python benchmarks/footprint.py --report B.csv --against A.csv
+    .venv/bin/python benchmarks/footprint.py --report B.csv --across data/profiles/*.toml
 
 Measures each configuration below in a new worker (`reference/footprint.py`): peak RSS after the
 imports, after building the model and after one forward. `--report` fits the footprint model's
 allocator terms on the FIT rows and prints every other row's error (held out: other models,
 resolutions, batches, C, and the Hugging Face implementations). `--against` compares the
 measured peaks of two runs of the same processes: how far a process moves between runs, which
-bounds how close any model can come.
+bounds how close any model can come. `--across` holds every held-out row against many fresh
+profiles' own terms: a process that misses under all of them is the model's miss.
 """
 
 from __future__ import annotations
@@ -183,6 +185,42 @@ def agreement(first: Path, second: Path) -> str:
     return "\n".join(lines)
 
 
+def across(path: Path, files: list[str]) -> str:
+    """Every held-out process of a footprint file against the footprint terms of many device
+    files (fresh profiles, each its own terms): per process, the median error over them and how
+    many put it beyond ±10%, worst first; then each profile's share within ±10%. A process that
+    misses under every profile is the model's, not one profile's noise."""
+    import statistics
+
+    from costmodel.errors import CoreplanError
+    from planners.devices import default_footprint, load_devices
+
+    devices = [d for f in files for d in load_devices(f).values()
+               if d.footprint is not None and d.footprint != default_footprint(d.kind)]
+    if not devices:
+        raise CoreplanError(f"--across: none of the {len(files)} file(s) has footprint terms "
+                            f"of its own (a device without them takes the catalog's)")
+    errors: dict[str, list[float]] = {}
+    shares = []
+    for device in devices:
+        _, _, rows = _device_held_out(path, device)
+        shares.append((device.name, sum(abs(r.error) <= 0.10 for r in rows) / len(rows)))
+        for r in rows:
+            label = f"{r.label['source']} {r.label['model']} {r.label['resolution']}px " \
+                    f"B={r.label['batch']}" + (f" C={r.label['cores']}" if r.label["cores"] else "")
+            errors.setdefault(label, []).append(r.error)
+    lines = [f"{len(devices)} profiles' terms against {path.name}: per held-out process, the "
+             f"median error and the profiles that miss it beyond ±10%",
+             f"{'process':46s} {'median':>7s} {'misses':>9s}"]
+    for label, e in sorted(errors.items(), key=lambda kv: statistics.median(kv[1])):
+        lines.append(f"{label:46s} {statistics.median(e):+7.1%} "
+                     f"{sum(abs(x) > 0.10 for x in e):4d} of {len(e)}")
+    met = sum(share >= 0.90 for _, share in shares)
+    lines.append(f"profiles with 90% or more within ±10%: {met} of {len(shares)} ("
+                 + ", ".join(f"{name} {share:.0%}" for name, share in shares) + ")")
+    return "\n".join(lines)
+
+
 def _device_held_out(path: Path, device):
     """A device's footprint terms against every row of a footprint file that its profile did
     not measure itself (planners.footprint_fit.FIT, the processes `coreplan profile` runs)."""
@@ -210,6 +248,9 @@ def main() -> int:
                         "same processes; compare measured with measured")
     parser.add_argument("--fitted-on", type=Path, help="with --report: fit the FIT rows of this "
                         "file (another day's measurements) and hold out every row of --report")
+    parser.add_argument("--across", nargs="+", metavar="DEVICE_FILE", help="with --report: "
+                        "every held-out process against each of these device files' own terms "
+                        "(fresh profiles): which processes miss under all of them")
     args = parser.parse_args()
     if args.out:
         measure_all(args.out)
@@ -219,10 +260,13 @@ def main() -> int:
             from planners.devices import get_device
 
             device = get_device(args.device, args.device_file)
-        print(agreement(args.against, args.report) if args.against
-              else report(args.report, device, args.fitted_on))
-    elif args.against:
-        parser.error("--against goes with --report")
+        if args.across:
+            print(across(args.report, args.across))
+        else:
+            print(agreement(args.against, args.report) if args.against
+                  else report(args.report, device, args.fitted_on))
+    elif args.against or args.across:
+        parser.error("--against and --across go with --report")
     if args.timm:
         print(timm_fallbacks(args.timm))
     return 0

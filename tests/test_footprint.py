@@ -245,3 +245,47 @@ def test_two_runs_of_the_same_processes_are_compared_measured_with_measured(tmp_
     proc = run("--report", other, "--against", first)
     assert proc.returncode != 0 and "share no configuration" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_footprint_across_profiles_gives_each_process_its_median_and_misses(tmp_path):
+    """benchmarks/footprint.py --report F --across P P2: with the same profile's terms twice,
+    each held-out process's median is its error under that profile (as --report --device prints
+    it) and it misses under both or neither; files without footprint terms are refused in one
+    line, and --across without --report too."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = root / "data/measurements/footprint-cpu-epyc-2core-2026-12-01b.csv"
+    profile = root / "data/profiles/cpu-epyc-2core-2026-12-01-per-c.toml"
+    twice = tmp_path / "again.toml"
+    shutil.copy(profile, twice)
+    run = lambda *a: subprocess.run([sys.executable, "benchmarks/footprint.py", *map(str, a)],  # noqa: E731
+                                    cwd=root, capture_output=True, text=True)
+    single = run("--report", data, "--device", "epyc-2core-2026-12-01-per-c", "--device-file",
+                 profile)
+    assert single.returncode == 0, single.stderr
+    errors = {}
+    for line in single.stdout.splitlines()[2:-1]:
+        source, rest = line.split(None, 1)
+        label = rest[:36].strip()
+        errors[f"{source} {label}"] = line.split()[-1]
+    both = run("--report", data, "--across", profile, twice)
+    assert both.returncode == 0, both.stderr
+    rows = both.stdout.splitlines()[2:-1]
+    assert len(rows) == len(errors) == 30
+    for line in rows:
+        label, median, misses = line[:46].strip(), line.split()[-4], line.split()[-3]
+        assert median == errors[label]
+        assert misses == ("2" if abs(float(median.rstrip("%"))) > 10 else "0")
+    assert both.stdout.splitlines()[-1].startswith("profiles with 90% or more within ±10%: 0 of 2")
+    bare = tmp_path / "bare.toml"
+    bare.write_text('[devices.bare]\nkind = "cpu"\npeak_flops_per_s = { fp32 = 1e11 }\n'
+                    'memory_bandwidth_bytes_per_s = 2e10\nmemory_capacity_bytes = 1e10\n'
+                    'source = "made up"\n')
+    proc = run("--report", data, "--across", bare)
+    assert proc.returncode == 2 and "none of the 1 file(s) has footprint terms of its own" in proc.stderr
+    proc = run("--across", profile)
+    assert proc.returncode == 2 and "--across go with --report" in proc.stderr
