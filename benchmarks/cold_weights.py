@@ -14,10 +14,7 @@ its calls, each way's time the median of its rounds. Run it alone on a quiet mac
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-from pathlib import Path
 
 SHAPES = ((384, 1536), (1536, 384), (768, 768), (768, 3072))  # (in, out): ViT-S MLP, ViT-B
 TOKENS = (32, 128, 257, 513, 1025)
@@ -25,34 +22,13 @@ CALL_S = 0.05  # seconds of calls per way and round
 
 
 def main() -> int:
-    from costmodel.errors import CoreplanError
+    from rounds_cli import rounds_main
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", help="write every round's times here (JSON)")
-    parser.add_argument("--report", help="only print the table of this file, timing nothing")
-    args = parser.parse_args()
-    if args.report:
-        try:
-            rows = json.loads(Path(args.report).read_text())["rows"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise CoreplanError(f"{args.report}: not a file this script wrote ({e})") from None
-        report(rows)
-        return 0
-    if args.rounds < 2:
-        raise CoreplanError("--rounds must be 2 or more (the two orders alternate)")
-    if args.threads < 1:
-        raise CoreplanError("--threads must be 1 or more")
-    rows = measure(args.rounds, args.threads)
-    if args.out:
-        from reference.machine import last_level_cache_bytes, machine_name
+    def facts() -> dict:
+        from reference.machine import last_level_cache_bytes
 
-        Path(args.out).write_text(json.dumps(
-            {"machine": machine_name("cpu"), "threads": args.threads,
-             "last_level_cache_bytes": last_level_cache_bytes("cpu"), "rows": rows}, indent=1))
-    report(rows)
-    return 0
+        return {"last_level_cache_bytes": last_level_cache_bytes("cpu")}
+    return rounds_main(__doc__, measure, report, rounds=6, facts=facts)
 
 
 def _round_s(fn) -> float:

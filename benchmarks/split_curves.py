@@ -22,10 +22,7 @@ Rows on both grids are in sample for all three; rows on today's grid only are in
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-from pathlib import Path
 
 HEAD_DIM = 64  # every catalog model's
 # (C, N) off the grid: veca-small and veca-base at 320, 384, 448, 640 and 896 px (N = 400, 576,
@@ -41,34 +38,9 @@ BEFORE = ((8, 16, 32, 64), (64, 256, 1024, 4096))
 
 
 def main() -> int:
-    from costmodel.errors import CoreplanError
+    from rounds_cli import rounds_main
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", help="write every round's times here (JSON)")
-    parser.add_argument("--report", help="only print the table of this file, timing nothing")
-    args = parser.parse_args()
-    if args.report:
-        try:
-            data = json.loads(Path(args.report).read_text())
-            rows = data["rows"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise CoreplanError(f"{args.report}: not a file this script wrote ({e})") from None
-        report(rows)
-        return 0
-    if args.rounds < 2:
-        raise CoreplanError("--rounds must be 2 or more (the two orders alternate)")
-    if args.threads < 1:
-        raise CoreplanError("--threads must be 1 or more")
-    rows = measure(args.rounds, args.threads)
-    if args.out:
-        from reference.machine import machine_name
-
-        Path(args.out).write_text(json.dumps(
-            {"machine": machine_name("cpu"), "threads": args.threads, "rows": rows}, indent=1))
-    report(rows)
-    return 0
+    return rounds_main(__doc__, measure, report, rounds=4)
 
 
 def points():
