@@ -104,7 +104,8 @@ class Profile:
         if between is not None:
             (low, x_low), (high, x_high), x = between
             f = (math.log(x) - math.log(x_low)) / (math.log(x_high) - math.log(x_low))
-            return np.exp((1 - f) * np.log(low.seconds_at(work)) + f * np.log(high.seconds_at(work)))
+            return np.exp((1 - f) * np.log(low.seconds_at(work))
+                          + f * np.log(high.seconds_at(work)))
         curve = self._curve(kind, key)
         if curve is None:
             return None

@@ -51,7 +51,7 @@ SEQUENCES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 # multiple of 8 up to 64) over the patches. On 2026-12-01 (2-core EPYC, benchmarks/split_curves.py,
 # 24 calls off every grid) one curve over every C by work alone, as profiles had it before, missed
 # them by a mean 56%; curves at C = 8, 16, 32, 64 read log-linear in C between them 15% (the
-# patches' call at C = 24, 40 and 56 13-44% too fast); a curve at every budget 12%.
+# patches' call at C = 24, 40, 48 and 56 13-44% too fast); a curve at every budget 12%.
 SHORT_SIDES = (8, 16, 24, 32, 40, 48, 56, 64)
 LONG_SIDES = (64, 256, 512, 1024, 2048, 4096)
 NUMELS = (10_000, 40_000, 160_000, 640_000, 2_560_000, 10_240_000, 40_960_000)
