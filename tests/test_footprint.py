@@ -264,23 +264,25 @@ def test_footprint_across_profiles_gives_each_process_its_median_and_misses(tmp_
     shutil.copy(profile, twice)
     run = lambda *a: subprocess.run([sys.executable, "benchmarks/footprint.py", *map(str, a)],  # noqa: E731
                                     cwd=root, capture_output=True, text=True)
-    single = run("--report", data, "--device", "epyc-2core-2026-12-01-per-c", "--device-file",
-                 profile)
-    assert single.returncode == 0, single.stderr
+    sys.path.insert(0, str(root / "benchmarks"))
+    import footprint as bench
+
+    from planners.devices import get_device
+
+    single = bench.report(data, get_device("epyc-2core-2026-12-01-per-c", profile))
     errors = {}
-    for line in single.stdout.splitlines()[2:-1]:
+    for line in single.splitlines()[2:-1]:
         source, rest = line.split(None, 1)
         label = rest[:36].strip()
         errors[f"{source} {label}"] = line.split()[-1]
-    both = run("--report", data, "--across", profile, twice)
-    assert both.returncode == 0, both.stderr
-    rows = both.stdout.splitlines()[2:-1]
+    both = bench.across(data, [str(profile), str(twice)]).splitlines()
+    rows = both[2:-1]
     assert len(rows) == len(errors) == 30
     for line in rows:
         label, median, misses = line[:46].strip(), line.split()[-4], line.split()[-3]
         assert median == errors[label]
         assert misses == ("2" if abs(float(median.rstrip("%"))) > 10 else "0")
-    assert both.stdout.splitlines()[-1].startswith("profiles with 90% or more within ±10%: 0 of 2")
+    assert both[-1].startswith("profiles with 90% or more within ±10%: 0 of 2")
     bare = tmp_path / "bare.toml"
     bare.write_text('[devices.bare]\nkind = "cpu"\npeak_flops_per_s = { fp32 = 1e11 }\n'
                     'memory_bandwidth_bytes_per_s = 2e10\nmemory_capacity_bytes = 1e10\n'

@@ -762,14 +762,12 @@ def test_cold_weights_report_gives_each_ways_median_and_their_ratio(tmp_path):
     assert "  384 -> 1536     257     2.000     2.400    1.20  0.87-2.20" in out
 
 
-def test_split_curves_report_predicts_an_off_grid_call_from_the_curves_per_c(tmp_path):
+def test_split_curves_report_predicts_an_off_grid_call_from_the_curves_per_c(capsys):
     """benchmarks/split_curves.py --report on made-up times: the patches' call takes N x 1 us
     whatever C (its time follows the patches). At C=24, N=1600: today's curve at C=24 is a
     constant rate over N, so 1.6 ms; the curves of before at C=16 and 32 read at the call's work
     (that of N = 2400 at C=16, 1200 at C=32: 2.4 and 1.2 ms), log-linear in C: 2.4 ms x 0.5^
     log2(1.5) = 1.6 ms. Measured 3.2 ms: both -50.0%."""
-    import json
-    import subprocess
     import sys
     from pathlib import Path
 
@@ -781,11 +779,11 @@ def test_split_curves_report_predicts_an_off_grid_call_from_the_curves_per_c(tmp
              "seconds": [n * 1e-6, n * 1e-6]} for c, n in sorted(grid)]
     rows.append({"regime": "few_keys", "cores": 24, "patches": 1600, "grid": False,
                  "seconds": [3.1e-3, 3.3e-3]})
-    path = tmp_path / "split.json"
-    path.write_text(json.dumps({"rows": rows}))
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "benchmarks/split_curves.py", "--report", str(path)],
-                         cwd=root, capture_output=True, text=True, timeout=60).stdout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import split_curves
+
+    split_curves.report(rows)
+    out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if x.endswith("off grid")]
     assert line.split()[:4] == ["few_keys", "24", "1600", "3.200"]
     assert line.split()[-4:-2] == ["-50.0%", "-50.0%"]
