@@ -150,8 +150,7 @@ def report(path: Path, device=None, fitted_on: Path | None = None) -> str:
              f"{'source':10s} {'configuration':36s} {'measured MB':>11s} {'predicted MB':>12s} "
              f"{'tensors MB':>10s} {'error':>7s}"]
     for r in rows:
-        label = f"{r.label['model']} {r.label['resolution']}px B={r.label['batch']}" + (
-            f" C={r.label['cores']}" if r.label["cores"] else "")
+        label = _name(r.label)
         lines.append(f"{r.label['source']:10s} {label:36s} {r.measured_bytes / 1e6:11.1f} "
                      f"{r.predicted_bytes / 1e6:12.1f} {r.tensor_bytes / 1e6:10.1f} "
                      f"{r.error:+7.1%}")
@@ -161,6 +160,12 @@ def report(path: Path, device=None, fitted_on: Path | None = None) -> str:
                  f"({within / len(errors):.0%}); MAPE {sum(errors) / len(errors):.1%}; max "
                  f"|error| {max(errors):.1%}")
     return "\n".join(lines)
+
+
+def _name(label: dict) -> str:
+    """A footprint row's configuration as the tables print it: model, side, batch and C."""
+    return f"{label['model']} {label['resolution']}px B={label['batch']}" + (
+        f" C={label['cores']}" if label["cores"] else "")
 
 
 def agreement(first: Path, second: Path) -> str:
@@ -173,8 +178,7 @@ def agreement(first: Path, second: Path) -> str:
     changes = []
     for label, a, b in rows:
         changes.append(b / a - 1)
-        name = f"{label['model']} {label['resolution']}px B={label['batch']}" + (
-            f" C={label['cores']}" if label["cores"] else "")
+        name = _name(label)
         lines.append(f"{label['source']:10s} {name:36s} {a / 1e6:9.1f} {b / 1e6:10.1f} "
                      f"{changes[-1]:+7.1%}")
     size = [abs(c) for c in changes]
@@ -206,9 +210,7 @@ def across(path: Path, files: list[str]) -> str:
         _, _, rows = _device_held_out(path, device)
         shares.append((device.name, sum(abs(r.error) <= 0.10 for r in rows) / len(rows)))
         for r in rows:
-            label = f"{r.label['source']} {r.label['model']} {r.label['resolution']}px " \
-                    f"B={r.label['batch']}" + (f" C={r.label['cores']}" if r.label["cores"] else "")
-            errors.setdefault(label, []).append(r.error)
+            errors.setdefault(f"{r.label['source']} {_name(r.label)}", []).append(r.error)
     lines = [f"{len(devices)} profiles' terms against {path.name}: per held-out process, the "
              f"median error and the profiles that miss it beyond ±10%",
              f"{'process':46s} {'median':>7s} {'misses':>9s}"]

@@ -47,14 +47,14 @@ def points():
     """(regime, C, N, on the grid) of every call timed: the grid of a profile today, the grid's
     of before (reference.profile before 2026-12-02: C 8, 16, 32, 64; N 64, 256, 1024, 4096), and
     OFF_GRID; the patches' call only where N > 64 (with fewer it is a square call)."""
-    from costmodel.ops import SHORT
+    from costmodel.ops import sdpa_regime
     from reference.profile import LONG_SIDES, SHORT_SIDES
 
     grid = sorted({(c, n) for c in SHORT_SIDES for n in LONG_SIDES}
                   | {(c, n) for c in BEFORE[0] for n in BEFORE[1]})
     calls = [(c, n, True) for c, n in grid] + [(c, n, False) for c, n in OFF_GRID]
     return [(r, c, n, on) for r in REGIMES for c, n, on in calls
-            if r == "few_queries" or n > SHORT]
+            if sdpa_regime(*_sides(r, c, n)) == r]
 
 
 def measure(rounds: int, threads: int) -> list[dict]:
@@ -76,11 +76,16 @@ def measure(rounds: int, threads: int) -> list[dict]:
             for r, c, n, on in calls]
 
 
+def _sides(regime: str, c: int, n: int) -> tuple[int, int]:
+    """(queries, keys) of the cores' call or the patches' call."""
+    return (c, c + n) if regime == "few_queries" else (n, c)
+
+
 def _shape(regime: str, c: int, n: int):
     from costmodel.registry import REGISTRY
     from reference.profile import REFERENCE_HEADS
 
-    q, kv = (c, c + n) if regime == "few_queries" else (n, c)
+    q, kv = _sides(regime, c, n)
     return REGISTRY["sdpa"].make_shape(batch=1, heads=REFERENCE_HEADS, q_len=q, kv_len=kv,
                                        head_dim=HEAD_DIM, elem_bytes=4, masked=False)
 

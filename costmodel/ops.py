@@ -302,6 +302,17 @@ def _sdpa_backward(forward, s, launches, attention_backward):
                               kv_len=s.kv_len, head_dim=s.head_dim, elem_bytes=s.elem_bytes).flop
 
 
+def sdpa_regime(q_len, kv_len):
+    """Which profile curve an SDPA call is read from, per element: "few_queries" (the cores'
+    call: at most SHORT queries over more keys), "few_keys" (the patches' call: more queries
+    over at most SHORT keys), else "square" (dense and masked attention, or both sides short)."""
+    import numpy as np
+
+    q, kv = np.asarray(q_len), np.asarray(kv_len)
+    return np.where(q <= SHORT, np.where(kv <= SHORT, "square", "few_queries"),
+                    np.where(kv <= SHORT, "few_keys", "square"))
+
+
 def _sdpa_profiled(lookup, s):
     """Three regimes, chosen per element: few queries (the cores' call), few keys (the patches'
     call), and the rest (square-ish: dense and masked attention). Only the regimes the elements
@@ -315,8 +326,7 @@ def _sdpa_profiled(lookup, s):
     masked = bool(getattr(s, "masked", False))
     q, kv, work = np.broadcast_arrays(np.asarray(s.q_len), np.asarray(s.kv_len),
                                       np.asarray(REGISTRY["sdpa"].profile_work(s), dtype=float))
-    regime = np.where(q <= SHORT, np.where(kv <= SHORT, "square", "few_queries"),
-                      np.where(kv <= SHORT, "few_keys", "square"))
+    regime = sdpa_regime(q, kv)
     out = np.empty(regime.shape)
     for r in np.unique(regime).tolist():
         where = regime == r

@@ -89,47 +89,40 @@ class Profile:
         per_launch = record.profiled_seconds(lambda key, work: self._time(op, key, work), shape)
         return None if per_launch is None else per_launch * launches
 
-    def _curve(self, kind: str, key: tuple) -> Curve | None:
-        curves = self.curves.get(kind, ())
-        exact = [c for c in curves if c.key == key]
-        if exact:
-            return exact[0]
-        same = [c for c in curves if _categorical(c.key) == _categorical(key)]
-        if not same:
-            return None
-        return min(same, key=lambda c: _distance(c.key, key))
-
     def _time(self, kind: str, key: tuple, work):
-        between = self._bracket(kind, key)
-        if between is not None:
-            (low, x_low), (high, x_high), x = between
-            f = (math.log(x) - math.log(x_low)) / (math.log(x_high) - math.log(x_low))
-            return np.exp((1 - f) * np.log(low.seconds_at(work))
-                          + f * np.log(high.seconds_at(work)))
-        curve = self._curve(kind, key)
+        """Seconds at `work` on the curve of `key`; else between the two that bracket it in one
+        number; else on the nearest; None where no curve of this kind shares its categories."""
+        curves = self.curves.get(kind, ())
+        curve = next((c for c in curves if c.key == key), None)
         if curve is None:
-            return None
+            between = _bracket(curves, key)
+            if between is not None:
+                (low, x_low), (high, x_high), x = between
+                f = (math.log(x) - math.log(x_low)) / (math.log(x_high) - math.log(x_low))
+                return np.exp((1 - f) * np.log(low.seconds_at(work))
+                              + f * np.log(high.seconds_at(work)))
+            same = [c for c in curves if _categorical(c.key) == _categorical(key)]
+            if not same:
+                return None
+            curve = min(same, key=lambda c: _distance(c.key, key))
         return curve.seconds_at(work)
 
-    def _bracket(self, kind: str, key: tuple):
-        """Where no curve has `key` but two differ from it in one numeric part only, one below
-        and one above (the split layout's curves, one per C: C=24 between 16 and 32): the nearest
-        on each side, ((curve, its value), (curve, its value), the key's value); else None."""
-        curves = self.curves.get(kind, ())
-        if any(c.key == key for c in curves):
-            return None
-        for i, x in enumerate(key):
-            if not _numeric(x) or not x > 0:
-                continue
-            rest = key[:i] + key[i + 1:]
-            along = [(c, c.key[i]) for c in curves if len(c.key) == len(key)
-                     and c.key[:i] + c.key[i + 1:] == rest and _numeric(c.key[i])
-                     and c.key[i] > 0]
-            below = [cv for cv in along if cv[1] < x]
-            above = [cv for cv in along if cv[1] > x]
-            if below and above:
-                return (max(below, key=lambda cv: cv[1]), min(above, key=lambda cv: cv[1]), x)
-        return None
+
+def _bracket(curves, key: tuple):
+    """Two curves that differ from `key` in one numeric part only, one below and one above
+    (the split layout's curves, one per C: C=24 between 16 and 32): the nearest on each side,
+    ((curve, its value), (curve, its value), the key's value); else None."""
+    for i, x in enumerate(key):
+        if not _numeric(x) or not x > 0:
+            continue
+        rest = key[:i] + key[i + 1:]
+        along = [(c, c.key[i]) for c in curves if len(c.key) == len(key)
+                 and c.key[:i] + c.key[i + 1:] == rest and _numeric(c.key[i]) and c.key[i] > 0]
+        below = [cv for cv in along if cv[1] < x]
+        above = [cv for cv in along if cv[1] > x]
+        if below and above:
+            return (max(below, key=lambda cv: cv[1]), min(above, key=lambda cv: cv[1]), x)
+    return None
 
 
 def _numeric(value) -> bool:
@@ -137,7 +130,7 @@ def _numeric(value) -> bool:
 
 
 def _categorical(key: tuple) -> tuple:
-    return tuple(k for k in key if not isinstance(k, (int, float)) or isinstance(k, bool))
+    return tuple(k for k in key if not _numeric(k))
 
 
 def _distance(a: tuple, b: tuple) -> float:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 import costmodel.ops  # noqa: F401  (registers the formulas)
 from costmodel.measurements import BUSY_PROBE_RATIO
-from costmodel.ops import SHORT
+from costmodel.ops import sdpa_regime
 from costmodel.registry import OP_CLASSES, REGISTRY, resolve
 from costmodel.spec import catalog
 from planners.profile import Curve, Profile
@@ -182,7 +182,7 @@ def _sdpa_points(head_dims, device, dtype):
                 yield _attention_point(("few_queries", d, False, c),
                                        _split_half(h, c, n, d, device, dtype, cores_half=True),
                                        h, c, c + n, d, dtype)
-                if n <= SHORT:  # as many patches as cores at most: a square call
+                if sdpa_regime(n, c) != "few_keys":  # as many patches as cores at most
                     continue
                 yield _attention_point(("few_keys", d, False, c),
                                        _split_half(h, c, n, d, device, dtype, cores_half=False),
