@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/footprint.py --report B.csv --fitted-on A.csv
     .venv/bin/python benchmarks/footprint.py --report B.csv --against A.csv
     .venv/bin/python benchmarks/footprint.py --report B.csv --across data/profiles/*.toml
+    .venv/bin/python benchmarks/footprint.py --report A.csv B.csv C.csv --device D --device-file F
 
 Measures each configuration below in a new worker (`reference/footprint.py`): peak RSS after the
 imports, after building the model and after one forward. `--report` fits the footprint model's
@@ -12,7 +13,10 @@ allocator terms on the FIT rows and prints every other row's error (held out: ot
 resolutions, batches, C, and the Hugging Face implementations). `--against` compares the
 measured peaks of two runs of the same processes: how far a process moves between runs, which
 bounds how close any model can come. `--across` holds every held-out row against many fresh
-profiles' own terms: a process that misses under all of them is the model's miss.
+profiles' own terms: a process that misses under all of them is the model's miss. Several files
+after `--report` are runs of the same processes measured apart: each process is held against its
+median peak over them (the peak RSS of one process moves between runs with the allocator's
+choices), and the report adds how far each moved and every run's share alone.
 """
 
 from __future__ import annotations
@@ -128,16 +132,19 @@ def timm_fallbacks(directory: Path) -> str:
     return "\n".join(lines)
 
 
-def report(path: Path, device=None, fitted_on: Path | None = None) -> str:
+def report(paths, device=None, fitted_on: Path | None = None) -> str:
     """The terms fitted on the FIT rows (planners.footprint_fit), or a device's own (a fresh
     `coreplan profile`: every row it did not measure is held out), then every held-out row's
-    error, as text."""
+    error, as text. `paths`: one footprint file, or several runs of the same processes (each
+    held against its median over them; the runs' spread and each run alone printed too)."""
     from planners.footprint_fit import held_out
 
+    paths = _paths(paths)
     if device is not None:
-        model, fitted, rows = _device_held_out(path, device)
+        model, fitted, rows = _device_held_out(paths, device)
     else:
-        model, fitted, rows = held_out(path, fitted_on)
+        model, fitted, rows = held_out(paths, fitted_on)
+    runs = len(paths)
     mb = lambda terms: ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in terms.items())  # noqa: E731
     where = (f"fitted on {fitted} rows" + (f" of {fitted_on.name}" if fitted_on else "")
              if device is None else f"{device.name}'s terms")
@@ -148,18 +155,47 @@ def report(path: Path, device=None, fitted_on: Path | None = None) -> str:
                  f"; tensors above {model.mapped_above_bytes / 2**20:g} MiB once"
                  if model.mapped_above_bytes else ""),
              f"{'source':10s} {'configuration':36s} {'measured MB':>11s} {'predicted MB':>12s} "
-             f"{'tensors MB':>10s} {'error':>7s}"]
+             f"{'tensors MB':>10s} {'error':>7s}" + (f" {'runs':>4s} {'spread':>7s}"
+                                                     if runs > 1 else "")]
     for r in rows:
         label = _name(r.label)
         lines.append(f"{r.label['source']:10s} {label:36s} {r.measured_bytes / 1e6:11.1f} "
                      f"{r.predicted_bytes / 1e6:12.1f} {r.tensor_bytes / 1e6:10.1f} "
-                     f"{r.error:+7.1%}")
+                     f"{r.error:+7.1%}" + (f" {len(r.peaks):4d} {r.spread:7.1%}"
+                                           if runs > 1 else ""))
     errors = [abs(r.error) for r in rows]
     within = sum(e <= 0.10 for e in errors)
     lines.append(f"held-out rows: {len(errors)}; within ±10%: {within} "
                  f"({within / len(errors):.0%}); MAPE {sum(errors) / len(errors):.1%}; max "
-                 f"|error| {max(errors):.1%}")
+                 f"|error| {max(errors):.1%}" + (f" (against each process's median over "
+                                                 f"{runs} runs)" if runs > 1 else ""))
+    if runs > 1:
+        lines.extend(_runs_lines(paths, rows))
     return "\n".join(lines)
+
+
+def _paths(paths) -> list[Path]:
+    """One footprint file or several (runs of the same processes) as a list."""
+    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+
+
+def _runs_lines(paths: list[Path], rows) -> list[str]:
+    """Each run alone (the share within ±10% of its own peaks), and the processes whose peak
+    moved by more than a tenth between runs: what no model can be held closer than."""
+    lines = []
+    for i, path in enumerate(paths):
+        errors = [abs(r.run_errors()[i]) for r in rows if r.run_errors()[i] is not None]
+        if errors:
+            within = sum(e <= 0.10 for e in errors)
+            lines.append(f"run {i + 1} alone ({path.name}): within ±10%: {within} of "
+                         f"{len(errors)} ({within / len(errors):.0%}); MAPE "
+                         f"{sum(errors) / len(errors):.1%}")
+    moved = sorted((r for r in rows if r.spread > 0.10), key=lambda r: -r.spread)
+    lines.append(f"processes whose peak moved by more than 10% between runs: {len(moved)} of "
+                 f"{len(rows)}" + (": " + ", ".join(
+                     f"{r.label['source']} {_name(r.label)} {r.spread:.0%}" for r in moved)
+                     if moved else ""))
+    return lines
 
 
 def _name(label: dict) -> str:
@@ -189,11 +225,12 @@ def agreement(first: Path, second: Path) -> str:
     return "\n".join(lines)
 
 
-def across(path: Path, files: list[str]) -> str:
-    """Every held-out process of a footprint file against the footprint terms of many device
-    files (fresh profiles, each its own terms): per process, the median error over them and how
-    many put it beyond ±10%, worst first; then each profile's share within ±10%. A process that
-    misses under every profile is the model's, not one profile's noise."""
+def across(paths, files: list[str]) -> str:
+    """Every held-out process of a footprint file (or of several runs of the same processes, each
+    process at its median over them) against the footprint terms of many device files (fresh
+    profiles, each its own terms): per process, the median error over them and how many put it
+    beyond ±10%, worst first; then each profile's share within ±10%. A process that misses under
+    every profile is the model's, not one profile's noise."""
     import statistics
 
     from costmodel.errors import CoreplanError
@@ -204,14 +241,17 @@ def across(path: Path, files: list[str]) -> str:
     if not devices:
         raise CoreplanError(f"--across: none of the {len(files)} file(s) has footprint terms "
                             f"of its own (a device without them takes the catalog's)")
+    paths = _paths(paths)
     errors: dict[str, list[float]] = {}
     shares = []
     for device in devices:
-        _, _, rows = _device_held_out(path, device)
+        _, _, rows = _device_held_out(paths, device)
         shares.append((device.name, sum(abs(r.error) <= 0.10 for r in rows) / len(rows)))
         for r in rows:
             errors.setdefault(f"{r.label['source']} {_name(r.label)}", []).append(r.error)
-    lines = [f"{len(devices)} profiles' terms against {path.name}: per held-out process, the "
+    against = (paths[0].name if len(paths) == 1 else
+               f"the median of {len(paths)} runs ({', '.join(p.name for p in paths)})")
+    lines = [f"{len(devices)} profiles' terms against {against}: per held-out process, the "
              f"median error and the profiles that miss it beyond ±10%",
              f"{'process':46s} {'median':>7s} {'misses':>9s}"]
     for label, e in sorted(errors.items(), key=lambda kv: statistics.median(kv[1])):
@@ -223,14 +263,15 @@ def across(path: Path, files: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _device_held_out(path: Path, device):
-    """A device's footprint terms against every row of a footprint file that its profile did
-    not measure itself (planners.footprint_fit.FIT, the processes `coreplan profile` runs)."""
+def _device_held_out(paths, device):
+    """A device's footprint terms against every row of a footprint file (or several runs of the
+    same processes: their medians) that its profile did not measure itself
+    (planners.footprint_fit.FIT, the processes `coreplan profile` runs)."""
     from costmodel.memory import inference_memory
     from planners.footprint import footprint
-    from planners.footprint_fit import FIT_KEYS, HeldOut, read_observations
+    from planners.footprint_fit import FIT_KEYS, HeldOut, read_runs
 
-    rows = read_observations(path)
+    rows = read_runs(paths)
     key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
     model = device.footprint
     out = [HeldOut(row, o.forward_bytes, footprint(o.config, model, o.framework).total_bytes,
@@ -242,7 +283,9 @@ def _device_held_out(path: Path, device):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--report", type=Path)
+    parser.add_argument("--report", type=Path, nargs="+", metavar="FILE",
+                        help="a footprint file, or several runs of the same processes (each "
+                        "process held against its median over them)")
     parser.add_argument("--timm", type=Path, help="timm benchmark folder: check batch fall-backs")
     parser.add_argument("--device", help="with --report: this device's footprint terms")
     parser.add_argument("--device-file", help="the file holding --device (a fresh profile)")
@@ -264,9 +307,12 @@ def main() -> int:
             device = get_device(args.device, args.device_file)
         if args.across:
             print(across(args.report, args.across))
+        elif args.against:
+            if len(args.report) != 1:
+                parser.error("--against compares two files: give --report one")
+            print(agreement(args.against, args.report[0]))
         else:
-            print(agreement(args.against, args.report) if args.against
-                  else report(args.report, device, args.fitted_on))
+            print(report(args.report, device, args.fitted_on))
     elif args.against or args.across:
         parser.error("--against and --across go with --report")
     if args.timm:

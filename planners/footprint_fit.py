@@ -115,6 +115,40 @@ def read_observations(path: str | Path, model_file=None) -> list[tuple[dict, Obs
     return out
 
 
+def read_runs(paths, model_file=None) -> list[tuple[dict, Observation]]:
+    """The same processes measured in several runs (footprint files measured apart; one path or
+    a sequence of them): per configuration, the median of each stage over the runs that measured
+    it, in the first file's order. Each label's "peaks" holds every run's forward peak (bytes) in
+    file order, None for a file without the process: a process's peak RSS moves between runs (the
+    allocator's choices), and its median is what a model is held against (HeldOut.spread says how
+    far it moved)."""
+    import statistics
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    key = lambda row: tuple(row[k] for k in ("source", "model", "resolution", "batch", "cores"))  # noqa: E731
+    # a file may hold rows that share a label (validate's, in other layouts or dtypes): the k-th
+    # such row of one file goes with the k-th of another
+    runs: dict[tuple, dict[int, tuple[dict, Observation]]] = {}
+    for i, path in enumerate(paths):
+        seen: dict[tuple, int] = {}
+        for row, o in read_observations(path, model_file):
+            k = seen[key(row)] = seen.get(key(row), -1) + 1
+            runs.setdefault((*key(row), k), {})[i] = (row, o)
+    out = []
+    for by_file in runs.values():
+        measured = list(by_file.values())
+        row, first = measured[0]
+        stage = lambda name: float(statistics.median(getattr(o, name) for _, o in measured))  # noqa: E731,B023
+        peaks = tuple(by_file[i][1].forward_bytes if i in by_file else None
+                      for i in range(len(paths)))
+        out.append((dict(row, peaks=peaks),
+                    replace(first, baseline_bytes=stage("baseline_bytes"),
+                            built_bytes=stage("built_bytes"),
+                            forward_bytes=stage("forward_bytes"))))
+    return out
+
+
 # The configurations the footprint terms are fitted on (source, model, side px, batch, C): the
 # shipped CPU terms on benchmarks/footprint.py's measurements of them, a fresh `coreplan profile`
 # on its own (reference/own_device.py measures these same processes); every other row of the
@@ -143,22 +177,40 @@ class HeldOut:
     def error(self) -> float:
         return self.predicted_bytes / self.measured_bytes - 1
 
+    @property
+    def peaks(self) -> tuple[float, ...]:
+        """Every run's measured peak (one file: the one; several: planners.footprint_fit.read_runs)."""
+        return tuple(p for p in self.label.get("peaks", (self.measured_bytes,)) if p is not None)
 
-def held_out(path: str | Path, fitted_on: str | Path | None = None,
-             mapped_above: float = GLIBC_MMAP_THRESHOLD_MAX
+    @property
+    def spread(self) -> float:
+        """How far the process's peak moved between runs: largest over smallest, less 1."""
+        return max(self.peaks) / min(self.peaks) - 1
+
+    def run_errors(self) -> list[float | None]:
+        """The prediction's error against each run's peak alone, in file order (None: a run
+        without this process)."""
+        return [None if peak is None else self.predicted_bytes / peak - 1
+                for peak in self.label.get("peaks", (self.measured_bytes,))]
+
+
+def held_out(path, fitted_on=None, mapped_above: float = GLIBC_MMAP_THRESHOLD_MAX
              ) -> tuple[FootprintModel, int, list[HeldOut]]:
     """The terms fitted on the FIT rows of a footprint file (`fitted_on`, default `path`: another
     day's measurements, or a file without the FIT rows, such as validate's), how many rows that
-    was, and every other row of `path` predicted by them. The files are this project's CPU
-    measurements under glibc malloc: its mapping threshold by default."""
+    was, and every other row of `path` predicted by them. Either may be several runs of the same
+    processes (each configuration's median over them: read_runs). The files are this project's
+    CPU measurements under glibc malloc: its mapping threshold by default."""
     key = lambda row: (row["source"], row["model"], row["resolution"], row["batch"])  # noqa: E731
-    fit = {key(row): o for row, o in read_observations(fitted_on or path) if key(row) in FIT_KEYS}
+    fit = {key(row): o for row, o in read_runs(fitted_on or path) if key(row) in FIT_KEYS}
     if len(fit) < len(FIT_KEYS):
-        raise CoreplanError(f"{fitted_on or path}: has {len(fit)} of the {len(FIT_KEYS)} rows the "
+        where = fitted_on or path
+        where = where if isinstance(where, (str, Path)) else ", ".join(map(str, where))
+        raise CoreplanError(f"{where}: has {len(fit)} of the {len(FIT_KEYS)} rows the "
                             f"terms are fitted on (planners.footprint_fit.FIT); give --fitted-on "
                             f"a footprint file that has them all")
     model = fit_model(list(fit.values()), mapped_above=mapped_above)
-    rows = read_observations(path)
+    rows = read_runs(path)
     out = [HeldOut(row, o.forward_bytes, footprint(o.config, model, o.framework).total_bytes,
                    inference_memory(o.config).total_bytes)
            for row, o in rows if key(row) not in FIT_KEYS]

@@ -291,3 +291,59 @@ def test_footprint_across_profiles_gives_each_process_its_median_and_misses(tmp_
     assert proc.returncode == 2 and "none of the 1 file(s) has footprint terms of its own" in proc.stderr
     proc = run("--across", profile)
     assert proc.returncode == 2 and "--across go with --report" in proc.stderr
+
+
+def test_several_runs_of_the_same_processes_are_held_at_their_median(tmp_path):
+    """planners.footprint_fit.read_runs: three files, process A at 100, 120 and 110 MB (median
+    110, spread 20%), process B at 200 and 190 MB (only in two files: median 195, spread 5.3%);
+    each stage's median apart. The report's lines: predicted A 98 MB and B 200 MB are -10.9% and
+    +2.6% of the medians; each run alone: 2 of 2 (A -2%, B 0), 0 of 1 (A's 120: -18.3%), 1 of 2
+    (A -10.9%, B +5.3%); A moved by more than 10%. --against takes one --report file, said in one line."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from planners.footprint_fit import HeldOut, read_runs
+
+    root = Path(__file__).resolve().parents[1]
+    with open(root / "data/measurements/footprint-cpu-epyc-2core-2026-12-01b.csv", newline="") as f:
+        table = list(csv.DictReader(f))[:2]
+
+    def write(name, rows):
+        path = tmp_path / name
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(table[0]))
+            writer.writeheader()
+            for row, (base, peak) in rows:
+                writer.writerow({**row, "mem_baseline_bytes_measured": str(int(base)),
+                                 "mem_footprint_bytes_measured": str(int(peak))})
+        return path
+
+    a, b = table
+    files = [write("1.csv", [(a, (10e6, 100e6)), (b, (20e6, 200e6))]),
+             write("2.csv", [(a, (30e6, 120e6))]),
+             write("3.csv", [(a, (20e6, 110e6)), (b, (40e6, 190e6))])]
+    runs = read_runs(files)
+    assert [o.forward_bytes for _, o in runs] == [110e6, 195e6]
+    assert [o.baseline_bytes for _, o in runs] == [20e6, 30e6]
+    assert [label["peaks"] for label, _ in runs] == [(100e6, 120e6, 110e6), (200e6, None, 190e6)]
+    assert [label["model"] for label, _ in runs] == [a["model"], b["model"]]
+
+    sys.path.insert(0, str(root / "benchmarks"))
+    import footprint as bench
+
+    rows = [HeldOut(label, o.forward_bytes, predicted, 0)
+            for (label, o), predicted in zip(runs, (98e6, 200e6))]
+    assert [round(r.error, 4) for r in rows] == [-0.1091, 0.0256]
+    assert [round(r.spread, 4) for r in rows] == [0.2, 0.0526]
+    lines = bench._runs_lines(files, rows)
+    assert lines[0] == "run 1 alone (1.csv): within ±10%: 2 of 2 (100%); MAPE 1.0%"
+    assert lines[1] == "run 2 alone (2.csv): within ±10%: 0 of 1 (0%); MAPE 18.3%"
+    assert lines[2] == "run 3 alone (3.csv): within ±10%: 1 of 2 (50%); MAPE 8.1%"
+    assert lines[3].startswith("processes whose peak moved by more than 10% between runs: 1 of 2: ")
+    assert lines[3].endswith(" 20%")
+    proc = subprocess.run([sys.executable, "benchmarks/footprint.py", "--report", *map(str, files),
+                           "--against", str(files[0])], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 2 and "--against compares two files" in proc.stderr
+    assert "Traceback" not in proc.stderr
