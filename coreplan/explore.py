@@ -89,7 +89,9 @@ def page_data(specs, devices) -> dict:
                               best=best_dtype(d),
                               interval=list(d.latency_interval) if d.latency_interval else None,
                               description=d.description,
-                              note=d.measured_elsewhere() or "", power_w=d.board_power_w,
+                              note=" ".join(n for n in (d.measured_elsewhere(),
+                                                        d.calibration_warning()) if n),
+                              power_w=d.board_power_w,
                               price_per_hour=d.price_per_hour_usd,
                               price_source=d.price_source or "") for d in devices})
 

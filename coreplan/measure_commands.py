@@ -227,6 +227,8 @@ def profile(
               f"measures them)", file=sys.stderr)
     if run.busy_note():
         print(f"coreplan: warning: {run.busy_note()}", file=sys.stderr)
+    if found.device.calibration_warning():
+        print(f"coreplan: warning: {found.device.calibration_warning()}", file=sys.stderr)
     if check:
         _print_check(check, found.device, model_file)
 
@@ -242,6 +244,8 @@ def _write_profile(found, out, save: bool = True):
                 f"processes; {found.timing()}.",
                 *([f"Footprint: {found.footprint_note}."] if found.footprint_note else []),
                 *([f"Warning: {run.busy_note()}."] if run.busy_note() else []),
+                *([f"Warning: {found.device.calibration_warning()}."]
+                  if found.device.calibration_warning() else []),
                 *(f"Note: {n}." for n in run.notes))
     text = device_toml(found.device, comments=comments,
                        calibrated_from="coreplan profile" if found.calibration else None)

@@ -87,8 +87,7 @@ def simulate(model: str, device: str = option("device", ..., help="Device name (
                f"B={c.batch} {dtype} on {dev.name}"
                f"{' training step (' + optimizer + ')' if mode == 'training' else ''}: "
                f"{sim.latency_s * 1e3:.4g} ms (roofline floor {sim.floor_s * 1e3:.4g} ms)",
-         caption=(f"note: {dev.measured_elsewhere()}\n" if dev.measured_elsewhere() else "")
-                 + (f"note: {dev.assumptions()}\n" if dev.assumptions() else "")
+         caption="".join(f"note: {n}\n" for n in dev.notes())
                  + f"time share: compute-bound {share['compute']:.0%}, memory-bound "
                  f"{share['memory']:.0%}, launch overhead {share['overhead']:.0%}"
                  + (f"\n{host_note(sim, dev)}" if host_note(sim, dev) else "")
@@ -375,11 +374,7 @@ def _plan_table(p, device) -> None:
                     "allocator's overhead; `coreplan memory --device` lists the terms)")
     else:
         caption += "\nGB: weights + live tensors"
-    elsewhere = device.measured_elsewhere()
-    if elsewhere:
-        caption += f"\nnote: {elsewhere}"
-    if device.assumptions():
-        caption += f"\nnote: {device.assumptions()}"
+    caption += "".join(f"\nnote: {n}" for n in device.notes())
     if p.solve == "batch" and p.budgets.latency_ms is not None and p.chosen is not None:
         b = p.chosen.batch
         fill = (f"; at the demand's {p.demand_img_per_s:g} img/s filling it takes "

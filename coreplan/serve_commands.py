@@ -117,7 +117,8 @@ def serve(model: str, device: str = option("device", ..., help="Device name, or 
                 if service_cv is not None else None)
     kwargs = dict(slo_s=slo_s, service_cv=given_cv, seed=seed)
     timeout = timeouts_s[0] if timeouts_s else 0.0  # a run's (a search's: --solve batching's)
-    cv_note = _cv_note(devs, given_cv)
+    cv_note = _cv_note(devs, given_cv) + "".join(  # and each device's caveats, as plan's
+        f"\nnote: {n}" for d in devs for n in d.notes())
     source = arrivals if arrivals in ("poisson", "bursty") else Path(arrivals).name
     where = devs[0].name if len(devs) == 1 else f"{len(devs)} device types"
     how = "/".join(dict.fromkeys(s[1] for s in setups))  # each device's dtype, once

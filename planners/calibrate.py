@@ -529,7 +529,8 @@ def calibrate(measurements, device: DeviceSpec | None, include_busy: bool = Fals
     final = fit(R, launches, times, device, overhead_s=overhead_s)
     calibrated = replace(device, efficiency=final.efficiency,
                          kernel_launch_overhead_s=final.overhead_s, latency_interval=h.interval,
-                         calibrated=True, service_cv=service_cv(rows) or device.service_cv)
+                         calibrated=True, service_cv=service_cv(rows) or device.service_cv,
+                         calibration_mape=h.mape)
     return Calibration(calibrated, final, h, label, names)
 
 
@@ -602,7 +603,8 @@ def calibrate_attributed(rows: list[Measurement], spent, device: DeviceSpec,
     final = fitted(np.ones(len(rows), dtype=bool))
     calibrated = replace(device, efficiency=final.efficiency, kernel_launch_overhead_s=final.overhead_s,
                          latency_interval=h.interval, calibrated=True,
-                         service_cv=service_cv(rows) or device.service_cv)
+                         service_cv=service_cv(rows) or device.service_cv,
+                         calibration_mape=h.mape)
     return Calibration(calibrated, final, h, f"{len(rows)} measurements, attributed by op class",
                        (device.name,))
 

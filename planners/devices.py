@@ -19,6 +19,9 @@ CATALOG_PATH = Path(__file__).with_name("devices.toml")
 PEAK_DTYPES = ("fp32", "tf32", "bf16", "fp16", "int8")
 HOST_RUNTIMES = ("eager", "compiled", "unfused")  # planners.roofline.BASE_RUNTIMES
 DEVICE_KINDS = ("gpu", "cpu")
+# a calibration whose own held-out MAPE is above this makes every plan on the device say that its
+# latencies are unreliable (DeviceSpec.calibration_warning): the target a plan is held to is ±10%
+UNRELIABLE_CALIBRATION = 0.10
 
 
 def spec_field(kind: str | None, unit: str = "", description: str = "", *, default=MISSING,
@@ -81,6 +84,10 @@ class DeviceSpec:
         "fraction", "", "coefficient of variation of a forward's time over repeated runs (the "
         "median over measured rows of IQR / 1.349 / median); serve's default --service-cv",
         default=None)
+    calibration_mape: float | None = spec_field(
+        "fraction", "", "the calibration's own held-out error: MAPE of its measured rows, each "
+        "predicted by a fit made without its group (coreplan profile, calibrate); above "
+        "UNRELIABLE_CALIBRATION its latencies are not to be relied on", default=None)
     price_per_hour_usd: float | None = spec_field(
         "positive", "USD/h", "what one device costs per hour (a public cloud's on-demand list "
         "price; needs price_source)", default=None, column=("$/h", 1))
@@ -98,6 +105,25 @@ class DeviceSpec:
             return None
         return (f"{self.name} was measured on {self.measured_on}; this machine is {here}: its "
                 f"predictions are that machine's (`coreplan profile` measures this one)")
+
+    def calibration_warning(self) -> str | None:
+        """A line when the device's own calibration predicted its held-out rows worse than
+        UNRELIABLE_CALIBRATION (MAPE): on a CPU profiled while the machine was busy, the op times
+        it is built on were (every profile of the developers' VM above it missed the held-out
+        benchmark's goal on both runs after it); None otherwise."""
+        if self.calibration_mape is None or self.calibration_mape <= UNRELIABLE_CALIBRATION:
+            return None
+        again = ("`coreplan profile` it again on a quiet machine" if self.profile is not None
+                 else "calibrate it on more measurements, timed on a quiet machine")
+        return (f"{self.name}'s calibration predicted its own held-out rows with MAPE "
+                f"{self.calibration_mape:.1%} (above {UNRELIABLE_CALIBRATION:.0%}): its "
+                f"latencies are unreliable; {again}")
+
+    def notes(self) -> list[str]:
+        """Every caveat a plan on this device carries (measured on another CPU, a calibration
+        that missed its own check, datasheet numbers assumed), one line each."""
+        return [n for n in (self.measured_elsewhere(), self.calibration_warning(),
+                            self.assumptions()) if n]
 
     def assumptions(self) -> str | None:
         """For a GPU without the numbers the shape and clock model need, one line naming them

@@ -315,6 +315,8 @@ class Plan:
                 "at_search_limit": self.at_search_limit,
                 "measured_elsewhere": (self.problem.device.measured_elsewhere()
                                        if self.problem else None),
+                "calibration_warning": (self.problem.device.calibration_warning()
+                                        if self.problem else None),
                 "assumptions": self.problem.device.assumptions() if self.problem else None,
                 # a batch also waits for its requests: at the demand, (batch - 1) / demand
                 "fill_ms_at_demand": ((self.chosen.batch - 1) / self.demand_img_per_s * 1e3

@@ -304,6 +304,7 @@ def test_cpu_device_entry_is_the_calibration_of_the_committed_data():
         assert cal.fit.efficiency[k] == pytest.approx(raw["efficiency"][k], rel=1e-4)
     assert cal.fit.overhead_s == pytest.approx(raw["kernel_launch_overhead_s"], rel=1e-4)
     assert list(cal.holdout.interval) == pytest.approx(raw["latency_interval"], rel=1e-4)
+    assert cal.holdout.mape == pytest.approx(raw["calibration_mape"], rel=1e-4)
 
 
 def test_committed_cpu_holdout_is_reported_as_measured():

@@ -547,6 +547,44 @@ def test_a_plan_on_a_cpu_entry_measured_elsewhere_says_so(cli, device_file):
     assert "Intel(R) Xeon(R) Platinum x2" in json.loads(out)["measured_elsewhere"]
 
 
+def test_a_calibration_that_missed_its_own_check_is_said_in_every_plan(cli, device_file):
+    """calibration_mape above 10% (a profile's calibration predicting its own held-out models
+    that badly): plan, simulate and serve say in a note that its latencies are unreliable, and
+    plan's JSON carries the line; at 10% or below nothing is said; a bad value is one line."""
+    bad = device_file("kind = 'cpu'\ncalibration_mape = 0.119\n")
+    args = ("--device", "x", "--device-file", str(bad), "--resolution", "224", "--dtype", "fp32")
+    said = ("x's calibration predicted its own held-out rows with MAPE 11.9% (above 10%): its "
+            "latencies are unreliable")
+    for command in (("plan", "veca-small"), ("simulate", "veca-small"),
+                    ("serve", "veca-small", "--rate", "1", "--duration-s", "20", "--slo-ms", "5000")):
+        code, out, err = cli(*command, *args)
+        assert code == 0, err
+        assert said in " ".join(out.split()), command
+    code, out, _ = cli("plan", "veca-small", *args, "--format", "json")
+    assert json.loads(out)["calibration_warning"].startswith(said)
+    fine = device_file("kind = 'cpu'\ncalibration_mape = 0.1\n")
+    code, out, err = cli("plan", "veca-small", "--device", "x", "--device-file", str(fine),
+                         "--resolution", "224", "--dtype", "fp32")
+    assert code == 0 and "calibration predicted" not in out, err
+    wrong = device_file("kind = 'cpu'\ncalibration_mape = -0.2\n")
+    code, _, err = cli("plan", "veca-small", "--device", "x", "--device-file", str(wrong),
+                       "--resolution", "224", "--dtype", "fp32")
+    assert code == 2 and "calibration_mape" in err and len(err.strip().splitlines()) == 1
+
+
+def test_calibrate_writes_its_own_held_out_error_into_the_device_file(tmp_path):
+    """The device file `calibrate` writes carries the held-out MAPE it printed, and reads back."""
+    from planners.calibrate import calibrate, device_file as calibrated_file
+    from planners.devices import get_device, load_devices
+
+    cal = calibrate("data/measurements/cpu-epyc-2core-2026-11-24.csv", get_device("cpu-epyc-2core"))
+    path = tmp_path / "cal.toml"
+    path.write_text(calibrated_file(cal))
+    back = load_devices(str(path))["cpu-epyc-2core"]
+    assert back.calibration_mape == pytest.approx(cal.holdout.mape, rel=1e-5)
+    assert 0 < back.calibration_mape < 0.10 and back.calibration_warning() is None
+
+
 def test_footprint_leaves_out_a_process_that_would_overrun_the_budget():
     """With one second left, every process (its start alone takes longer) is left out and named,
     and none is started."""
