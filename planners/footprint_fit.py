@@ -220,10 +220,8 @@ def held_out(path, fitted_on=None, mapped_above: float = GLIBC_MMAP_THRESHOLD_MA
 def repeated(first: str | Path, second: str | Path) -> list[tuple[dict, float, float]]:
     """(label, first peak RSS, second) of every configuration two footprint files both measured:
     how far the same process moves between two runs, the floor under any model's error."""
-    key = lambda row: tuple(row[k] for k in ("source", "model", "resolution", "batch", "cores"))  # noqa: E731
-    a = {key(row): o.forward_bytes for row, o in read_observations(first)}
-    out = [(row, a[key(row)], o.forward_bytes) for row, o in read_observations(second)
-           if key(row) in a]
+    out = [(row, *row["peaks"]) for row, _ in read_runs([first, second])
+           if None not in row["peaks"]]
     if not out:
         raise CoreplanError(f"{first} and {second} share no configuration")
     return out
