@@ -572,6 +572,29 @@ def test_a_calibration_that_missed_its_own_check_is_said_in_every_plan(cli, devi
     assert code == 2 and "calibration_mape" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_profile_whose_calibration_missed_writes_the_warning_into_its_file(tmp_path):
+    """The device file `coreplan profile` writes (coreplan.measure_commands._write_profile) for a
+    calibration that missed its own check by 20%: the field, and a `# Warning:` line saying so."""
+    from types import SimpleNamespace
+
+    from coreplan.measure_commands import _write_profile
+    from planners.devices import get_device, load_devices
+
+    device = dataclasses.replace(get_device("cpu-epyc-2core"), name="mine", calibration_mape=0.2)
+    run = SimpleNamespace(measured=300, skipped=2, busy_note=lambda: None, notes=[],
+                          profile=device.profile)
+    found = SimpleNamespace(curves=run, seconds=290.0, calibration_note="10 whole models",
+                            footprint_rows=9, timing=lambda: "290 s in all", footprint_note="",
+                            device=device, calibration=object())
+    out = tmp_path / "mine.toml"
+    _write_profile(found, out, save=False)
+    text = out.read_text()
+    assert ("# Warning: mine's calibration predicted its own held-out rows with MAPE 20.0% (above "
+            "10%): its latencies are unreliable; `coreplan profile` it again on a quiet machine."
+            in text)
+    assert load_devices(str(out))["mine"].calibration_mape == pytest.approx(0.2)
+
+
 def test_calibrate_writes_its_own_held_out_error_into_the_device_file(tmp_path):
     """The device file `calibrate` writes carries the held-out MAPE it printed, and reads back."""
     from planners.calibrate import calibrate, device_file as calibrated_file
@@ -840,7 +863,8 @@ def test_a_models_timed_time_is_split_by_the_profilers_shares():
 
 def test_the_profile_budget_counts_from_the_process_start(monkeypatch):
     """`coreplan profile --budget-s 300` means 300 s of wall time with start-up: what the
-    imports took is taken off the stages' budget."""
+    imports took is taken off the stages' budget, and 3 s kept for what runs past a stage's
+    deadline and for writing the file (300 - 7 - 3 = 290)."""
     import subprocess
     import sys
 
@@ -856,4 +880,4 @@ def test_the_profile_budget_counts_from_the_process_start(monkeypatch):
     monkeypatch.setattr(reference.machine, "process_age_s", lambda: 7.0)
     monkeypatch.setattr(reference.own_device, "measure", lambda *a, **k: got.update(k))
     _profile_with_progress("x", "cpu", "fp32", 1, 300.0, True, True)
-    assert got["budget_s"] == 293.0
+    assert got["budget_s"] == 290.0
