@@ -108,9 +108,9 @@ class DeviceSpec:
 
     def calibration_warning(self) -> str | None:
         """A line when the device's own calibration predicted its held-out rows worse than
-        UNRELIABLE_CALIBRATION (MAPE): on a CPU profiled while the machine was busy, the op times
-        it is built on were (every profile of the developers' VM above it missed the held-out
-        benchmark's goal on both runs after it); None otherwise."""
+        UNRELIABLE_CALIBRATION (MAPE), None otherwise. On a CPU profile it means the op times
+        were measured while the machine ran unlike itself: every profile of the developers' VM
+        above it missed the held-out benchmark's goal on both runs after it (README)."""
         if self.calibration_mape is None or self.calibration_mape <= UNRELIABLE_CALIBRATION:
             return None
         again = ("`coreplan profile` it again on a quiet machine" if self.profile is not None
