@@ -273,6 +273,8 @@ def _summary(records, device) -> None:
     noisy = unsteady(records)
     if noisy:
         print(noisy)
+    if device.calibration_warning():  # what every plan on this device says
+        print(f"note: {device.calibration_warning()}")
 
 
 def core_slopes(rows) -> list[str]:

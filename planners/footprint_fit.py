@@ -139,13 +139,11 @@ def read_runs(paths, model_file=None) -> list[tuple[dict, Observation]]:
     for by_file in runs.values():
         measured = list(by_file.values())
         row, first = measured[0]
-        stage = lambda name: float(statistics.median(getattr(o, name) for _, o in measured))  # noqa: E731,B023
+        stages = {name: float(statistics.median(getattr(o, name) for _, o in measured))
+                  for name in ("baseline_bytes", "built_bytes", "forward_bytes")}
         peaks = tuple(by_file[i][1].forward_bytes if i in by_file else None
                       for i in range(len(paths)))
-        out.append((dict(row, peaks=peaks),
-                    replace(first, baseline_bytes=stage("baseline_bytes"),
-                            built_bytes=stage("built_bytes"),
-                            forward_bytes=stage("forward_bytes"))))
+        out.append((dict(row, peaks=peaks), replace(first, **stages)))
     return out
 
 
@@ -179,7 +177,7 @@ class HeldOut:
 
     @property
     def peaks(self) -> tuple[float, ...]:
-        """Every run's measured peak (one file: the one; several: planners.footprint_fit.read_runs)."""
+        """Every run's measured peak (one file: the one; several: read_runs)."""
         return tuple(p for p in self.label.get("peaks", (self.measured_bytes,)) if p is not None)
 
     @property

@@ -298,7 +298,8 @@ def test_several_runs_of_the_same_processes_are_held_at_their_median(tmp_path):
     110, spread 20%), process B at 200 and 190 MB (only in two files: median 195, spread 5.3%);
     each stage's median apart. The report's lines: predicted A 98 MB and B 200 MB are -10.9% and
     +2.6% of the medians; each run alone: 2 of 2 (A -2%, B 0), 0 of 1 (A's 120: -18.3%), 1 of 2
-    (A -10.9%, B +5.3%); A moved by more than 10%. --against takes one --report file, said in one line."""
+    (A -10.9%, B +5.3%); A moved by more than 10%. --against takes one --report file, said in
+    one line."""
     import csv
     import subprocess
     import sys

@@ -328,3 +328,28 @@ def test_holdout_gives_a_configuration_whose_rounds_spread_as_many_rounds_again(
     rows = {r.model: r for r in read_measurements(out)}
     assert "10 of 10 rounds quiet" in rows["dinov2-small"].note
     assert "5 of 5 rounds quiet" in rows["veca-small"].note
+
+
+def test_holdout_report_says_when_the_profile_missed_its_own_check(capsys):
+    """benchmarks/latency_holdout.py --report on a run after a profile whose calibration missed
+    its own check (the committed -late-c, 11.6%) ends with the note every plan on it carries;
+    after one that did not (-night), no such note."""
+    import sys
+    from pathlib import Path
+
+    from costmodel.measurements import read_measurements
+    from planners.devices import get_device
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    import latency_holdout
+
+    for name, said in (("late-c", True), ("night", False)):
+        device = get_device(f"epyc-2core-2026-12-01-{name}",
+                            root / f"data/profiles/cpu-epyc-2core-2026-12-01-{name}.toml")
+        runs = read_measurements(
+            root / f"data/measurements/holdout-cpu-epyc-2core-2026-12-01-{name}1.csv")
+        latency_holdout._summary(runs, device)
+        out = capsys.readouterr().out
+        assert ("its own held-out rows with MAPE 11.6% (above 10%)" in out) is said
+        assert ("calibration predicted" in out) is said
