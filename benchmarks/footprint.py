@@ -182,9 +182,9 @@ def _paths(paths) -> list[Path]:
 def _runs_lines(paths: list[Path], rows) -> list[str]:
     """Each run alone (the share within ±10% of its own peaks), and the processes whose peak
     moved by more than a tenth between runs: what no model can be held closer than."""
-    lines = []
+    lines, by_run = [], [r.run_errors() for r in rows]  # each row's errors, in file order
     for i, path in enumerate(paths):
-        errors = [abs(r.run_errors()[i]) for r in rows if r.run_errors()[i] is not None]
+        errors = [abs(e[i]) for e in by_run if e[i] is not None]
         if errors:
             within = sum(e <= 0.10 for e in errors)
             lines.append(f"run {i + 1} alone ({path.name}): within ±10%: {within} of "
