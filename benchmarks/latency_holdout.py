@@ -331,7 +331,8 @@ def unsteady(records) -> str | None:
 def _agreement(first, second) -> None:
     from planners.accuracy import repeatability
 
-    r = repeatability(first, second).summary()
+    agreement = repeatability(first, second)
+    r, floor = agreement.summary(), agreement.floor()
     print(f"\nthe same {r['rows']} configurations in the two runs, measured against measured: "
           f"mean |difference| {r['mean_abs_difference']:.1%}; within ±10%: "
           f"{r['within_10pct']:.0%}; max {r['max_abs_difference']:.1%}")
@@ -339,6 +340,9 @@ def _agreement(first, second) -> None:
         n = r["probe_normalised"]
         print(f"normalised by the probe: mean |difference| {n['mean_abs_difference']:.1%}; "
               f"within ±10%: {n['within_10pct']:.0%}; max {n['max_abs_difference']:.1%}")
+    print(f"the earlier run as an exact prediction of this one: MAPE {floor['mape']:.1%}, within "
+          f"±10% {floor['within_10pct']:.0%}: it {'meets' if floor['meets_goal'] else 'misses'} "
+          f"the goal (benchmarks/repeat_floor.py: the floor under any model's error here)")
 
 
 def _line(errors) -> str:

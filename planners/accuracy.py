@@ -17,6 +17,16 @@ from planners.devices import DeviceSpec
 from planners.roofline import config_rooflines, latency_s
 
 WITHIN = 0.10
+# The own-machine latency goal (a run of held-out configurations): MAPE at most GOAL_MAPE and at
+# least GOAL_WITHIN of the rows within ±WITHIN.
+GOAL_MAPE = 0.05
+GOAL_WITHIN = 0.90
+
+
+def meets_goal(errors) -> bool:
+    """Whether a run's errors (predicted / measured - 1, one per row) meet the goal."""
+    e = np.abs(np.asarray(errors, dtype=float))
+    return bool(len(e)) and e.mean() <= GOAL_MAPE and (e <= WITHIN).mean() >= GOAL_WITHIN
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,24 @@ class Repeatability:
         if self.probe_ratios is not None:
             out["probe_normalised"] = _spread(self.ratios / self.probe_ratios - 1)
         return out
+
+    @property
+    def as_prediction(self) -> np.ndarray:
+        """The first run taken as a prediction of the second: first / second - 1 per row, the
+        errors of a model that had predicted the first run exactly."""
+        return 1 / self.ratios - 1
+
+    def floor(self) -> dict:
+        """The first run as a prediction of the second, in the goal's terms: MAPE, share within
+        ±10%, the level (the median error: the machine's speed between the runs), MAPE with the
+        level taken out, and whether it meets the goal. No model can be expected to meet the goal
+        on a machine whose own repeat does not."""
+        e = self.as_prediction
+        level = float(np.median(e))
+        return {"rows": len(e), "mape": float(np.abs(e).mean()),
+                "within_10pct": float((np.abs(e) <= WITHIN).mean()), "level": level,
+                "mape_level_out": float(np.abs((1 + e) / (1 + level) - 1).mean()),
+                "meets_goal": meets_goal(e)}
 
 
 def _spread(d: np.ndarray) -> dict:

@@ -667,6 +667,78 @@ def test_repeatability_matches_two_runs_by_configuration():
         repeatability(first[2:], second)
 
 
+def test_the_goal_and_a_runs_own_repeat_by_hand():
+    """meets_goal: 19 rows 4% off and one 20% off: MAPE (19 x 4 + 20) / 20 = 4.8%, 95% within
+    ±10%: met; two rows 20% off: MAPE 5.6%: missed; three rows 11% off, the rest exact: MAPE
+    1.65% but 85% within: missed. A run's repeat as its prediction: first 100, 200, 400 ms,
+    second 125, 200, 400 ms: errors 100 / 125 - 1 = -20%, 0, 0: MAPE 6.67%, 2 of 3 within,
+    level (median) 0, missed."""
+    import numpy as np
+
+    from costmodel.measurements import Measurement
+    from planners.accuracy import meets_goal, repeatability
+
+    assert meets_goal([0.04] * 19 + [-0.20])
+    assert not meets_goal([0.04] * 18 + [0.20, -0.20])
+    assert not meets_goal([0.0] * 17 + [0.11] * 3)
+    assert not meets_goal([])
+
+    def row(cores, ms):
+        return Measurement("veca-small", 224, cores, "split", 1, "fp32", "ok", time_ms_median=ms)
+
+    floor = repeatability([row(16, 100.0), row(32, 200.0), row(48, 400.0)],
+                          [row(16, 125.0), row(32, 200.0), row(48, 400.0)]).floor()
+    assert floor["rows"] == 3 and np.isclose(floor["mape"], 0.2 / 3)
+    assert np.isclose(floor["within_10pct"], 2 / 3) and floor["level"] == 0.0
+    assert np.isclose(floor["mape_level_out"], 0.2 / 3) and not floor["meets_goal"]
+    # the whole machine 10% slower the second time: level -1/11, nothing left once it is out
+    floor = repeatability([row(16, 100.0), row(32, 200.0)],
+                          [row(16, 110.0), row(32, 220.0)]).floor()
+    assert np.isclose(floor["level"], 100 / 110 - 1) and np.isclose(floor["mape_level_out"], 0)
+    assert np.isclose(floor["mape"], 1 / 11) and not floor["meets_goal"]
+
+
+def test_repeat_floor_reports_each_pair_and_refuses_an_odd_count(tmp_path):
+    """benchmarks/repeat_floor.py on two pairs: one that repeats within 2% (met) and one 10%
+    slower the second time (MAPE 9.1%, missed): "1 of 2 pairs"; three files: one line, exit 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from costmodel.measurements import Measurement, MeasurementWriter
+
+    def run_file(name, times):
+        writer = MeasurementWriter(tmp_path / name, resume=False)
+        for cores, ms in zip((16, 32, 48), times):
+            writer.write(Measurement("veca-small", 224, cores, "split", 1, "fp32", "ok",
+                                     time_ms_median=ms))
+        writer.close()
+        return str(tmp_path / name)
+
+    files = [run_file("a1.csv", (100, 200, 300)), run_file("a2.csv", (102, 198, 300)),
+             run_file("b1.csv", (100, 200, 300)), run_file("b2.csv", (110, 220, 330))]
+    root = Path(__file__).resolve().parents[1]
+    run = lambda *a: subprocess.run([sys.executable, "benchmarks/repeat_floor.py", *a],  # noqa: E731
+                                    cwd=root, capture_output=True, text=True)
+    proc = run(*files)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[-1] for line in lines[1:3]] == ["met", "missed"]
+    assert "-9.1%" in lines[2]  # 100 / 110 - 1
+    assert any(line.startswith("1 of 2 pairs") for line in lines)
+    proc = run(*files[:3])
+    assert proc.returncode == 2 and "expected pairs of runs" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    # latency_holdout.py --report B --against A says the same of one pair: 100/110 - 1 = -9.1%
+    proc = subprocess.run([sys.executable, "benchmarks/latency_holdout.py", "--device",
+                           "cpu-epyc-2core", "--report", files[3], "--against", files[2]],
+                          cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith(
+        "the earlier run as an exact prediction of this one: MAPE 9.1%, within ±10% 100%: it "
+        "misses the goal")
+
+
 def test_profile_rows_record_the_spread_of_repeated_forwards():
     """The whole models profile times keep each round's IQR (their median over rounds), so that
     the device file gets a service-time CV: IQR / 1.349 / median, here worked by hand."""
