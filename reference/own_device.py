@@ -336,6 +336,26 @@ class CalibrationRounds:
         return statistics.median(ratios) if ratios else None
 
 
+RECHECK_ROUNDS = 3  # coreplan recheck: the calibration's models timed in up to this many rounds
+
+
+def recheck(*, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
+            budget_s: float = 60.0, cases=CALIBRATION, on_round=None) -> tuple[list, int]:
+    """The calibration's whole models (`cases`) timed now, as a profile times them, in up to
+    RECHECK_ROUNDS interleaved rounds within `budget_s` (building them included): (their
+    measurement records, the rounds timed). `on_round(done, total)` reports progress."""
+    deadline = time.monotonic() + budget_s
+    rounds = CalibrationRounds(cases, device, dtype, threads)
+    for done in range(RECHECK_ROUNDS):
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        if on_round:
+            on_round(done, RECHECK_ROUNDS)
+        rounds.round(now + (deadline - now) / (RECHECK_ROUNDS - done))  # an equal share each
+    return rounds.records()[0], len(rounds.starts)
+
+
 def split(attributed, seconds: float):
     """`seconds` (a model's time, timed without the profiler) split as the profiler split its
     forwards: `attributed` holds one forward's profiled seconds per op class and unattributed
