@@ -239,18 +239,16 @@ def recheck(
     device: str = option("device", "local", help="A profiled CPU device (default: local, this "
                                                  "machine's saved profile)."),
     device_file: Optional[str] = DeviceFile(),
-    out: Optional[str] = option("out", None, help="Write the device rescaled to how this "
-                                                  "machine runs now (TOML)."),
     budget_s: float = option("budget_s", 60.0, help="Seconds for building and timing the "
                                                     "models."),
-    force: bool = option("force", False, help="Replace --out if it exists."),
 ) -> None:
     """Time the profile's calibration models now and say whether the profile still holds.
 
-    A shared machine's speed wanders: when the models run beyond ±5% of the device's
-    predictions, plans on it are off by as much; --out writes the device rescaled by that level.
+    A shared machine's speed wanders: when the models run beyond ±5% of their time when profiled
+    (of the device's predictions, for a file without those times), plans on it are off by as
+    much while it lasts. Nothing is written.
     """
-    from planners.devices import check_output_file, device_toml, get_device, this_machine
+    from planners.devices import get_device
     from planners.recheck import Recheck
 
     spec = get_device(device, device_file)
@@ -259,47 +257,37 @@ def recheck(
                             f"`coreplan profile` device against this machine")
     if not (math.isfinite(budget_s) and 10 <= budget_s <= 3600):
         raise CoreplanError(f"--budget-s must be seconds in [10, 3600], got {budget_s}")
-    if out:
-        check_output_file(out, force)
     threads = spec.profile.threads
     cpus = os.cpu_count() or 1
     if threads and threads > cpus:
         raise CoreplanError(f"{spec.name} was profiled with {threads} threads; this machine has "
                             f"{cpus} CPUs")
+    import reference.own_device as own
     from reference.machine import process_age_s
-    from reference.own_device import CALIBRATION, recheck as time_models
 
     def on_round(done, total):
-        print(f"recheck: round {done + 1} of {total}: {len(CALIBRATION)} whole models",
+        print(f"recheck: round {done + 1} of {total}: {len(own.CALIBRATION)} whole models",
               file=sys.stderr, flush=True)
 
     try:
-        records, rounds = time_models(threads=threads, on_round=on_round,
-                                      budget_s=max(5.0, budget_s - process_age_s()))
+        records, rounds, drift = own.recheck(threads=threads, on_round=on_round,
+                                             budget_s=max(5.0, budget_s - process_age_s()))
     except KeyboardInterrupt:
-        print("coreplan: interrupted; nothing written", file=sys.stderr)
+        print("coreplan: interrupted", file=sys.stderr)
         raise typer.Exit(130)
     found = Recheck.of(spec, records)
     rows = [{"configuration": r.label(), "measured ms": round(r.time_ms_median, 2),
+             "profiled ms": round(t, 2) if t is not None else "",
              "predicted ms": round(p * 1e3, 2), "error": f"{e:+.1%}"}
-            for r, p, e in zip(found.rows, found.predicted_s, found.errors)]
+            for r, t, p, e in zip(found.rows, found.profiled_ms, found.predicted_s, found.errors)]
+    moved = (f"; its {rounds} rounds moved x{drift[0]:.3f} to x{drift[1]:.3f} (5-95%)"
+             if drift else "")
     emit("table", document=None, rows=rows, title=f"{spec.name} against this machine now "
-         f"({rounds} rounds)", caption=found.verdict())
+         f"({rounds} rounds)", caption=found.verdict() + moved)
+    busy = len(records) - len(found.rows)
     for note in filter(None, (spec.measured_elsewhere(),
-                              f"{len(records) - len(found.rows)} model(s) busy in every round, "
-                              f"left out" if len(records) > len(found.rows) else None)):
+                              f"{busy} model(s) busy in every round, left out" if busy else None)):
         print(f"coreplan: note: {note}", file=sys.stderr)
-    if out:
-        from planners.devices import write_device_file
-
-        cpu, _, version = this_machine()
-        text = device_toml(found.rescaled(), comments=(
-            f"Rechecked by `coreplan recheck`: {found.verdict()}; every efficiency x"
-            f"{1 + found.level:.6f} and the per-op overhead over it (the op curves and the "
-            f"footprint as profiled); on {cpu} with torch {version}.",),
-            calibrated_from="coreplan recheck")
-        print(f"wrote {write_device_file(out, text, force=True)}: use it as --device "
-              f"{spec.name} --device-file {out}")
 
 
 def _write_profile(found, out, save: bool = True):

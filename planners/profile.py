@@ -70,6 +70,9 @@ class Profile:
             models the calibration timed ran (else while the curves were measured): the speed
             the predictions stand for. A measurement's own probe_ms over it is how much slower
             the machine was then (planners/accuracy.probe_scale).
+        calibration_ms: the calibration's whole models as the profile timed them, by
+            configuration (Measurement.label()): what `coreplan recheck` times again to see how
+            far the machine has moved since (planners/recheck.py).
     """
 
     dtype: str
@@ -79,6 +82,7 @@ class Profile:
     source: str = ""
     machine_state: str = ""
     probe_ms: float | None = None
+    calibration_ms: dict[str, float] = field(default_factory=dict)
 
     def seconds(self, op: str, shape, launches):
         """Predicted seconds of `launches` launches of graph op `op` at `shape` (its typed shape),
@@ -167,9 +171,15 @@ def profile_from_table(where: str, table: dict) -> Profile:
         except (TypeError, ValueError):
             raise bad(f"curves[{index}]", "work and seconds must be lists of numbers") from None
         curves.setdefault(str(entry["kind"]), []).append(curve)
+    models = table.get("calibration_ms", {})
+    if not isinstance(models, dict) or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+            for v in models.values()):
+        raise bad("calibration_ms", "expected a table of configuration = positive milliseconds")
     return Profile(str(table["dtype"]), int(table["threads"]), float(dispatch),
                    {k: tuple(v) for k, v in curves.items()}, str(table.get("source", "")),
-                   str(table.get("machine_state", "")), _positive_or_none(table, "probe_ms", bad))
+                   str(table.get("machine_state", "")), _positive_or_none(table, "probe_ms", bad),
+                   {str(k): float(v) for k, v in models.items()})
 
 
 def _positive_or_none(table: dict, name: str, bad) -> float | None:
@@ -188,7 +198,10 @@ def profile_toml(name: str, profile: Profile) -> list[str]:
              f"source = {toml_string(profile.source)}",
              *([f"machine_state = {toml_string(profile.machine_state)}"]
                if profile.machine_state else []),
-             *([f"probe_ms = {profile.probe_ms:.6g}"] if profile.probe_ms else []), "curves = ["]
+             *([f"probe_ms = {profile.probe_ms:.6g}"] if profile.probe_ms else []),
+             *(["calibration_ms = { " + ", ".join(f"{toml_string(k)} = {v:.6g}" for k, v in
+                                                   profile.calibration_ms.items()) + " }"]
+               if profile.calibration_ms else []), "curves = ["]
     for kind, curves in profile.curves.items():
         for c in curves:
             key = ", ".join(toml_string(k) if isinstance(k, str) else

@@ -193,6 +193,9 @@ def _calibrate(spec, rounds: "CalibrationRounds"):
     if readings:
         device = replace(device, profile=replace(device.profile,
                                                  probe_ms=statistics.median(readings)))
+    # the models as timed now, for `coreplan recheck` to time again later
+    device = replace(device, profile=replace(device.profile, calibration_ms={
+        rows[i].label(): round(rows[i].time_ms_median, 4) for i in timed}))
     drift = rounds.drift()
     if drift is not None and device.latency_interval:
         device = replace(device, latency_interval=widened(device.latency_interval, drift))
@@ -340,10 +343,12 @@ RECHECK_ROUNDS = 3  # coreplan recheck: the calibration's models timed in up to 
 
 
 def recheck(*, device: str = "cpu", dtype: str = "fp32", threads: int | None = None,
-            budget_s: float = 60.0, cases=CALIBRATION, on_round=None) -> tuple[list, int]:
+            budget_s: float = 60.0, cases=CALIBRATION,
+            on_round=None) -> tuple[list, int, tuple | None]:
     """The calibration's whole models (`cases`) timed now, as a profile times them, in up to
     RECHECK_ROUNDS interleaved rounds within `budget_s` (building them included): (their
-    measurement records, the rounds timed). `on_round(done, total)` reports progress."""
+    measurement records, the rounds timed, how far the rounds moved: CalibrationRounds.drift).
+    `on_round(done, total)` reports progress."""
     deadline = time.monotonic() + budget_s
     rounds = CalibrationRounds(cases, device, dtype, threads)
     for done in range(RECHECK_ROUNDS):
@@ -353,7 +358,7 @@ def recheck(*, device: str = "cpu", dtype: str = "fp32", threads: int | None = N
         if on_round:
             on_round(done, RECHECK_ROUNDS)
         rounds.round(now + (deadline - now) / (RECHECK_ROUNDS - done))  # an equal share each
-    return rounds.records()[0], len(rounds.starts)
+    return rounds.records()[0], len(rounds.starts), rounds.drift()
 
 
 def split(attributed, seconds: float):

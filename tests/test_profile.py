@@ -739,6 +739,32 @@ def test_repeat_floor_reports_each_pair_and_refuses_an_odd_count(tmp_path):
         "misses the goal")
 
 
+def test_holdout_record_agrees_with_each_runs_report():
+    """benchmarks/holdout_record.py on the two committed runs after `-night`: each row's MAPE and
+    share within ±10% are the ones `latency_holdout.py --report` prints for that run against
+    that profile (4.1%, 95% and 3.8%, 100%: both meet the goal), and the count says so."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    runs = [f"data/measurements/holdout-cpu-epyc-2core-2026-12-01-night{r}.csv" for r in (1, 2)]
+    out = subprocess.run([sys.executable, "benchmarks/holdout_record.py", *runs], cwd=root,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    rows = out.stdout.splitlines()
+    for run, line in zip(runs, rows[1:3]):
+        report = subprocess.run(
+            [sys.executable, "benchmarks/latency_holdout.py", "--device",
+             "epyc-2core-2026-12-01-night", "--device-file",
+             "data/profiles/cpu-epyc-2core-2026-12-01-night.toml", "--report", run],
+            cwd=root, capture_output=True, text=True).stdout
+        held = next(x for x in report.splitlines() if x.startswith("held-out rows"))
+        mape, within = line.split()[1:3]
+        assert f"MAPE {mape}; within ±10%: {within}" in held
+    assert rows[-1].startswith("2 runs: 2 meet the goal as predicted")
+
+
 def test_profile_rows_record_the_spread_of_repeated_forwards():
     """The whole models profile times keep each round's IQR (their median over rounds), so that
     the device file gets a service-time CV: IQR / 1.349 / median, here worked by hand."""
