@@ -959,6 +959,49 @@ def test_a_models_timed_time_is_split_by_the_profilers_shares():
     assert split(None, 2.0) is None and split([[0.0, 0.0, 0.0]], 2.0) is None
 
 
+def test_the_last_calibration_round_yields_what_a_stage_before_it_overran(monkeypatch):
+    """reference.own_device.measure with every stage replaced and a clock of its own: budget
+    100 s, so the calibration's share is 22 s (7.33 s a round), the curves' 40 s and the
+    footprint's 38 s; the footprint overruns by 10 s, so the last round starts 102.67 s in and
+    its deadline is the budget's end (100 s in), not 7.33 s past its start."""
+    from types import SimpleNamespace
+
+    import reference.own_device as own
+    import reference.profile
+
+    clock = [0.0]
+    monkeypatch.setattr(own.time, "monotonic", lambda: clock[0])
+    deadlines = []
+
+    class Rounds:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def round(self, deadline):
+            deadlines.append(deadline)
+            clock[0] = max(clock[0], deadline)  # a round uses all it is given
+            return 0
+
+    def curves(**kwargs):
+        clock[0] += kwargs["budget_s"]
+        return SimpleNamespace(profile=SimpleNamespace(threads=1))
+
+    def footprint(threads, deadline, device=None):
+        clock[0] = deadline + 10.0  # its last process finishes 10 s past its deadline
+        return None, 0, ""
+
+    monkeypatch.setattr(own, "CalibrationRounds", Rounds)
+    monkeypatch.setattr(reference.profile, "run_profile", curves)
+    monkeypatch.setattr(reference.profile, "profiled_device",
+                        lambda *args: get_device("cpu-epyc-2core"))
+    monkeypatch.setattr(own, "_measured_on", lambda *args: "here")
+    monkeypatch.setattr(own, "footprint_terms", footprint)
+    monkeypatch.setattr(own, "_calibrate", lambda spec, rounds: (None, "not made"))
+    own.measure("x", budget_s=100.0)
+    assert deadlines[:2] == pytest.approx([22 / 3, 22 / 3 + 40 + 22 / 3])
+    assert deadlines[2] == pytest.approx(100.0)  # was 102.67 + 7.33 = 110
+
+
 def test_the_profile_budget_counts_from_the_process_start(monkeypatch):
     """`coreplan profile --budget-s 300` means 300 s of wall time with start-up: what the
     imports took is taken off the stages' budget, and 3 s kept for what runs past a stage's
