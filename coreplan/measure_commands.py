@@ -285,8 +285,8 @@ def recheck(
     emit("table", document=None, rows=rows, title=f"{spec.name} against this machine now "
          f"({rounds} rounds)", caption=found.verdict() + moved)
     busy = len(records) - len(found.rows)
-    for note in filter(None, (spec.measured_elsewhere(),
-                              f"{busy} model(s) busy in every round, left out" if busy else None)):
+    for note in spec.notes() + ([f"{busy} model(s) busy in every round, left out"] if busy
+                                else []):
         print(f"coreplan: note: {note}", file=sys.stderr)
 
 

@@ -100,7 +100,8 @@ def test_recheck_prints_each_model_and_the_verdict(monkeypatch):
     """The command end to end with its timing replaced (a shared test machine is busy, and a
     recheck rightly refuses a busy one): the catalog's profiled entry, its calibration times
     left out, three models measured at its predictions / 1.1, / 1.2 and / 1.5, the rounds
-    moving x0.97 to x1.04: each model's row, the level's verdict and the rounds' spread."""
+    moving x0.97 to x1.04: each model's row, the level's verdict and the rounds' spread; its
+    calibration at 12% (above 10%): the note every command prints for it."""
     from typer.testing import CliRunner
 
     import reference.own_device
@@ -110,8 +111,8 @@ def test_recheck_prints_each_model_and_the_verdict(monkeypatch):
     rows = _rows(device, (1.1, 1.2, 1.5))
     monkeypatch.setattr(reference.own_device, "recheck",
                         lambda **kwargs: (rows, 3, (0.97, 1.04)))
-    bare = dataclasses.replace(device, profile=dataclasses.replace(device.profile,
-                                                                   calibration_ms={}))
+    bare = dataclasses.replace(device, calibration_mape=0.12, profile=dataclasses.replace(
+        device.profile, calibration_ms={}))
     monkeypatch.setattr("planners.devices.get_device", lambda name, path=None: bare)
     result = CliRunner().invoke(app, ["recheck", "--device", "cpu-epyc-2core"])
     assert result.exit_code == 0, result.output
@@ -120,6 +121,7 @@ def test_recheck_prints_each_model_and_the_verdict(monkeypatch):
     assert "its 3 rounds moved x0.970 to x1.040 (5-95%)" in text
     for row, error in zip(rows, ("+10.0%", "+20.0%", "+50.0%")):
         assert row.label() in text and error in text
+    assert "its latencies are unreliable" in text  # the device's notes, as every command says them
 
 
 def test_the_level_is_read_against_the_profiles_own_times_where_it_has_them():
