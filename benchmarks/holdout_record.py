@@ -28,13 +28,19 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = re.compile(r"holdout-cpu-(?P<name>.+?)-?[12]\.csv$")
 
 
-def profile_of(run: Path) -> Path:
-    """The profile a run followed, by the naming convention; one line where it is missing."""
+def _profile_path(run: Path) -> Path | None:
+    """Where the profile a run followed would be, by the naming convention; None for a name
+    that is not a run's."""
     found = RUN.search(run.name)
-    if not found:
+    return ROOT / "data/profiles" / f"cpu-{found['name']}.toml" if found else None
+
+
+def profile_of(run: Path) -> Path:
+    """The profile a run followed; one line where the name is not a run's or it is missing."""
+    profile = _profile_path(run)
+    if profile is None:
         raise CoreplanError(f"{run}: not a held-out run's name (holdout-cpu-NAME1.csv or "
                             f"holdout-cpu-NAME-1.csv, and 2)")
-    profile = ROOT / "data/profiles" / f"cpu-{found['name']}.toml"
     if not profile.is_file():
         raise CoreplanError(f"{run}: no profile data/profiles/{profile.name} for it")
     return profile
@@ -67,7 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="*", type=Path, metavar="RUN")
     args = parser.parse_args(argv)
     runs = args.runs or [p for p in sorted((ROOT / "data/measurements").glob(
-        "holdout-cpu-*[12].csv")) if RUN.search(p.name) and profile_of_exists(p)]
+        "holdout-cpu-*[12].csv")) if (_profile_path(p) or Path()).is_file()]
     records = [record(run) for run in runs]
     width = max(len(r["run"]) for r in records)
     print(f"{'run':{width}s} {'MAPE':>6s} {'±10%':>5s} {'goal':>6s} {'median':>7s}   "
@@ -81,14 +87,6 @@ def main(argv=None) -> int:
     print(f"\n{len(records)} runs: {met} meet the goal as predicted; scaled by the probe read "
           f"during each run, {met_scaled} of the {len(with_probe)} with its readings")
     return 0
-
-
-def profile_of_exists(run: Path) -> bool:
-    try:
-        profile_of(run)
-    except CoreplanError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

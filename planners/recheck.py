@@ -25,7 +25,7 @@ from costmodel.measurements import Measurement
 from planners.accuracy import predict_measurement
 from planners.devices import DeviceSpec
 
-LEVEL_HOLDS = 0.05  # a profile whose models run within this of its predictions still holds
+LEVEL_HOLDS = 0.05  # a profile whose models run within this of their time then still holds
 
 
 @dataclass(frozen=True)

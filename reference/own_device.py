@@ -25,6 +25,7 @@ by).
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field, replace
@@ -98,17 +99,14 @@ def measure(name: str, *, device: str = "cpu", dtype: str = "fp32", threads: int
     # the footprint), each a third of its share
     rounds, per_round = None, budget.get("calibration", 0.0) / ROUNDS
 
-    def calibration_round(which: str) -> None:
+    def calibration_round(which: str, until: float = math.inf) -> None:
         nonlocal mark
         if rounds is None:
             return
         say("calibration", f"round {which} of {ROUNDS}: {len(CALIBRATION)} whole models, about "
                            f"{per_round:.0f} s")
         begin = time.monotonic()
-        # the last round yields what a stage before it overran (a footprint process started
-        # before its deadline finishes after it: 2026-12-02's -s15e took 302.6 s of its 300)
-        rounds.round(min(begin + per_round, start + budget_s) if which == str(ROUNDS)
-                     else begin + per_round)
+        rounds.round(min(begin + per_round, until))
         took["calibration"] = took.get("calibration", 0.0) + time.monotonic() - begin
         mark = time.monotonic()
 
@@ -132,7 +130,9 @@ def measure(name: str, *, device: str = "cpu", dtype: str = "fp32", threads: int
         last_round = per_round if rounds is not None else 0.0  # kept for the round at the end
         terms, rows, left = footprint_terms(threads, start + budget_s - last_round, device=spec)
         done("footprint")
-    calibration_round(str(ROUNDS))
+    # the last round yields what a stage before it overran (a footprint process started before
+    # its deadline finishes after it: 2026-12-02's -s15e took 302.6 s of its 300)
+    calibration_round(str(ROUNDS), until=start + budget_s)
     calibration, note = None, "not made"
     if rounds is not None:
         calibration, note = _calibrate(spec, rounds)
